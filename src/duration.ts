@@ -1,0 +1,43 @@
+import { InvalidDurationError } from './errors.js';
+
+/**
+ * A span of time: milliseconds as a number, or a string of number+unit parts such as
+ * `'500ms'`, `'10s'`, `'20m'`, `'1h30m'`, `'1.5h'` or `'1d 2h'`.
+ * Units: `ms`, `s`, `m`, `h`, `d`, `w`. This is a superset of the Python library's grammar
+ * (`(\d+[dhms])+`), so every duration string written for it means the same here.
+ */
+export type Duration = number | string;
+
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+const WHOLE = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w)\s?)+$/;
+const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/g;
+const ALLOWED =
+  "Use milliseconds (a finite, non-negative number) or number+unit parts such as '500ms', '10s', '20m', '1h30m' or '1d' (units: ms, s, m, h, d, w).";
+
+/**
+ * Parses a {@link Duration} into milliseconds.
+ * @param input the duration to parse
+ * @param what what the duration is for, named in the error message (e.g. `"ttl"`)
+ * @throws {InvalidDurationError} for negative, non-finite or unparseable input
+ */
+export function parseDuration(input: unknown, what: string): number {
+  if (typeof input === 'number') {
+    if (Number.isFinite(input) && input >= 0) return input;
+    throw new InvalidDurationError(`Invalid duration for ${what}: ${String(input)}. ${ALLOWED}`);
+  }
+  if (typeof input === 'string') {
+    const text = input.trim();
+    if (text !== '' && WHOLE.test(text)) {
+      let total = 0;
+      for (const [, amount, unit] of text.matchAll(PART)) {
+        total += Number(amount) * UNIT_MS[unit as keyof typeof UNIT_MS];
+      }
+      if (Number.isFinite(total)) return total;
+    }
+    const hint = /^\d+(?:\.\d+)?$/.test(text) ? ' A string needs a unit; pass a number for milliseconds.' : '';
+    throw new InvalidDurationError(`Invalid duration for ${what}: ${JSON.stringify(input)}.${hint} ${ALLOWED}`);
+  }
+  throw new InvalidDurationError(
+    `Invalid duration for ${what}: expected a number or a string, got ${input === null ? 'null' : typeof input}. ${ALLOWED}`,
+  );
+}

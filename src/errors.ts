@@ -1,0 +1,102 @@
+/**
+ * Every error this library throws on purpose is a {@link CachePostgresError} with a stable `code`,
+ * so callers can branch on `err.code` (or `instanceof errors.E_INVALID_KEY`) instead of parsing
+ * messages. Database failures keep the original `pg` error as `cause`, so its SQLSTATE stays
+ * reachable through {@link QueryError.sqlState}.
+ */
+
+/** Base class of every error thrown by cache-postgres. */
+export class CachePostgresError extends Error {
+  /** A stable, machine-readable code such as `E_INVALID_KEY`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** An option passed to a constructor or factory is missing, of the wrong type or out of range. */
+export class InvalidOptionError extends CachePostgresError {
+  static readonly code = 'E_INVALID_OPTION';
+  /** The name of the offending option, e.g. `expirationScanInterval`. */
+  readonly option: string;
+
+  constructor(option: string, message: string, options?: { cause?: unknown }) {
+    super(InvalidOptionError.code, `Invalid option "${option}": ${message}`, options);
+    this.option = option;
+  }
+}
+
+/** A duration (ms number or a string such as `'1h30m'`) could not be understood. */
+export class InvalidDurationError extends CachePostgresError {
+  static readonly code = 'E_INVALID_DURATION';
+  constructor(message: string) {
+    super(InvalidDurationError.code, message);
+  }
+}
+
+/** A cache key is empty, too long, or contains characters PostgreSQL cannot store. */
+export class InvalidKeyError extends CachePostgresError {
+  static readonly code = 'E_INVALID_KEY';
+  /** The rejected key, cut to 80 characters so logs stay readable. */
+  readonly key: string;
+
+  constructor(key: string, message: string) {
+    super(InvalidKeyError.code, message);
+    this.key = typeof key === 'string' && key.length > 80 ? `${key.slice(0, 80)}…` : String(key);
+  }
+}
+
+/** A value (or TTL) handed to the store is of a type or range it cannot store faithfully. */
+export class InvalidValueError extends CachePostgresError {
+  static readonly code = 'E_INVALID_VALUE';
+  constructor(message: string) {
+    super(InvalidValueError.code, message);
+  }
+}
+
+/** The cache table is missing (with `createIfNotExists: false`) or does not have the shape of the contract. */
+export class SchemaError extends CachePostgresError {
+  static readonly code = 'E_SCHEMA';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(SchemaError.code, message, options);
+  }
+}
+
+/** The store was used after `disconnect()`. */
+export class StoreClosedError extends CachePostgresError {
+  static readonly code = 'E_STORE_CLOSED';
+  constructor(operation: string) {
+    super(StoreClosedError.code, `Cannot call ${operation}() on a PgStore after disconnect().`);
+  }
+}
+
+/** A statement failed in PostgreSQL or on the way to it. The `pg` error is the `cause`. */
+export class QueryError extends CachePostgresError {
+  static readonly code = 'E_QUERY_FAILED';
+  /** The name of the statement that failed, e.g. `get`. */
+  readonly statement: string;
+  /** The SQLSTATE reported by PostgreSQL (e.g. `42P01`), or a Node error code such as `ECONNREFUSED`. */
+  readonly sqlState: string | undefined;
+
+  constructor(statement: string, table: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(QueryError.code, `Statement "${statement}" on ${table} failed: ${reason}`, { cause });
+    this.statement = statement;
+    const code = (cause as { code?: unknown } | null)?.code;
+    this.sqlState = typeof code === 'string' ? code : undefined;
+  }
+}
+
+/** Every error class by code, for `err instanceof errors.E_INVALID_KEY` checks. */
+export const errors = {
+  E_INVALID_OPTION: InvalidOptionError,
+  E_INVALID_DURATION: InvalidDurationError,
+  E_INVALID_KEY: InvalidKeyError,
+  E_INVALID_VALUE: InvalidValueError,
+  E_SCHEMA: SchemaError,
+  E_STORE_CLOSED: StoreClosedError,
+  E_QUERY_FAILED: QueryError,
+} as const;

@@ -1,0 +1,50 @@
+import { InvalidKeyError } from './errors.js';
+
+/** `id VARCHAR(449)`: the .NET column size. PostgreSQL counts characters (code points), not UTF-16 units. */
+export const MAX_KEY_LENGTH = 449;
+
+/**
+ * Throws unless `key` can be stored as a row id exactly as given.
+ * .NET silently truncates long keys (two keys sharing 449 characters would then collide); we refuse
+ * instead. Lone surrogates are refused because UTF-8 encoding would replace them with U+FFFD,
+ * silently mapping different keys onto one row; NUL is refused because PostgreSQL text cannot hold it.
+ */
+export function validateKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string') {
+    throw new InvalidKeyError(String(key), `A cache key must be a string, got ${key === null ? 'null' : typeof key}.`);
+  }
+  if (key.length === 0) throw new InvalidKeyError(key, 'A cache key must not be empty.');
+  // Fast path: fewer UTF-16 units than the limit means fewer code points too.
+  if (key.length > MAX_KEY_LENGTH) {
+    const codePoints = countCodePoints(key);
+    if (codePoints > MAX_KEY_LENGTH) {
+      throw new InvalidKeyError(
+        key,
+        `A cache key may have at most ${MAX_KEY_LENGTH} characters (the id column is VARCHAR(${MAX_KEY_LENGTH})); this one has ${codePoints}. Keys are never truncated.`,
+      );
+    }
+  }
+  if (key.includes('\0')) throw new InvalidKeyError(key, 'A cache key must not contain the NUL character (U+0000).');
+  if (!key.isWellFormed()) {
+    throw new InvalidKeyError(key, 'A cache key must be well-formed Unicode (it contains a lone surrogate).');
+  }
+}
+
+function countCodePoints(text: string): number {
+  let count = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    // A high surrogate followed by a low one is a single code point.
+    if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) i++;
+    }
+    count++;
+  }
+  return count;
+}
+
+/** Escapes `\`, `%` and `_` so that `text` matches itself literally in `LIKE ... ESCAPE '\'`. */
+export function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, '\\$&');
+}

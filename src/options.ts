@@ -1,0 +1,222 @@
+import type pg from 'pg';
+import { type Duration, parseDuration } from './duration.js';
+import { CachePostgresError, InvalidOptionError } from './errors.js';
+
+/** Options of {@link PgStore}. Every field is optional: `new PgStore()` reads `DATABASE_URL` or the `PG*` variables. */
+export interface PgStoreOptions {
+  /**
+   * PostgreSQL connection URL, e.g. `postgres://user:pass@host:5432/db`.
+   * @default process.env.DATABASE_URL, else node-postgres' own defaults (PGHOST, PGUSER, PGDATABASE, ...)
+   */
+  uri?: string;
+  /** Alias of {@link PgStoreOptions.uri}, with node-postgres' name. */
+  connectionString?: string;
+  /**
+   * An existing `pg.Pool` to share: many stores, one pool. `disconnect()` never ends a pool the
+   * store did not create. Mutually exclusive with `uri`, `poolMax` and `poolConfig`.
+   */
+  pool?: pg.Pool;
+  /**
+   * Maximum number of connections of the pool the store creates.
+   * @default 10
+   */
+  poolMax?: number;
+  /** Extra `pg.PoolConfig` for the pool the store creates (ssl, timeouts, application_name, ...). */
+  poolConfig?: Omit<pg.PoolConfig, 'connectionString' | 'max'>;
+  /**
+   * Schema of the cache table. A lower-case identifier (`[a-z_][a-z0-9_]*`), the only form that names
+   * the same table in .NET (which folds to lower case) and Python (which quotes).
+   * @default 'public'
+   */
+  schema?: string;
+  /**
+   * Name of the cache table, a lower-case identifier like `schema`.
+   * @default 'cache'
+   */
+  table?: string;
+  /**
+   * Create the schema, table and indexes when missing (serialized across processes). When false,
+   * a missing table is reported as a `SchemaError` on first use.
+   * @default true
+   */
+  createIfNotExists?: boolean;
+  /**
+   * Create the table WAL-logged (crash-safe, replicated) instead of UNLOGGED (faster writes; emptied
+   * after a crash, not on replicas). Only used when the store creates the table.
+   * @default false
+   */
+  useWal?: boolean;
+  /**
+   * Delete expired rows in the background (batched; one instance at a time across processes).
+   * @default true
+   */
+  enableExpirationScan?: boolean;
+  /**
+   * Time between two expiration scans. At least 5 minutes, like .NET.
+   * @default '30m'
+   */
+  expirationScanInterval?: Duration;
+  /**
+   * Rows deleted per statement by the expiration scan and by `clear()`, so no statement holds
+   * many row locks for long.
+   * @default 1000
+   */
+  deleteBatchSize?: number;
+  /**
+   * Sliding expiration applied by `store.ext` writes that give no expiry at all (the .NET rule).
+   * Must be greater than zero.
+   * @default '20m'
+   */
+  defaultSlidingExpiration?: Duration;
+  /**
+   * Rows fetched per page by `iterator()` (keyset pagination: memory stays constant).
+   * @default 100
+   */
+  iterationLimit?: number;
+  /**
+   * The application clock, in epoch milliseconds. Every statement is passed this time as `now`
+   * (never the server's NOW()), exactly as .NET and Python do. Inject one in tests to move time.
+   * @default Date.now
+   */
+  clock?: () => number;
+}
+
+/** Options after defaults and validation: built once per store and frozen. */
+export interface ResolvedOptions {
+  /** Not enumerable: a password in it must not show up in logs or `console.log(store)`. */
+  readonly connectionString: string | undefined;
+  readonly pool: pg.Pool | undefined;
+  readonly poolMax: number;
+  readonly poolConfig: Readonly<Omit<pg.PoolConfig, 'connectionString' | 'max'>>;
+  readonly schema: string;
+  readonly table: string;
+  readonly createIfNotExists: boolean;
+  readonly useWal: boolean;
+  readonly enableExpirationScan: boolean;
+  readonly expirationScanIntervalMs: number;
+  readonly deleteBatchSize: number;
+  readonly defaultSlidingExpirationMs: number;
+  readonly iterationLimit: number;
+  readonly clock: () => number;
+}
+
+const KNOWN = new Set<string>([
+  'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'schema', 'table', 'createIfNotExists', 'useWal',
+  'enableExpirationScan', 'expirationScanInterval', 'deleteBatchSize', 'defaultSlidingExpiration',
+  'iterationLimit', 'clock',
+]);
+const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
+const MIN_SCAN_INTERVAL_MS = 5 * 60_000;
+
+/**
+ * Applies defaults and validates, once, so the hot path never re-checks options.
+ * @throws {InvalidOptionError} naming the first offending option
+ */
+export function resolveOptions(input: PgStoreOptions | string | undefined): ResolvedOptions {
+  const raw: PgStoreOptions = typeof input === 'string' ? { uri: input } : (input ?? {});
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new InvalidOptionError('options', 'expected a connection URL string or an options object.');
+  }
+  for (const name of Object.keys(raw)) {
+    if (!KNOWN.has(name)) {
+      throw new InvalidOptionError(name, `unknown option. Known options: ${[...KNOWN].join(', ')}.`);
+    }
+  }
+  if (raw.uri !== undefined && raw.connectionString !== undefined && raw.uri !== raw.connectionString) {
+    throw new InvalidOptionError('uri', 'give either "uri" or "connectionString", not two different URLs.');
+  }
+  const url = optionalString(raw, 'uri') ?? optionalString(raw, 'connectionString');
+  if (raw.pool !== undefined) {
+    if (typeof (raw.pool as { query?: unknown }).query !== 'function' || typeof raw.pool.connect !== 'function') {
+      throw new InvalidOptionError('pool', 'expected a pg.Pool instance.');
+    }
+    for (const conflicting of ['uri', 'connectionString', 'poolMax', 'poolConfig'] as const) {
+      if (raw[conflicting] !== undefined) {
+        throw new InvalidOptionError(conflicting, 'cannot be combined with "pool": the shared pool is already configured.');
+      }
+    }
+  }
+  const resolved = {
+    pool: raw.pool,
+    poolMax: positiveInteger(raw, 'poolMax', 10),
+    poolConfig: Object.freeze({ ...(objectOption(raw, 'poolConfig') ?? {}) }),
+    schema: identifier(raw, 'schema', 'public'),
+    table: identifier(raw, 'table', 'cache'),
+    createIfNotExists: boolean(raw, 'createIfNotExists', true),
+    useWal: boolean(raw, 'useWal', false),
+    enableExpirationScan: boolean(raw, 'enableExpirationScan', true),
+    expirationScanIntervalMs: duration(raw, 'expirationScanInterval', '30m'),
+    deleteBatchSize: positiveInteger(raw, 'deleteBatchSize', 1000),
+    defaultSlidingExpirationMs: duration(raw, 'defaultSlidingExpiration', '20m'),
+    iterationLimit: positiveInteger(raw, 'iterationLimit', 100),
+    clock: clock(raw),
+  };
+  if (resolved.expirationScanIntervalMs < MIN_SCAN_INTERVAL_MS) {
+    throw new InvalidOptionError('expirationScanInterval', 'must be at least 5 minutes (the .NET minimum).');
+  }
+  if (resolved.defaultSlidingExpirationMs < 1000) {
+    throw new InvalidOptionError('defaultSlidingExpiration', 'must be at least 1 second (the column stores whole seconds).');
+  }
+  const connectionString = raw.pool ? undefined : (url ?? nonEmpty(process.env.DATABASE_URL));
+  Object.defineProperty(resolved, 'connectionString', { value: connectionString, enumerable: false });
+  return Object.freeze(resolved) as ResolvedOptions;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function optionalString(raw: PgStoreOptions, name: 'uri' | 'connectionString'): string | undefined {
+  const value = raw[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value === '') throw new InvalidOptionError(name, 'expected a non-empty connection URL string.');
+  return value;
+}
+
+function objectOption(raw: PgStoreOptions, name: 'poolConfig'): object | undefined {
+  const value = raw[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) throw new InvalidOptionError(name, 'expected an object of pg.PoolConfig fields.');
+  return value;
+}
+
+function identifier(raw: PgStoreOptions, name: 'schema' | 'table', fallback: string): string {
+  const value = raw[name] ?? fallback;
+  if (typeof value !== 'string' || !IDENTIFIER.test(value) || Buffer.byteLength(value) > 63) {
+    throw new InvalidOptionError(
+      name,
+      `${JSON.stringify(value)} is not allowed. Use a lower-case identifier of at most 63 characters matching [a-z_][a-z0-9_]* (the only names .NET, which folds case, and Python, which quotes, resolve to the same table).`,
+    );
+  }
+  return value;
+}
+
+function boolean(raw: PgStoreOptions, name: 'createIfNotExists' | 'useWal' | 'enableExpirationScan', fallback: boolean): boolean {
+  const value = raw[name] ?? fallback;
+  if (typeof value !== 'boolean') throw new InvalidOptionError(name, `expected true or false, got ${JSON.stringify(value)}.`);
+  return value;
+}
+
+function positiveInteger(raw: PgStoreOptions, name: 'poolMax' | 'deleteBatchSize' | 'iterationLimit', fallback: number): number {
+  const value = raw[name] ?? fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidOptionError(name, `expected a positive whole number, got ${JSON.stringify(value)}.`);
+  }
+  return value;
+}
+
+function duration(raw: PgStoreOptions, name: 'expirationScanInterval' | 'defaultSlidingExpiration', fallback: Duration): number {
+  try {
+    return parseDuration(raw[name] ?? fallback, name);
+  } catch (error) {
+    const message = error instanceof CachePostgresError ? error.message : String(error);
+    throw new InvalidOptionError(name, message, { cause: error });
+  }
+}
+
+function clock(raw: PgStoreOptions): () => number {
+  // Looked up at call time, not captured: fake timers (timekeeper, sinon) replace the global Date.
+  if (raw.clock === undefined) return () => Date.now();
+  if (typeof raw.clock !== 'function') throw new InvalidOptionError('clock', 'expected a function returning epoch milliseconds.');
+  return raw.clock;
+}

@@ -1,0 +1,96 @@
+import type pg from 'pg';
+import { SchemaError } from './errors.js';
+import type { Executor, TransactionQuery } from './executor.js';
+import type { Sql } from './sql.js';
+
+/** The contract's columns and their exact types (format_type spelling). */
+const EXPECTED_COLUMNS: Readonly<Record<string, string>> = {
+  id: 'character varying(449)',
+  value: 'bytea',
+  expiresattime: 'timestamp with time zone',
+  slidingexpirationinseconds: 'bigint',
+  absoluteexpiration: 'timestamp with time zone',
+  tags: 'text[]',
+};
+
+interface Inspection {
+  schema_exists: boolean;
+  oid: string | null;
+  columns: Record<string, string> | null;
+  has_expiry_index: boolean | null;
+  has_tags_index: boolean | null;
+}
+
+/** Schema work already done or under way, per pool and table: many stores on one pool check once. */
+const done = new WeakMap<pg.Pool, Map<string, Promise<void>>>();
+
+/**
+ * Makes sure the cache table exists with the contract's shape. Cheap when it does: one catalog read,
+ * no lock. Otherwise the missing pieces are created under an advisory lock, so ten processes starting
+ * at once do not trip over PostgreSQL's `CREATE ... IF NOT EXISTS` races; a table created by .NET
+ * gains the `tags` column and GIN index of the Python library. A failed attempt is forgotten so the
+ * next operation retries.
+ */
+export function ensureSchema(executor: Executor, sql: Sql, options: { createIfNotExists: boolean; useWal: boolean }): Promise<void> {
+  let perPool = done.get(executor.pool);
+  if (!perPool) done.set(executor.pool, (perPool = new Map()));
+  const key = sql.qualified;
+  const existing = perPool.get(key);
+  if (existing) return existing;
+  const attempt = run(executor, sql, options).catch((error: unknown) => {
+    perPool.delete(key);
+    throw error;
+  });
+  perPool.set(key, attempt);
+  return attempt;
+}
+
+async function run(executor: Executor, sql: Sql, options: { createIfNotExists: boolean; useWal: boolean }): Promise<void> {
+  const [first] = await executor.query<Inspection>(sql.inspect, [sql.schema, sql.table]);
+  if (first && isComplete(first)) return checkColumns(first, sql);
+  if (!options.createIfNotExists) {
+    if (!first?.oid) {
+      throw new SchemaError(`Table ${sql.display} does not exist and createIfNotExists is false. Create it (see the README's DDL) or allow the store to.`);
+    }
+    checkColumns(first, sql, ['tags']);
+    if (!first.columns?.tags) {
+      throw new SchemaError(`Table ${sql.display} has no "tags" column and createIfNotExists is false. Run: ${sql.ddl.addTagsColumn}`);
+    }
+    return; // Missing indexes only cost speed; with createIfNotExists false we do not add them.
+  }
+  await executor.transaction(async (query) => {
+    await query(sql.ddlLock, [`ddl:${sql.display}`]);
+    const [state] = await query<Inspection>(sql.inspect, [sql.schema, sql.table]);
+    await createMissing(query, sql, state, options.useWal);
+    const [after] = await query<Inspection>(sql.inspect, [sql.schema, sql.table]);
+    if (!after?.oid) throw new SchemaError(`Table ${sql.display} is still missing after CREATE TABLE.`);
+    checkColumns(after, sql);
+  });
+}
+
+async function createMissing(query: TransactionQuery, sql: Sql, state: Inspection | undefined, useWal: boolean): Promise<void> {
+  // Each step only when the catalog says it is missing: ALTER TABLE ... IF NOT EXISTS would still take
+  // an ACCESS EXCLUSIVE lock on a busy table, and CREATE SCHEMA IF NOT EXISTS needs a privilege that
+  // users of an existing schema may not have.
+  if (!state?.schema_exists) await query(sql.ddl.createSchema);
+  if (!state?.oid) await query(sql.ddl.createTable(useWal));
+  else if (!state.columns?.tags) await query(sql.ddl.addTagsColumn);
+  if (!state?.has_expiry_index) await query(sql.ddl.createExpiryIndex);
+  if (!state?.has_tags_index) await query(sql.ddl.createTagsIndex);
+}
+
+function isComplete(state: Inspection): boolean {
+  return Boolean(state.oid && state.columns?.tags && state.has_expiry_index && state.has_tags_index);
+}
+
+function checkColumns(state: Inspection, sql: Sql, optional: string[] = []): void {
+  const columns = state.columns ?? {};
+  const wrong: string[] = [];
+  for (const [name, type] of Object.entries(EXPECTED_COLUMNS)) {
+    if (columns[name] === undefined && optional.includes(name)) continue;
+    if (columns[name] !== type) wrong.push(`${name} should be ${type} but is ${columns[name] ?? 'missing'}`);
+  }
+  if (wrong.length > 0) {
+    throw new SchemaError(`Table ${sql.display} is not a cache table of the .NET/Python layout: ${wrong.join('; ')}.`);
+  }
+}

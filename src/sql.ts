@@ -1,0 +1,200 @@
+import pg from 'pg';
+
+/**
+ * Every SQL text of the library lives here, built once per (schema, table) from escaped identifiers.
+ * Statements that run on hot paths are named, so node-postgres prepares them once per connection
+ * and later calls send only Bind/Execute. Names embed a hash of the text: two stores on different
+ * tables sharing one pool never clash on a statement name.
+ *
+ * Conventions shared with .NET and Python (see the table contract):
+ * - `now` is always a parameter carrying the application clock, never NOW();
+ * - a row is live iff `expiresattime >= now`;
+ * - a read slides `expiresattime` to LEAST(now + sliding, absolute) in the same statement, and only for
+ *   rows that have a sliding expiration; rows without one are read with no write at all.
+ */
+
+/** A named statement: `name` is what node-postgres prepares under, `label` is what errors and stats show. */
+export interface Statement {
+  readonly name: string;
+  readonly label: string;
+  readonly text: string;
+}
+
+/** Key space of our own advisory locks (`pg_*_advisory_*(int4, int4)`): the two-int form never collides with
+ *  the bigint locks `hashtextextended(key, 0)` that .NET, Python and getOrSet take on cache keys. */
+export const LOCK_CLASS = 0x43504731; // 'CPG1'
+
+export interface Sql {
+  readonly schema: string;
+  readonly table: string;
+  /** `"schema"."table"`, quoted. */
+  readonly qualified: string;
+  /** `schema.table`, for messages and lock names. */
+  readonly display: string;
+  readonly get: Statement;
+  readonly getMany: Statement;
+  readonly has: Statement;
+  readonly hasMany: Statement;
+  readonly upsert: Statement;
+  readonly upsertMany: Statement;
+  readonly delete: Statement;
+  readonly deleteMany: Statement;
+  readonly deleteLikeBatch: Statement;
+  readonly iterateFirst: Statement;
+  readonly iterateNext: Statement;
+  readonly deleteExpiredBatch: Statement;
+  readonly inspect: Statement;
+  readonly ddlLock: Statement;
+  /** DDL pieces, run only when the inspection says they are missing. */
+  readonly ddl: {
+    readonly createSchema: string;
+    readonly createTable: (useWal: boolean) => string;
+    readonly addTagsColumn: string;
+    readonly createExpiryIndex: string;
+    readonly createTagsIndex: string;
+  };
+}
+
+const COLUMNS = 'id, value, expiresattime, slidingexpirationinseconds, absoluteexpiration, tags';
+const SET_ALL = `value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
+  slidingexpirationinseconds = EXCLUDED.slidingexpirationinseconds,
+  absoluteexpiration = EXCLUDED.absoluteexpiration, tags = EXCLUDED.tags`;
+
+/** Builds every statement for one table. Identifiers must already be validated lower-case names. */
+export function buildSql(schema: string, table: string): Sql {
+  const t = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`;
+  const display = `${schema}.${table}`;
+  const slide = (alias: string) =>
+    `LEAST($2::timestamptz + ${alias}.sliding * INTERVAL '1 second', COALESCE(${alias}.abs, 'infinity'::timestamptz))`;
+  const named = (label: string, text: string): Statement =>
+    Object.freeze({ label, text, name: `cp_${label}_${hash(`${t}\n${text}`)}` });
+
+  return Object.freeze({
+    schema,
+    table,
+    qualified: t,
+    display,
+
+    // One round trip: the data-modifying CTE writes only when the hit has a sliding expiration.
+    get: named('get', `WITH hit AS (
+  SELECT id, value, slidingexpirationinseconds AS sliding, absoluteexpiration AS abs
+  FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz
+), slid AS (
+  UPDATE ${t} AS c SET expiresattime = ${slide('hit')}
+  FROM hit WHERE c.id = hit.id AND hit.sliding IS NOT NULL AND c.expiresattime >= $2::timestamptz
+)
+SELECT value FROM hit`),
+
+    getMany: named('get_many', `WITH hit AS (
+  SELECT id, value, slidingexpirationinseconds AS sliding, absoluteexpiration AS abs
+  FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz
+), slid AS (
+  UPDATE ${t} AS c SET expiresattime = ${slide('hit')}
+  FROM hit WHERE c.id = hit.id AND hit.sliding IS NOT NULL AND c.expiresattime >= $2::timestamptz
+)
+SELECT id, value FROM hit`),
+
+    has: named('has', `SELECT 1 AS live FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
+
+    hasMany: named('has_many', `SELECT id FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz`),
+
+    upsert: named('upsert', `INSERT INTO ${t} (${COLUMNS})
+VALUES ($1, $2::bytea, $3::timestamptz, $4::bigint, $5::timestamptz, $6::text[])
+ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
+
+    // One statement for any number of rows; callers remove duplicate ids first (ON CONFLICT cannot
+    // touch one row twice in a statement).
+    upsertMany: named('upsert_many', `INSERT INTO ${t} (${COLUMNS})
+SELECT u.id, u.value, u.expires, $4::bigint, u.abs, $6::text[]
+FROM UNNEST($1::text[], $2::bytea[], $3::timestamptz[], $5::timestamptz[]) AS u(id, value, expires, abs)
+ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
+
+    delete: named('delete', `DELETE FROM ${t} WHERE id = $1 RETURNING expiresattime >= $2::timestamptz AS live`),
+
+    deleteMany: named('delete_many', `DELETE FROM ${t} WHERE id = ANY($1::text[]) RETURNING expiresattime >= $2::timestamptz AS live`),
+
+    // "selected" (not "deleted") decides whether another batch is needed: rows deleted concurrently by
+    // someone else must not end the loop early.
+    deleteLikeBatch: named('delete_like_batch', `WITH victims AS (
+  SELECT id FROM ${t} WHERE id LIKE $1 ESCAPE '\\' ORDER BY id LIMIT $2
+), gone AS (
+  DELETE FROM ${t} AS c USING victims WHERE c.id = victims.id RETURNING 1
+)
+SELECT (SELECT count(*) FROM victims)::int AS selected, (SELECT count(*) FROM gone)::int AS deleted`),
+
+    iterateFirst: named('iterate_first', `SELECT id, value FROM ${t}
+WHERE id LIKE $1 ESCAPE '\\' AND expiresattime >= $2::timestamptz ORDER BY id LIMIT $3`),
+
+    iterateNext: named('iterate_next', `SELECT id, value FROM ${t}
+WHERE id LIKE $1 ESCAPE '\\' AND id > $4 AND expiresattime >= $2::timestamptz ORDER BY id LIMIT $3`),
+
+    // A try-lock per batch: one instance deletes at a time across processes, the others skip, and the
+    // lock lives only as long as the statement (safe behind PgBouncer in transaction mode).
+    deleteExpiredBatch: named('delete_expired_batch', `WITH lock AS (
+  SELECT pg_try_advisory_xact_lock(${LOCK_CLASS}, hashtext($3)) AS ok
+), victims AS (
+  SELECT id FROM ${t}
+  WHERE expiresattime < $1::timestamptz AND (SELECT ok FROM lock)
+  ORDER BY expiresattime LIMIT $2 FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM ${t} AS c USING victims WHERE c.id = victims.id AND c.expiresattime < $1::timestamptz RETURNING 1
+)
+SELECT (SELECT ok FROM lock) AS locked, (SELECT count(*) FROM victims)::int AS selected,
+  (SELECT count(*) FROM gone)::int AS deleted`),
+
+    // What exists, read from the catalog (never by name: rule 19 of the contract).
+    inspect: named('inspect', `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema_exists, t.*
+FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+  SELECT c.oid::int8 AS oid,
+    (SELECT json_object_agg(a.attname, format_type(a.atttypid, a.atttypmod))
+       FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+    EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+            WHERE i.indrelid = c.oid AND a.attname = 'expiresattime') AS has_expiry_index,
+    EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+            JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+            WHERE i.indrelid = c.oid AND a.attname = 'tags' AND am.amname = 'gin') AS has_tags_index
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
+) AS t ON true`),
+
+    ddlLock: named('ddl_lock', `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`),
+
+    ddl: Object.freeze({
+      createSchema: `CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`,
+      // Exactly the .NET DDL, plus the nullable tags column of the Python library.
+      createTable: (useWal: boolean) => `CREATE ${useWal ? '' : 'UNLOGGED '}TABLE IF NOT EXISTS ${t} (
+  id VARCHAR(449) COLLATE "C" PRIMARY KEY,
+  value BYTEA NOT NULL,
+  expiresattime TIMESTAMPTZ NOT NULL,
+  slidingexpirationinseconds BIGINT NULL,
+  absoluteexpiration TIMESTAMPTZ NULL,
+  tags TEXT[] NULL
+)`,
+      addTagsColumn: `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS tags TEXT[] NULL`,
+      createExpiryIndex: `CREATE INDEX IF NOT EXISTS ${pg.escapeIdentifier(indexName(table, 'expiresattime'))}
+  ON ${t} (expiresattime) WITH (deduplicate_items = True)`,
+      createTagsIndex: `CREATE INDEX IF NOT EXISTS ${pg.escapeIdentifier(indexName(table, 'tags'))} ON ${t} USING GIN (tags)`,
+    }),
+  });
+}
+
+/**
+ * Index names are per schema, so ours carry the table name (.NET's fixed `ix_expiresattime` makes a
+ * second cache table in a schema silently go without one). Names past PostgreSQL's 63 bytes would be
+ * truncated, and two long table names could then collide: those get a hash instead of the tail.
+ */
+export function indexName(table: string, column: string): string {
+  const name = `ix_${table}_${column}`;
+  if (name.length <= 63) return name;
+  return `ix_${table.slice(0, 40)}_${hash(table)}_${column.slice(0, 8)}`;
+}
+
+/** FNV-1a, 32 bits, as 8 hex digits: short stable names, not security. */
+function hash(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}

@@ -1,0 +1,319 @@
+import { EventEmitter } from 'node:events';
+import { CachePostgresError, InvalidValueError, StoreClosedError } from './errors.js';
+import { Executor } from './executor.js';
+import { escapeLike, validateKey } from './keys.js';
+import { type PgStoreOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { ExpirationScanner } from './scanner.js';
+import { ensureSchema } from './schema.js';
+import { buildSql, type Sql } from './sql.js';
+
+/** What Keyv reads from a store's `opts`: `dialect: 'postgres'` is what makes Keyv 5 wire `keyv.iterator`. */
+export interface PgStoreKeyvOptions {
+  dialect: 'postgres';
+  /** A description of the target without credentials (Keyv only tests it for a dialect name). */
+  url: string;
+  schema: string;
+  table: string;
+  [key: string]: unknown;
+}
+
+/** Events of a {@link PgStore}. */
+export interface PgStoreEvents {
+  /** A failure. Keyv forwards these to its own `'error'` event. */
+  error: [error: Error];
+  /** The expiration scan (or `clearExpired()`) physically deleted `count` expired rows. */
+  'expired-deleted': [info: { count: number }];
+}
+
+interface ValueRow { value: Buffer }
+interface IdValueRow { id: string; value: Buffer }
+const INFINITY = 'infinity';
+const MAX_DATE_MS = 8.64e15;
+
+/**
+ * A Keyv store adapter on the cache table shared with .NET's Microsoft.Extensions.Caching.Postgres and
+ * the Python cache-postgres library.
+ *
+ * ```ts
+ * const keyv = new Keyv({ store: new PgStore() }); // DATABASE_URL or PG* variables
+ * ```
+ *
+ * Keyv's TTL becomes the row's absolute expiry; expired rows are invisible to every read (in SQL, not
+ * only in Keyv) and are deleted in the background by the expiration scan.
+ *
+ * Error policy: methods reject with typed errors ({@link CachePostgresError}); Keyv turns write
+ * failures into `'error'` events and `false`. Because Keyv 5 silently discards failures of `get`,
+ * `get` also emits `'error'` before rejecting.
+ */
+export class PgStore extends EventEmitter<PgStoreEvents> {
+  /** Read by Keyv. Mutable on purpose: Keyv and its test suite write to it. */
+  opts: PgStoreKeyvOptions;
+  /** Set by Keyv: keys arrive as `namespace:key`, and `clear()` removes only this namespace. */
+  namespace: string | undefined;
+
+  readonly #options: ResolvedOptions;
+  readonly #sql: Sql;
+  readonly #exec: Executor;
+  #ready: Promise<void> | undefined;
+  #isReady = false;
+  #closed = false;
+  #scanner: ExpirationScanner | undefined;
+
+  /**
+   * @param options a connection URL, an options object, or nothing (then `DATABASE_URL`, else the
+   *   `PG*` variables). Validated at once.
+   * @throws {InvalidOptionError} for an invalid option, naming it
+   */
+  constructor(options?: PgStoreOptions | string) {
+    super();
+    this.#options = resolveOptions(options);
+    this.#sql = buildSql(this.#options.schema, this.#options.table);
+    this.#exec = new Executor(this.#options, this.#sql.display, (error) => this.#background(error));
+    this.opts = { dialect: 'postgres', url: describe(this.#options), schema: this.#options.schema, table: this.#options.table };
+  }
+
+  /** `schema.table` this store reads and writes. */
+  get tableName(): string {
+    return this.#sql.display;
+  }
+
+  /** Statements sent to PostgreSQL by this store so far (each one round trip). For diagnostics and tests. */
+  get roundTrips(): number {
+    return this.#exec.roundTrips;
+  }
+
+  /** Returns the stored string, or `undefined` when missing or expired. A sliding row is extended in the same statement. */
+  async get(key: string): Promise<string | undefined> {
+    try {
+      validateKey(key);
+      await this.#prepare('get');
+      const rows = await this.#exec.query<ValueRow>(this.#sql.get, [key, this.#now()]);
+      return rows[0]?.value.toString('utf8');
+    } catch (error) {
+      this.#report(error);
+      throw error;
+    }
+  }
+
+  /** Returns one entry per key, in order; `undefined` for missing or expired keys. One statement. */
+  async getMany(keys: string[]): Promise<Array<string | undefined>> {
+    keys.forEach((key) => validateKey(key));
+    if (keys.length === 0) return [];
+    await this.#prepare('getMany');
+    const rows = await this.#exec.query<IdValueRow>(this.#sql.getMany, [keys, this.#now()]);
+    const found = new Map(rows.map((row) => [row.id, row.value.toString('utf8')]));
+    return keys.map((key) => found.get(key));
+  }
+
+  /**
+   * Stores `value` (the string Keyv serialized) under `key`.
+   * @param ttl milliseconds until the entry expires; `undefined` or `0` means never
+   * @throws {InvalidKeyError} / {InvalidValueError} before anything is written
+   */
+  async set(key: string, value: string, ttl?: number): Promise<boolean> {
+    validateKey(key);
+    const bytes = toBytes(value);
+    const now = this.#options.clock();
+    const expires = expiry(ttl, now);
+    await this.#prepare('set');
+    await this.#exec.query(this.#sql.upsert, [key, bytes, expires ?? INFINITY, null, expires, null]);
+    return true;
+  }
+
+  /** Stores many entries in one statement (a later duplicate key wins). Resolves to one `true` per entry. */
+  async setMany(entries: Array<{ key: string; value: string; ttl?: number }>): Promise<boolean[]> {
+    const now = this.#options.clock();
+    const byKey = new Map<string, { bytes: Buffer; expires: string | null }>();
+    for (const entry of entries) {
+      validateKey(entry.key);
+      byKey.set(entry.key, { bytes: toBytes(entry.value), expires: expiry(entry.ttl, now) });
+    }
+    if (byKey.size > 0) {
+      await this.#prepare('setMany');
+      const rows = [...byKey.values()];
+      await this.#exec.query(this.#sql.upsertMany, [
+        [...byKey.keys()],
+        rows.map((row) => row.bytes),
+        rows.map((row) => row.expires ?? INFINITY),
+        null,
+        rows.map((row) => row.expires),
+        null,
+      ]);
+    }
+    return entries.map(() => true);
+  }
+
+  /** Deletes `key`; resolves to true when a live (unexpired) entry was deleted. */
+  async delete(key: string): Promise<boolean> {
+    validateKey(key);
+    await this.#prepare('delete');
+    const rows = await this.#exec.query<{ live: boolean }>(this.#sql.delete, [key, this.#now()]);
+    return rows.length > 0 && rows[0]!.live;
+  }
+
+  /** Deletes every key in one statement; resolves to true when at least one live entry was deleted. */
+  async deleteMany(keys: string[]): Promise<boolean> {
+    keys.forEach((key) => validateKey(key));
+    if (keys.length === 0) return false;
+    await this.#prepare('deleteMany');
+    const rows = await this.#exec.query<{ live: boolean }>(this.#sql.deleteMany, [keys, this.#now()]);
+    return rows.some((row) => row.live);
+  }
+
+  /**
+   * Deletes the entries of this store's namespace (`namespace:` prefix, matched literally, so `users`
+   * never clears `users-archive`), or every row of the table when there is no namespace. Works in
+   * batches of `deleteBatchSize` rows so no statement holds many locks for long.
+   */
+  async clear(): Promise<void> {
+    await this.#prepare('clear');
+    const pattern = this.namespace ? `${escapeLike(this.namespace)}:%` : '%';
+    const batch = this.#options.deleteBatchSize;
+    for (;;) {
+      const [row] = await this.#exec.query<{ selected: number }>(this.#sql.deleteLikeBatch, [pattern, batch]);
+      if (!row || row.selected < batch) return;
+    }
+  }
+
+  /** True when `key` has a live entry. Never extends a sliding expiration. */
+  async has(key: string): Promise<boolean> {
+    validateKey(key);
+    await this.#prepare('has');
+    const rows = await this.#exec.query(this.#sql.has, [key, this.#now()]);
+    return rows.length > 0;
+  }
+
+  /** One boolean per key, in order, from one statement. */
+  async hasMany(keys: string[]): Promise<boolean[]> {
+    keys.forEach((key) => validateKey(key));
+    if (keys.length === 0) return [];
+    await this.#prepare('hasMany');
+    const rows = await this.#exec.query<{ id: string }>(this.#sql.hasMany, [keys, this.#now()]);
+    const live = new Set(rows.map((row) => row.id));
+    return keys.map((key) => live.has(key));
+  }
+
+  /**
+   * Yields `[key, storedString]` for the live entries of `namespace` (or of the whole table), in key
+   * order, `iterationLimit` rows per query (keyset pagination: memory stays constant).
+   */
+  async *iterator(namespace?: string): AsyncGenerator<[string, string], void> {
+    await this.#prepare('iterator');
+    const pattern = namespace ? `${escapeLike(namespace)}:%` : '%';
+    const limit = this.#options.iterationLimit;
+    let rows = await this.#exec.query<IdValueRow>(this.#sql.iterateFirst, [pattern, this.#now(), limit]);
+    for (;;) {
+      for (const row of rows) yield [row.id, row.value.toString('utf8')];
+      if (rows.length < limit || this.#closed) return;
+      const after = rows[rows.length - 1]!.id;
+      rows = await this.#exec.query<IdValueRow>(this.#sql.iterateNext, [pattern, this.#now(), limit, after]);
+    }
+  }
+
+  /**
+   * Physically deletes expired rows now, in batches, if no other instance is doing it at this moment
+   * (then this call deletes nothing). The background scan calls this. Resolves to the rows deleted.
+   */
+  async clearExpired(): Promise<number> {
+    await this.#prepare('clearExpired');
+    const batch = this.#options.deleteBatchSize;
+    const lockName = `scan:${this.#sql.display}`;
+    let total = 0;
+    for (;;) {
+      const [row] = await this.#exec.query<{ locked: boolean; selected: number; deleted: number }>(
+        this.#sql.deleteExpiredBatch,
+        [this.#now(), batch, lockName],
+      );
+      if (!row?.locked) break;
+      total += row.deleted;
+      if (row.selected < batch || this.#closed) break;
+    }
+    if (total > 0) this.emit('expired-deleted', { count: total });
+    return total;
+  }
+
+  /**
+   * Stops the expiration scan (waiting for a pass under way) and ends the pool if the store created
+   * it. A shared pool (`pool` option) is left open. Later calls reject with {@link StoreClosedError}.
+   */
+  async disconnect(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#scanner?.stop();
+    await this.#exec.end();
+  }
+
+  #now(): string {
+    return new Date(this.#options.clock()).toISOString();
+  }
+
+  /** First call: ensure the table (memoised per pool and table), then start the scan. Later calls: a flag check. */
+  async #prepare(operation: string): Promise<void> {
+    if (this.#closed) throw new StoreClosedError(operation);
+    if (this.#isReady) return;
+    this.#ready ??= ensureSchema(this.#exec, this.#sql, this.#options).then(
+      () => {
+        this.#isReady = true;
+        this.#startScanner();
+      },
+      (error: unknown) => {
+        this.#ready = undefined;
+        throw error;
+      },
+    );
+    await this.#ready;
+  }
+
+  #startScanner(): void {
+    if (!this.#options.enableExpirationScan || this.#closed || this.#scanner) return;
+    this.#scanner = new ExpirationScanner(() => this.clearExpired(), this.#options.expirationScanIntervalMs, (error) =>
+      this.#background(error),
+    );
+    this.#scanner.start();
+  }
+
+  #report(error: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', asError(error));
+  }
+
+  /** Failures nobody awaits: an 'error' event when someone listens, else a process warning (never a crash). */
+  #background(error: unknown): void {
+    if (this.#closed && !(error instanceof CachePostgresError)) return;
+    if (this.listenerCount('error') > 0) this.emit('error', asError(error));
+    else process.emitWarning(asError(error).message, { code: 'CACHE_POSTGRES_BACKGROUND_ERROR' });
+  }
+}
+
+function toBytes(value: unknown): Buffer {
+  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  throw new InvalidValueError(
+    `PgStore stores the strings Keyv serializes; got ${value === null ? 'null' : typeof value}. Keep Keyv's default serializer, or use store.ext for raw bytes.`,
+  );
+}
+
+/** Keyv's ttl (ms) to an ISO expiry, or null for "never" (Keyv uses 0/undefined for that). */
+function expiry(ttl: unknown, now: number): string | null {
+  if (ttl === undefined || ttl === null || ttl === 0) return null;
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0 || now + ttl > MAX_DATE_MS) {
+    throw new InvalidValueError(`ttl must be a finite, non-negative number of milliseconds (0 or undefined: never expires), got ${String(ttl)}.`);
+  }
+  return new Date(now + ttl).toISOString();
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** A target description for Keyv's `opts.url` with the password removed. */
+function describe(options: ResolvedOptions): string {
+  if (options.pool) return 'postgres://(shared pool)';
+  const url = options.connectionString;
+  if (!url) return 'postgres://(PG* environment)';
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://(connection string)';
+  }
+}

@@ -1,0 +1,30 @@
+import { keyvApiTests, keyvIteratorTests, keyvNamespaceTest, keyvValueTests } from '@keyv/test-suite';
+import Keyv, { type KeyvStoreAdapter } from 'keyv';
+import pg from 'pg';
+import { PgStore } from '../../src/index.js';
+import { dropTables, testUrl, uniqueTable } from '../helpers/db.js';
+import { vitestShim } from '../helpers/vitest-shim.js';
+
+// The whole upstream compliance suite (api 22, values 13, namespace 3, iterator 4), unmodified.
+// The suite asks for a new adapter per Keyv instance over the same table, and never disconnects
+// them: they share one pool, ended once at the end.
+describe('@keyv/test-suite on PgStore', () => {
+  const table = uniqueTable('keyv_compliance');
+  let pool: pg.Pool | undefined;
+  const store = (): KeyvStoreAdapter => {
+    pool ??= new pg.Pool({ connectionString: testUrl(), max: 5 });
+    return new PgStore({ pool, table, enableExpirationScan: false });
+  };
+  // The suite passes a vitest-shaped module; our shim covers what it calls.
+  const test = vitestShim as never;
+
+  after(async () => {
+    await pool?.end();
+    await dropTables(table);
+  });
+
+  describe('api', () => keyvApiTests(test, Keyv, store));
+  describe('values', () => keyvValueTests(test, Keyv, store));
+  describe('namespace', () => keyvNamespaceTest(test, Keyv, store));
+  describe('iterator', () => keyvIteratorTests(test, Keyv, store));
+});
