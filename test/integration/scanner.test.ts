@@ -1,0 +1,86 @@
+import { expect } from 'chai';
+import pg from 'pg';
+import { PgStore } from '../../src/index.js';
+import { LOCK_CLASS } from '../../src/sql.js';
+import { manualClock } from '../helpers/assert.js';
+import { dropTables, sql, testUrl, uniqueTable } from '../helpers/db.js';
+
+describe('expiration scan', () => {
+  const table = uniqueTable('cp_scan');
+  let pool: pg.Pool;
+  const stores: PgStore[] = [];
+  const make = (options: Omit<ConstructorParameters<typeof PgStore>[0] & object, 'pool'> = {}) => {
+    const store = new PgStore({ pool, table, ...options });
+    stores.push(store);
+    return store;
+  };
+  const ids = async () => (await sql<{ id: string }>(`SELECT id FROM public.${table} ORDER BY id`)).map((r) => r.id);
+
+  /** Rows whose expiry is `ms` from the real now: negative for already expired. */
+  async function seed(prefix: string, count: number, ms: number) {
+    await sql(
+      `INSERT INTO public.${table} (id, value, expiresattime)
+       SELECT $1 || g, '\\x00'::bytea, $2::timestamptz FROM generate_series(1, $3) AS g`,
+      [prefix, new Date(Date.now() + ms), count],
+    );
+  }
+
+  before(async () => {
+    pool = new pg.Pool({ connectionString: testUrl(), max: 4 });
+    await make({ enableExpirationScan: false }).has('create');
+  });
+  beforeEach(() => sql(`TRUNCATE public.${table}`));
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.disconnect()));
+  });
+  after(async () => {
+    await pool.end();
+    await dropTables(table);
+  });
+
+  it('physically deletes expired rows in the background once the store is used, and only those', async () => {
+    await seed('old', 25, -60_000);
+    await seed('live', 3, 60_000);
+    const store = make({ deleteBatchSize: 10 });
+    const deleted = new Promise<number>((resolve) => store.once('expired-deleted', ({ count }) => resolve(count)));
+    await store.has('start'); // the first operation readies the store and starts the scan
+    expect(await deleted).to.equal(25);
+    expect(await ids()).to.deep.equal(['live1', 'live2', 'live3']);
+  });
+
+  it('clearExpired() works in batches and returns how many rows it deleted', async () => {
+    await seed('old', 23, -1000);
+    const store = make({ enableExpirationScan: false, deleteBatchSize: 5 });
+    await store.has('warm');
+    const before = store.roundTrips;
+    expect(await store.clearExpired()).to.equal(23);
+    expect(store.roundTrips - before).to.equal(5); // 5 + 5 + 5 + 5 + 3
+    expect(await ids()).to.deep.equal([]);
+  });
+
+  it('uses the application clock: rows expired by that clock go, others stay', async () => {
+    await seed('soon', 4, 30_000);
+    const clock = manualClock();
+    const store = make({ enableExpirationScan: false, clock });
+    expect(await store.clearExpired()).to.equal(0);
+    clock.advance(31_000);
+    expect(await store.clearExpired()).to.equal(4);
+  });
+
+  it('runs in one instance at a time: while another holds the scan lock this instance deletes nothing', async () => {
+    await seed('old', 5, -1000);
+    const store = make({ enableExpirationScan: false });
+    await store.has('warm');
+    const holder = await pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_CLASS, `scan:public.${table}`]);
+      expect(await store.clearExpired()).to.equal(0);
+      expect(await ids()).to.have.length(5);
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    expect(await store.clearExpired()).to.equal(5);
+  });
+});
