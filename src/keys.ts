@@ -48,3 +48,21 @@ function countCodePoints(text: string): number {
 export function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, '\\$&');
 }
+
+/**
+ * The key range `[lower, upper)` holding exactly the keys that start with `prefix`, under the id
+ * column's COLLATE "C" (byte order of UTF-8, which is code point order). `upper` is the prefix with
+ * its last code point incremented; `undefined` when no such bound exists (a prefix of only U+10FFFF).
+ */
+export function prefixRange(prefix: string): { lower: string; upper: string | undefined } {
+  const points = [...prefix];
+  while (points.length > 0) {
+    const last = points.pop()!.codePointAt(0)!;
+    if (last < 0x10ffff) {
+      // Surrogate code points never occur in valid keys: step over them.
+      const next = last === 0xd7ff ? 0xe000 : last + 1;
+      return { lower: prefix, upper: points.join('') + String.fromCodePoint(next) };
+    }
+  }
+  return { lower: prefix, upper: undefined };
+}

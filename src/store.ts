@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { CachePostgresError, InvalidValueError, StoreClosedError } from './errors.js';
 import { Executor } from './executor.js';
-import { escapeLike, validateKey } from './keys.js';
+import { prefixRange, validateKey } from './keys.js';
 import { type PgStoreOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { ExpirationScanner } from './scanner.js';
 import { ensureSchema } from './schema.js';
@@ -168,16 +168,19 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   }
 
   /**
-   * Deletes the entries of this store's namespace (`namespace:` prefix, matched literally, so `users`
-   * never clears `users-archive`), or every row of the table when there is no namespace. Works in
+   * Deletes the entries of this store's namespace (the `namespace:` prefix as a key range, so `users`
+   * never clears `users-archive` and `%` or `_` in a namespace mean themselves), or every row of the table when there is no namespace. Works in
    * batches of `deleteBatchSize` rows so no statement holds many locks for long.
    */
   async clear(): Promise<void> {
     await this.#prepare('clear');
-    const pattern = this.namespace ? `${escapeLike(this.namespace)}:%` : '%';
     const batch = this.#options.deleteBatchSize;
+    // A `namespace:` prefix ends in ':', so its range always has an upper bound.
+    const range = this.namespace ? prefixRange(`${this.namespace}:`) : undefined;
     for (;;) {
-      const [row] = await this.#exec.query<{ selected: number }>(this.#sql.deleteLikeBatch, [pattern, batch]);
+      const [row] = range
+        ? await this.#exec.query<{ selected: number }>(this.#sql.deleteRangeBatch, [range.lower, range.upper, batch])
+        : await this.#exec.query<{ selected: number }>(this.#sql.deleteAllBatch, [batch]);
       if (!row || row.selected < batch) return;
     }
   }
@@ -206,14 +209,18 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    */
   async *iterator(namespace?: string): AsyncGenerator<[string, string], void> {
     await this.#prepare('iterator');
-    const pattern = namespace ? `${escapeLike(namespace)}:%` : '%';
     const limit = this.#options.iterationLimit;
-    let rows = await this.#exec.query<IdValueRow>(this.#sql.iterateFirst, [pattern, this.#now(), limit]);
+    const range = namespace ? prefixRange(`${namespace}:`) : undefined;
+    let after: string | undefined;
     for (;;) {
+      const rows = range
+        ? await this.#exec.query<IdValueRow>(this.#sql.iterateRange, [range.lower, range.upper, this.#now(), after ?? '', limit])
+        : after === undefined
+          ? await this.#exec.query<IdValueRow>(this.#sql.iterateAllFirst, [this.#now(), limit])
+          : await this.#exec.query<IdValueRow>(this.#sql.iterateAllNext, [this.#now(), limit, after]);
       for (const row of rows) yield [row.id, row.value.toString('utf8')];
       if (rows.length < limit || this.#closed) return;
-      const after = rows[rows.length - 1]!.id;
-      rows = await this.#exec.query<IdValueRow>(this.#sql.iterateNext, [pattern, this.#now(), limit, after]);
+      after = rows[rows.length - 1]!.id;
     }
   }
 

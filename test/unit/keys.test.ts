@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { InvalidKeyError, MAX_KEY_LENGTH } from '../../src/index.js';
-import { escapeLike, validateKey } from '../../src/keys.js';
+import { escapeLike, prefixRange, validateKey } from '../../src/keys.js';
 import { rejects } from '../helpers/assert.js';
 
 describe('key validation', () => {
@@ -30,5 +30,13 @@ describe('key validation', () => {
 
   it('escapes LIKE metacharacters', () => {
     expect(escapeLike('a%b_c\\d')).to.equal('a\\%b\\_c\\\\d');
+  });
+
+  it('turns a prefix into the key range holding exactly the keys that start with it', () => {
+    expect(prefixRange('users:')).to.deep.equal({ lower: 'users:', upper: 'users;' });
+    expect(prefixRange('a\u{10FFFF}')).to.deep.equal({ lower: 'a\u{10FFFF}', upper: 'b' });
+    expect(prefixRange('x\ud7ff')).to.deep.equal({ lower: 'x\ud7ff', upper: 'x\ue000' });
+    expect(prefixRange('😀')).to.deep.equal({ lower: '😀', upper: '😁' });
+    expect(prefixRange('\u{10FFFF}').upper).to.equal(undefined);
   });
 });
