@@ -3,6 +3,10 @@ import { QueryError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { Statement } from './sql.js';
 
+/** deadlock_detected and serialization_failure: the statement was rolled back and may simply run again. */
+const RETRYABLE = new Set(['40P01', '40001']);
+const MAX_ATTEMPTS = 3;
+
 /** Runs statements inside an open transaction; see {@link Executor.transaction}. */
 export type TransactionQuery = <R extends object = Record<string, unknown>>(statement: Statement | string, values?: unknown[]) => Promise<R[]>;
 
@@ -43,14 +47,22 @@ export class Executor {
     return this.#owned;
   }
 
-  /** Runs one named statement on any pooled connection and returns its rows. */
+  /**
+   * Runs one named statement on any pooled connection and returns its rows.
+   * A statement chosen as a deadlock victim is retried: a single statement outside a transaction was
+   * rolled back as a whole, so running it again is always safe (bulk writes of concurrent callers can
+   * lock overlapping rows in different orders).
+   */
   async query<R extends object = Record<string, unknown>>(statement: Statement, values: unknown[]): Promise<R[]> {
-    this.#roundTrips++;
-    try {
-      const result = await this.#pool.query<R>({ name: statement.name, text: statement.text, values });
-      return result.rows;
-    } catch (error) {
-      throw new QueryError(statement.label, this.#table, error);
+    for (let attempt = 1; ; attempt++) {
+      this.#roundTrips++;
+      try {
+        const result = await this.#pool.query<R>({ name: statement.name, text: statement.text, values });
+        return result.rows;
+      } catch (error) {
+        if (attempt < MAX_ATTEMPTS && RETRYABLE.has((error as { code?: string }).code ?? '')) continue;
+        throw new QueryError(statement.label, this.#table, error);
+      }
     }
   }
 

@@ -50,11 +50,27 @@ export function escapeLike(text: string): string {
 }
 
 /**
- * The key range `[lower, upper)` holding exactly the keys that start with `prefix`, under the id
- * column's COLLATE "C" (byte order of UTF-8, which is code point order). `upper` is the prefix with
- * its last code point incremented; `undefined` when no such bound exists (a prefix of only U+10FFFF).
+ * A string above every possible row id: ids are at most 449 code points (VARCHAR(449)) and no code
+ * point exceeds U+10FFFF, so 450 of them sort after all of them under COLLATE "C". It lets one
+ * statement shape (`id >= $lower AND id < $upper`) serve both prefixes and the whole table.
  */
-export function prefixRange(prefix: string): { lower: string; upper: string | undefined } {
+export const ABOVE_ALL_KEYS = '\u{10FFFF}'.repeat(MAX_KEY_LENGTH + 1);
+
+/** A key range: `lower <= id < upper`. */
+export interface KeyRange {
+  readonly lower: string;
+  readonly upper: string;
+}
+
+/** Every row id. */
+export const ALL_KEYS: KeyRange = Object.freeze({ lower: '', upper: ABOVE_ALL_KEYS });
+
+/**
+ * The key range holding exactly the keys that start with `prefix`, under the id column's COLLATE "C"
+ * (byte order of UTF-8, which is code point order): the prefix with its last code point incremented
+ * is the upper bound. A prefix made only of U+10FFFF has none and gets {@link ABOVE_ALL_KEYS}.
+ */
+export function prefixRange(prefix: string): KeyRange {
   const points = [...prefix];
   while (points.length > 0) {
     const last = points.pop()!.codePointAt(0)!;
@@ -64,5 +80,5 @@ export function prefixRange(prefix: string): { lower: string; upper: string | un
       return { lower: prefix, upper: points.join('') + String.fromCodePoint(next) };
     }
   }
-  return { lower: prefix, upper: undefined };
+  return { lower: prefix, upper: ABOVE_ALL_KEYS };
 }

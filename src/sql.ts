@@ -40,10 +40,7 @@ export interface Sql {
   readonly delete: Statement;
   readonly deleteMany: Statement;
   readonly deleteRangeBatch: Statement;
-  readonly deleteAllBatch: Statement;
   readonly iterateRange: Statement;
-  readonly iterateAllFirst: Statement;
-  readonly iterateAllNext: Statement;
   readonly deleteExpiredBatch: Statement;
   readonly inspect: Statement;
   readonly ddlLock: Statement;
@@ -116,7 +113,8 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
     deleteMany: named('delete_many', `DELETE FROM ${t} WHERE id = ANY($1::text[]) RETURNING expiresattime >= $2::timestamptz AS live`),
 
     // Prefix operations use a key range, not LIKE: a prepared statement's generic plan cannot turn
-    // `LIKE $1` into index bounds, but `id >= $1 AND id < $2` on the COLLATE "C" key always is.
+    // `LIKE $1` into index bounds, but `id >= $1 AND id < $2` on the COLLATE "C" key always is
+    // (the whole table is the range ['', ABOVE_ALL_KEYS)).
     // "selected" (not "deleted") decides whether another batch is needed: rows deleted concurrently by
     // someone else must not end the loop early.
     deleteRangeBatch: named('delete_range_batch', `WITH victims AS (
@@ -126,23 +124,10 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
 )
 SELECT (SELECT count(*) FROM victims)::int AS selected, (SELECT count(*) FROM gone)::int AS deleted`),
 
-    deleteAllBatch: named('delete_all_batch', `WITH victims AS (
-  SELECT id FROM ${t} ORDER BY id LIMIT $1
-), gone AS (
-  DELETE FROM ${t} AS c USING victims WHERE c.id = victims.id RETURNING 1
-)
-SELECT (SELECT count(*) FROM victims)::int AS selected, (SELECT count(*) FROM gone)::int AS deleted`),
-
     // Keyset pagination. $4 is the last key of the previous page ('' on the first: below any key of a
     // non-empty prefix range).
     iterateRange: named('iterate_range', `SELECT id, value FROM ${t}
 WHERE id >= $1 AND id < $2 AND id > $4 AND expiresattime >= $3::timestamptz ORDER BY id LIMIT $5`),
-
-    iterateAllFirst: named('iterate_all_first', `SELECT id, value FROM ${t}
-WHERE expiresattime >= $1::timestamptz ORDER BY id LIMIT $2`),
-
-    iterateAllNext: named('iterate_all_next', `SELECT id, value FROM ${t}
-WHERE id > $3 AND expiresattime >= $1::timestamptz ORDER BY id LIMIT $2`),
 
     // A try-lock per batch: one instance deletes at a time across processes, the others skip, and the
     // lock lives only as long as the statement (safe behind PgBouncer in transaction mode).

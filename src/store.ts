@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { CachePostgresError, InvalidValueError, StoreClosedError } from './errors.js';
 import { Executor } from './executor.js';
-import { prefixRange, validateKey } from './keys.js';
+import { ALL_KEYS, prefixRange, validateKey } from './keys.js';
 import { type PgStoreOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { ExpirationScanner } from './scanner.js';
 import { ensureSchema } from './schema.js';
@@ -175,12 +175,9 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async clear(): Promise<void> {
     await this.#prepare('clear');
     const batch = this.#options.deleteBatchSize;
-    // A `namespace:` prefix ends in ':', so its range always has an upper bound.
-    const range = this.namespace ? prefixRange(`${this.namespace}:`) : undefined;
+    const range = this.namespace ? prefixRange(`${this.namespace}:`) : ALL_KEYS;
     for (;;) {
-      const [row] = range
-        ? await this.#exec.query<{ selected: number }>(this.#sql.deleteRangeBatch, [range.lower, range.upper, batch])
-        : await this.#exec.query<{ selected: number }>(this.#sql.deleteAllBatch, [batch]);
+      const [row] = await this.#exec.query<{ selected: number }>(this.#sql.deleteRangeBatch, [range.lower, range.upper, batch]);
       if (!row || row.selected < batch) return;
     }
   }
@@ -210,14 +207,11 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async *iterator(namespace?: string): AsyncGenerator<[string, string], void> {
     await this.#prepare('iterator');
     const limit = this.#options.iterationLimit;
-    const range = namespace ? prefixRange(`${namespace}:`) : undefined;
+    const range = namespace ? prefixRange(`${namespace}:`) : ALL_KEYS;
     let after: string | undefined;
     for (;;) {
-      const rows = range
-        ? await this.#exec.query<IdValueRow>(this.#sql.iterateRange, [range.lower, range.upper, this.#now(), after ?? '', limit])
-        : after === undefined
-          ? await this.#exec.query<IdValueRow>(this.#sql.iterateAllFirst, [this.#now(), limit])
-          : await this.#exec.query<IdValueRow>(this.#sql.iterateAllNext, [this.#now(), limit, after]);
+      // '' sorts below every key: the first page starts at the range's lower bound.
+      const rows = await this.#exec.query<IdValueRow>(this.#sql.iterateRange, [range.lower, range.upper, this.#now(), after ?? '', limit]);
       for (const row of rows) yield [row.id, row.value.toString('utf8')];
       if (rows.length < limit || this.#closed) return;
       after = rows[rows.length - 1]!.id;

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { InvalidKeyError, MAX_KEY_LENGTH } from '../../src/index.js';
-import { escapeLike, prefixRange, validateKey } from '../../src/keys.js';
+import { ABOVE_ALL_KEYS, escapeLike, prefixRange, validateKey } from '../../src/keys.js';
 import { rejects } from '../helpers/assert.js';
 
 describe('key validation', () => {
@@ -37,6 +37,7 @@ describe('key validation', () => {
     expect(prefixRange('a\u{10FFFF}')).to.deep.equal({ lower: 'a\u{10FFFF}', upper: 'b' });
     expect(prefixRange('x\ud7ff')).to.deep.equal({ lower: 'x\ud7ff', upper: 'x\ue000' });
     expect(prefixRange('😀')).to.deep.equal({ lower: '😀', upper: '😁' });
-    expect(prefixRange('\u{10FFFF}').upper).to.equal(undefined);
+    expect(prefixRange('\u{10FFFF}').upper).to.equal(ABOVE_ALL_KEYS);
+    expect([...ABOVE_ALL_KEYS]).to.have.length(450); // one more code point than any id can have
   });
 });
