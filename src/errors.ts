@@ -90,6 +90,26 @@ export class QueryError extends CachePostgresError {
   }
 }
 
+/** `incr`/`decr` met an entry whose value is not a decimal integer; the entry was left unchanged. */
+export class NotACounterError extends CachePostgresError {
+  static readonly code = 'E_NOT_A_COUNTER';
+  readonly key: string;
+  constructor(key: string, cause: unknown) {
+    super(NotACounterError.code, `The value of ${JSON.stringify(key)} is not a decimal integer, so it cannot be incremented; it was left unchanged.`, { cause });
+    this.key = key;
+  }
+}
+
+/** `incr`/`decr` would leave the 64-bit signed range; the entry was left unchanged. */
+export class CounterOverflowError extends CachePostgresError {
+  static readonly code = 'E_COUNTER_OVERFLOW';
+  readonly key: string;
+  constructor(key: string, cause: unknown) {
+    super(CounterOverflowError.code, `Incrementing ${JSON.stringify(key)} would leave the 64-bit signed integer range; it was left unchanged.`, { cause });
+    this.key = key;
+  }
+}
+
 /** Every error class by code, for `err instanceof errors.E_INVALID_KEY` checks. */
 export const errors = {
   E_INVALID_OPTION: InvalidOptionError,
@@ -99,4 +119,6 @@ export const errors = {
   E_SCHEMA: SchemaError,
   E_STORE_CLOSED: StoreClosedError,
   E_QUERY_FAILED: QueryError,
+  E_NOT_A_COUNTER: NotACounterError,
+  E_COUNTER_OVERFLOW: CounterOverflowError,
 } as const;

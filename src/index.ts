@@ -1,5 +1,15 @@
 export { PgStore, type PgStoreEvents, type PgStoreKeyvOptions } from './store.js';
 export type { PgStoreOptions } from './options.js';
+export {
+  CacheExt,
+  type CounterOptions,
+  type DeletePatternOptions,
+  type DeleteTagsOptions,
+  type EntryInfo,
+  type EntryOptions,
+  type EntryValue,
+  type PatternOptions,
+} from './ext/index.js';
 export { type Duration, parseDuration } from './duration.js';
 export { MAX_KEY_LENGTH } from './keys.js';
 export {
@@ -11,5 +21,7 @@ export {
   SchemaError,
   StoreClosedError,
   QueryError,
+  NotACounterError,
+  CounterOverflowError,
   errors,
 } from './errors.js';

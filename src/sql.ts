@@ -33,14 +33,22 @@ export interface Sql {
   readonly display: string;
   readonly get: Statement;
   readonly getMany: Statement;
+  readonly refresh: Statement;
   readonly has: Statement;
   readonly hasMany: Statement;
+  readonly info: Statement;
   readonly upsert: Statement;
   readonly upsertMany: Statement;
   readonly delete: Statement;
   readonly deleteMany: Statement;
   readonly deleteRangeBatch: Statement;
   readonly iterateRange: Statement;
+  readonly scanPattern: Statement;
+  readonly getPatternPage: Statement;
+  readonly deletePatternBatch: Statement;
+  readonly deleteTagsAnyBatch: Statement;
+  readonly deleteTagsAllBatch: Statement;
+  readonly incr: Statement;
   readonly deleteExpiredBatch: Statement;
   readonly inspect: Statement;
   readonly ddlLock: Statement;
@@ -63,10 +71,43 @@ const SET_ALL = `value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
 export function buildSql(schema: string, table: string): Sql {
   const t = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`;
   const display = `${schema}.${table}`;
-  const slide = (alias: string) =>
-    `LEAST($2::timestamptz + ${alias}.sliding * INTERVAL '1 second', COALESCE(${alias}.abs, 'infinity'::timestamptz))`;
   const named = (label: string, text: string): Statement =>
     Object.freeze({ label, text, name: `cp_${label}_${hash(`${t}\n${text}`)}` });
+
+  /**
+   * A read that slides in the same round trip: `hit` selects the live rows matching `where`; the
+   * data-modifying CTE `slid` writes only rows that have a sliding expiration, to
+   * LEAST(now + sliding, absolute), so rows without one are read with no write at all.
+   * `now` is the placeholder of the application clock.
+   */
+  const readSliding = (where: string, now: string, select: string, tail = '') => `WITH hit AS (
+  SELECT id, value, slidingexpirationinseconds AS sliding, absoluteexpiration AS abs
+  FROM ${t} WHERE ${where} AND expiresattime >= ${now}::timestamptz${tail}
+), slid AS (
+  UPDATE ${t} AS c
+  SET expiresattime = LEAST(${now}::timestamptz + hit.sliding * INTERVAL '1 second', COALESCE(hit.abs, 'infinity'::timestamptz))
+  FROM hit WHERE c.id = hit.id AND hit.sliding IS NOT NULL AND c.expiresattime >= ${now}::timestamptz
+)
+SELECT ${select} FROM hit`;
+
+  /**
+   * One batch of a large delete. Victims are locked in key order (FOR UPDATE after ORDER BY), so
+   * concurrent batch deletes never deadlock each other, and a row changed meanwhile is re-checked
+   * against `where`. "selected" (not "deleted") tells whether another batch is needed: rows someone
+   * else deleted meanwhile must not end the loop early. "live" counts rows that had not expired.
+   */
+  const deleteBatch = (where: string, limit: string, now: string) => `WITH victims AS (
+  SELECT id FROM ${t} WHERE ${where} ORDER BY id LIMIT ${limit} FOR UPDATE
+), gone AS (
+  DELETE FROM ${t} AS c USING victims WHERE c.id = victims.id RETURNING c.expiresattime >= ${now}::timestamptz AS live
+)
+SELECT (SELECT count(*) FROM victims)::int AS selected, (SELECT count(*) FROM gone WHERE live)::int AS deleted`;
+
+  // Prefix operations use a key range, not LIKE alone: a prepared statement's generic plan cannot
+  // turn `LIKE $1` into index bounds, but `id >= $1 AND id < $2` on the COLLATE "C" key always is
+  // (the whole table is the range ['', ABOVE_ALL_KEYS)). Patterns add their LIKE as a filter.
+  const inRange = 'id >= $1 AND id < $2';
+  const inPattern = `${inRange} AND id LIKE $3 ESCAPE '\\'`;
 
   return Object.freeze({
     schema,
@@ -74,28 +115,16 @@ export function buildSql(schema: string, table: string): Sql {
     qualified: t,
     display,
 
-    // One round trip: the data-modifying CTE writes only when the hit has a sliding expiration.
-    get: named('get', `WITH hit AS (
-  SELECT id, value, slidingexpirationinseconds AS sliding, absoluteexpiration AS abs
-  FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz
-), slid AS (
-  UPDATE ${t} AS c SET expiresattime = ${slide('hit')}
-  FROM hit WHERE c.id = hit.id AND hit.sliding IS NOT NULL AND c.expiresattime >= $2::timestamptz
-)
-SELECT value FROM hit`),
-
-    getMany: named('get_many', `WITH hit AS (
-  SELECT id, value, slidingexpirationinseconds AS sliding, absoluteexpiration AS abs
-  FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz
-), slid AS (
-  UPDATE ${t} AS c SET expiresattime = ${slide('hit')}
-  FROM hit WHERE c.id = hit.id AND hit.sliding IS NOT NULL AND c.expiresattime >= $2::timestamptz
-)
-SELECT id, value FROM hit`),
+    get: named('get', readSliding('id = $1', '$2', 'value')),
+    getMany: named('get_many', readSliding('id = ANY($1::text[])', '$2', 'id, value')),
+    refresh: named('refresh', readSliding('id = $1', '$2', 'count(*)::int AS live')),
 
     has: named('has', `SELECT 1 AS live FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
 
     hasMany: named('has_many', `SELECT id FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz`),
+
+    info: named('info', `SELECT expiresattime, slidingexpirationinseconds AS sliding, absoluteexpiration AS abs, tags
+FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
 
     upsert: named('upsert', `INSERT INTO ${t} (${COLUMNS})
 VALUES ($1, $2::bytea, $3::timestamptz, $4::bigint, $5::timestamptz, $6::text[])
@@ -112,22 +141,36 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
 
     deleteMany: named('delete_many', `DELETE FROM ${t} WHERE id = ANY($1::text[]) RETURNING expiresattime >= $2::timestamptz AS live`),
 
-    // Prefix operations use a key range, not LIKE: a prepared statement's generic plan cannot turn
-    // `LIKE $1` into index bounds, but `id >= $1 AND id < $2` on the COLLATE "C" key always is
-    // (the whole table is the range ['', ABOVE_ALL_KEYS)).
-    // "selected" (not "deleted") decides whether another batch is needed: rows deleted concurrently by
-    // someone else must not end the loop early.
-    deleteRangeBatch: named('delete_range_batch', `WITH victims AS (
-  SELECT id FROM ${t} WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3
-), gone AS (
-  DELETE FROM ${t} AS c USING victims WHERE c.id = victims.id RETURNING 1
-)
-SELECT (SELECT count(*) FROM victims)::int AS selected, (SELECT count(*) FROM gone)::int AS deleted`),
+    deleteRangeBatch: named('delete_range_batch', deleteBatch(inRange, '$3', '$4')),
 
-    // Keyset pagination. $4 is the last key of the previous page ('' on the first: below any key of a
-    // non-empty prefix range).
+    // Keyset pagination: $4 is the last key of the previous page ('' on the first, below every key).
     iterateRange: named('iterate_range', `SELECT id, value FROM ${t}
-WHERE id >= $1 AND id < $2 AND id > $4 AND expiresattime >= $3::timestamptz ORDER BY id LIMIT $5`),
+WHERE ${inRange} AND id > $4 AND expiresattime >= $3::timestamptz ORDER BY id LIMIT $5`),
+
+    scanPattern: named('scan_pattern', `SELECT id FROM ${t}
+WHERE ${inPattern} AND id > $4 AND expiresattime >= $5::timestamptz ORDER BY id LIMIT $6`),
+
+    getPatternPage: named('get_pattern_page', `${readSliding(`${inPattern} AND id > $4`, '$5', 'id, value', ' ORDER BY id LIMIT $6')} ORDER BY id`),
+
+    deletePatternBatch: named('delete_pattern_batch', deleteBatch(inPattern, '$4', '$5')),
+
+    // && (any tag) and @> (all tags) are both served by the GIN index on tags.
+    deleteTagsAnyBatch: named('delete_tags_any_batch', deleteBatch('tags && $1::text[]', '$2', '$3')),
+    deleteTagsAllBatch: named('delete_tags_all_batch', deleteBatch('tags @> $1::text[]', '$2', '$3')),
+
+    // The Python library's counter, fixed: an expired row restarts from $2 with fresh expiry columns
+    // and tags (Python keeps the old sliding/absolute columns, so its "infinite" counter slides again).
+    // Stored as decimal UTF-8 text, which .NET's GetString and Python's incr read.
+    incr: named('incr', `INSERT INTO ${t} AS c (${COLUMNS})
+VALUES ($1, convert_to($2::bigint::text, 'UTF8'), $3::timestamptz, NULL, $4::timestamptz, $5::text[])
+ON CONFLICT (id) DO UPDATE SET
+  value = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.value
+    ELSE convert_to((convert_from(c.value, 'UTF8')::bigint + $2::bigint)::text, 'UTF8') END,
+  expiresattime = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.expiresattime ELSE c.expiresattime END,
+  slidingexpirationinseconds = CASE WHEN c.expiresattime < $6::timestamptz THEN NULL ELSE c.slidingexpirationinseconds END,
+  absoluteexpiration = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.absoluteexpiration ELSE c.absoluteexpiration END,
+  tags = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.tags ELSE c.tags END
+RETURNING convert_from(c.value, 'UTF8') AS value`),
 
     // A try-lock per batch: one instance deletes at a time across processes, the others skip, and the
     // lock lives only as long as the statement (safe behind PgBouncer in transaction mode).

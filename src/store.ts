@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { CachePostgresError, InvalidValueError, StoreClosedError } from './errors.js';
+import { deleteInBatches } from './batch_delete.js';
 import { Executor } from './executor.js';
+import { CacheExt } from './ext/index.js';
 import { ALL_KEYS, prefixRange, validateKey } from './keys.js';
 import { type PgStoreOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { ExpirationScanner } from './scanner.js';
@@ -51,6 +53,12 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   /** Set by Keyv: keys arrive as `namespace:key`, and `clear()` removes only this namespace. */
   namespace: string | undefined;
 
+  /**
+   * What Keyv's interface lacks: raw-bytes entries with sliding and absolute expiry, bulk operations,
+   * tags, key patterns and counters, on the same table (keys are exact row ids, shared with .NET and Python).
+   */
+  readonly ext: CacheExt;
+
   readonly #options: ResolvedOptions;
   readonly #sql: Sql;
   readonly #exec: Executor;
@@ -70,6 +78,12 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     this.#sql = buildSql(this.#options.schema, this.#options.table);
     this.#exec = new Executor(this.#options, this.#sql.display, (error) => this.#background(error));
     this.opts = { dialect: 'postgres', url: describe(this.#options), schema: this.#options.schema, table: this.#options.table };
+    this.ext = new CacheExt({
+      exec: this.#exec,
+      sql: this.#sql,
+      options: this.#options,
+      prepare: (operation) => this.#prepare(operation),
+    });
   }
 
   /** `schema.table` this store reads and writes. */
@@ -176,10 +190,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     await this.#prepare('clear');
     const batch = this.#options.deleteBatchSize;
     const range = this.namespace ? prefixRange(`${this.namespace}:`) : ALL_KEYS;
-    for (;;) {
-      const [row] = await this.#exec.query<{ selected: number }>(this.#sql.deleteRangeBatch, [range.lower, range.upper, batch]);
-      if (!row || row.selected < batch) return;
-    }
+    await deleteInBatches(this.#exec, this.#sql.deleteRangeBatch, batch, () => [range.lower, range.upper, batch, this.#now()]);
   }
 
   /** True when `key` has a live entry. Never extends a sliding expiration. */

@@ -50,7 +50,7 @@ describe('query plans (generic, as prepared statements run)', () => {
     ['has', () => s().has, ['text', 'timestamptz'], ['ns1:1', now]],
     ['delete', () => s().delete, ['text', 'timestamptz'], ['ns1:1', now]],
     ['iterator page of a namespace', () => s().iterateRange, ['text', 'text', 'timestamptz', 'text', 'int'], ['ns9:', 'ns9;', now, '', 100]],
-    ['clear batch of a namespace', () => s().deleteRangeBatch, ['text', 'text', 'int'], ['ns9:', 'ns9;', 1000]],
+    ['clear batch of a namespace', () => s().deleteRangeBatch, ['text', 'text', 'int', 'timestamptz'], ['ns9:', 'ns9;', 1000, now]],
   ];
   for (const [name, statement, types, values] of cases) {
     it(`${name} finds its rows through the primary key`, async () => {

@@ -1,20 +1,14 @@
 import { expect } from 'chai';
-import pg from 'pg';
-import { PgStore } from '../../src/index.js';
 import { LOCK_CLASS } from '../../src/sql.js';
 import { manualClock } from '../helpers/assert.js';
-import { dropTables, sql, testUrl, uniqueTable } from '../helpers/db.js';
+import { sql } from '../helpers/db.js';
+import { useCacheTable } from '../helpers/fixture.js';
 
 describe('expiration scan', () => {
-  const table = uniqueTable('cp_scan');
-  let pool: pg.Pool;
-  const stores: PgStore[] = [];
-  const make = (options: Omit<ConstructorParameters<typeof PgStore>[0] & object, 'pool'> = {}) => {
-    const store = new PgStore({ pool, table, ...options });
-    stores.push(store);
-    return store;
-  };
-  const ids = async () => (await sql<{ id: string }>(`SELECT id FROM public.${table} ORDER BY id`)).map((r) => r.id);
+  const fx = useCacheTable('cp_scan');
+  const table = fx.table;
+  const make = (options: Parameters<typeof fx.make>[0] = {}) => fx.make({ enableExpirationScan: true, ...options });
+  const ids = () => fx.ids();
 
   /** Rows whose expiry is `ms` from the real now: negative for already expired. */
   async function seed(prefix: string, count: number, ms: number) {
@@ -24,19 +18,6 @@ describe('expiration scan', () => {
       [prefix, new Date(Date.now() + ms), count],
     );
   }
-
-  before(async () => {
-    pool = new pg.Pool({ connectionString: testUrl(), max: 4 });
-    await make({ enableExpirationScan: false }).has('create');
-  });
-  beforeEach(() => sql(`TRUNCATE public.${table}`));
-  afterEach(async () => {
-    await Promise.all(stores.splice(0).map((s) => s.disconnect()));
-  });
-  after(async () => {
-    await pool.end();
-    await dropTables(table);
-  });
 
   it('physically deletes expired rows in the background once the store is used, and only those', async () => {
     await seed('old', 25, -60_000);
@@ -71,7 +52,7 @@ describe('expiration scan', () => {
     await seed('old', 5, -1000);
     const store = make({ enableExpirationScan: false });
     await store.has('warm');
-    const holder = await pool.connect();
+    const holder = await fx.pool.connect();
     try {
       await holder.query('BEGIN');
       await holder.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_CLASS, `scan:public.${table}`]);

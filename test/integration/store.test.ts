@@ -1,43 +1,15 @@
 import { expect } from 'chai';
 import Keyv from 'keyv';
-import pg from 'pg';
 import { InvalidKeyError, InvalidValueError, PgStore, QueryError, StoreClosedError } from '../../src/index.js';
 import { manualClock, rejects } from '../helpers/assert.js';
-import { dropTables, sql, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
-
-interface Row {
-  id: string;
-  expiresattime: Date | number;
-  slidingexpirationinseconds: string | null;
-  absoluteexpiration: Date | null;
-  tags: string[] | null;
-  xmin: string;
-}
+import { sql, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
+import { useCacheTable } from '../helpers/fixture.js';
 
 describe('PgStore', () => {
-  const table = uniqueTable('cp_store');
-  let pool: pg.Pool;
-  const stores: PgStore[] = [];
-  const make = (options: Omit<ConstructorParameters<typeof PgStore>[0] & object, 'pool'> = {}) => {
-    const store = new PgStore({ pool, table, enableExpirationScan: false, ...options });
-    stores.push(store);
-    return store;
-  };
-  const row = async (id: string) => (await sql<Row>(`SELECT *, xmin::text FROM public.${table} WHERE id = $1`, [id]))[0];
-  const count = async () => (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM public.${table}`))[0]!.n;
-
-  before(async () => {
-    pool = new pg.Pool({ connectionString: testUrl(), max: 4 });
-    await make().has('warm-up'); // creates the table
-  });
-  beforeEach(() => sql(`TRUNCATE public.${table}`));
-  afterEach(async () => {
-    await Promise.all(stores.splice(0).map((s) => s.disconnect()));
-  });
-  after(async () => {
-    await pool.end();
-    await dropTables(table);
-  });
+  const fx = useCacheTable('cp_store');
+  const { table, make } = fx;
+  const row = (id: string) => fx.row(id);
+  const count = () => fx.count();
 
   describe('expiry', () => {
     it('writes a TTL as an absolute expiry: expiresattime = absoluteexpiration = now + ttl, no sliding', async () => {
@@ -260,11 +232,11 @@ describe('PgStore', () => {
   describe('errors and lifecycle', () => {
     it('emits get failures, which Keyv 5 would otherwise swallow', async () => {
       const store = new PgStore({ uri: 'postgres://nobody@127.0.0.1:1/none', enableExpirationScan: false });
-      stores.push(store);
       const keyv = new Keyv({ store });
       const seen: unknown[] = [];
       keyv.on('error', (error) => seen.push(error));
       expect(await keyv.get('a')).to.equal(undefined);
+      await store.disconnect();
       expect(seen).to.have.length(1);
       expect(seen[0]).to.be.instanceOf(QueryError);
       expect((seen[0] as QueryError).sqlState).to.equal('ECONNREFUSED');
@@ -286,7 +258,7 @@ describe('PgStore', () => {
       const other = make();
       await shared.set('keyv:s', '1');
       await shared.disconnect();
-      expect(pool.ended).to.equal(false);
+      expect(fx.pool.ended).to.equal(false);
       expect(await other.get('keyv:s')).to.equal('1');
 
       const applicationName = uniqueTable('cp_owned');

@@ -1,0 +1,21 @@
+import type { Executor } from './executor.js';
+import type { ResolvedOptions } from './options.js';
+import type { Sql } from './sql.js';
+
+/**
+ * What a store shares with the modules built on it (`store.ext` and later layers): the executor, the
+ * statements and the resolved options, plus the one gate every operation passes. Nothing else of the
+ * store is reachable from them.
+ */
+export interface StoreContext {
+  readonly exec: Executor;
+  readonly sql: Sql;
+  readonly options: ResolvedOptions;
+  /** Resolves once the table is ready; rejects with StoreClosedError after disconnect(). */
+  prepare(operation: string): Promise<void>;
+}
+
+/** The application clock as the ISO string every statement receives as `now`. */
+export function isoNow(context: StoreContext): string {
+  return new Date(context.options.clock()).toISOString();
+}

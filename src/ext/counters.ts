@@ -1,0 +1,55 @@
+import { isoNow, type StoreContext } from '../context.js';
+import type { Duration } from '../duration.js';
+import { CounterOverflowError, InvalidValueError, NotACounterError, QueryError } from '../errors.js';
+import { validateKey } from '../keys.js';
+import { duration, resolveTags } from './entry_options.js';
+
+/** Options of `incr`/`decr`, used only when the call creates the counter (or restarts an expired one). */
+export interface CounterOptions {
+  /** The new counter expires this long after creation. Without it, it never expires (like the Python library's). */
+  ttl?: Duration;
+  /** Tags of the new counter. */
+  tags?: readonly string[];
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * Adds `by` to the counter at `key` in one atomic statement and returns the new value. A missing or
+ * expired counter starts from `by`. Values past Number.MAX_SAFE_INTEGER come back as bigint, never
+ * rounded.
+ */
+export async function increment(
+  context: StoreContext,
+  key: string,
+  by: number | bigint,
+  options: CounterOptions | undefined,
+): Promise<number | bigint> {
+  validateKey(key);
+  const delta = toInt64(by);
+  const now = context.options.clock();
+  const ttl = options?.ttl === undefined ? undefined : duration(options.ttl, 'ttl');
+  if (ttl !== undefined && ttl <= 0) throw new InvalidValueError('ttl of a counter must be greater than zero.');
+  const tags = resolveTags(options?.tags, 'tags', true);
+  const absolute = ttl === undefined ? null : new Date(now + ttl).toISOString();
+  await context.prepare('incr');
+  let rows: Array<{ value: string }>;
+  try {
+    rows = await context.exec.query<{ value: string }>(context.sql.incr, [key, delta, absolute ?? 'infinity', absolute, tags, isoNow(context)]);
+  } catch (error) {
+    const state = error instanceof QueryError ? error.sqlState : undefined;
+    // 22P02: not an integer; 22021: not UTF-8; 22003: out of bigint range.
+    if (state === '22P02' || state === '22021') throw new NotACounterError(key, error);
+    if (state === '22003') throw new CounterOverflowError(key, error);
+    throw error;
+  }
+  const value = BigInt(rows[0]!.value.trim());
+  return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
+}
+
+function toInt64(by: unknown): string {
+  if (typeof by === 'number' && Number.isSafeInteger(by)) return String(by);
+  if (typeof by === 'bigint' && by >= INT64_MIN && by <= INT64_MAX) return by.toString();
+  throw new InvalidValueError(`The increment must be a safe integer or a 64-bit bigint, got ${String(by)}.`);
+}

@@ -1,0 +1,134 @@
+import { isoNow, type StoreContext } from '../context.js';
+import { InvalidValueError } from '../errors.js';
+import { validateKey } from '../keys.js';
+import { type EntryOptions, resolveEntryOptions } from './entry_options.js';
+import { type EntryValue, toBytes } from './values.js';
+
+/** What `info()` tells about a live entry, read without extending it. */
+export interface EntryInfo {
+  /** When the entry expires unless read again; `null` when it never expires. */
+  expiresAt: Date | null;
+  /** Milliseconds until `expiresAt` (`Infinity` when it never expires). */
+  ttl: number;
+  /** The sliding expiration in milliseconds, if the entry has one. */
+  slidingExpiration: number | undefined;
+  /** The absolute ceiling, if the entry has one. */
+  absoluteExpiration: Date | undefined;
+  /** The entry's tags (empty when none). */
+  tags: string[];
+}
+
+interface InfoRow {
+  expiresattime: Date | number;
+  sliding: string | null;
+  abs: Date | number | null;
+  tags: string[] | null;
+}
+
+export async function getEntry(context: StoreContext, key: string): Promise<Buffer | undefined> {
+  validateKey(key);
+  await context.prepare('ext.get');
+  const rows = await context.exec.query<{ value: Buffer }>(context.sql.get, [key, isoNow(context)]);
+  return rows[0]?.value;
+}
+
+export async function setEntry(context: StoreContext, key: string, value: EntryValue, options?: EntryOptions): Promise<void> {
+  validateKey(key);
+  const bytes = toBytes(value);
+  const row = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
+  await context.prepare('ext.set');
+  await context.exec.query(context.sql.upsert, [key, bytes, row.expires, row.sliding, row.absolute, row.tags]);
+}
+
+export async function refreshEntry(context: StoreContext, key: string): Promise<boolean> {
+  validateKey(key);
+  await context.prepare('ext.refresh');
+  const rows = await context.exec.query<{ live: number }>(context.sql.refresh, [key, isoNow(context)]);
+  return (rows[0]?.live ?? 0) > 0;
+}
+
+export async function deleteEntry(context: StoreContext, key: string): Promise<boolean> {
+  validateKey(key);
+  await context.prepare('ext.delete');
+  const rows = await context.exec.query<{ live: boolean }>(context.sql.delete, [key, isoNow(context)]);
+  return rows[0]?.live === true;
+}
+
+export async function hasEntry(context: StoreContext, key: string): Promise<boolean> {
+  validateKey(key);
+  await context.prepare('ext.has');
+  return (await context.exec.query(context.sql.has, [key, isoNow(context)])).length > 0;
+}
+
+export async function entryInfo(context: StoreContext, key: string): Promise<EntryInfo | undefined> {
+  validateKey(key);
+  await context.prepare('ext.info');
+  const now = context.options.clock();
+  const [row] = await context.exec.query<InfoRow>(context.sql.info, [key, new Date(now).toISOString()]);
+  if (!row) return undefined;
+  // node-postgres parses 'infinity' (written by counters and by us for "never") to the number Infinity.
+  const expiresAt = typeof row.expiresattime === 'number' ? null : row.expiresattime;
+  return {
+    expiresAt,
+    ttl: expiresAt === null ? Number.POSITIVE_INFINITY : Math.max(0, expiresAt.getTime() - now),
+    slidingExpiration: row.sliding === null ? undefined : Number(row.sliding) * 1000,
+    absoluteExpiration: row.abs instanceof Date ? row.abs : undefined,
+    tags: row.tags ?? [],
+  };
+}
+
+export async function getEntries(context: StoreContext, keys: Iterable<string>): Promise<Map<string, Buffer>> {
+  const unique = uniqueKeys(keys);
+  if (unique.length === 0) return new Map();
+  await context.prepare('ext.getMany');
+  const rows = await context.exec.query<{ id: string; value: Buffer }>(context.sql.getMany, [unique, isoNow(context)]);
+  return new Map(rows.map((row) => [row.id, row.value]));
+}
+
+/** Accepts a Map, an object or [key, value] pairs; a later duplicate key wins. Same options for all. */
+export async function setEntries(
+  context: StoreContext,
+  entries: Map<string, EntryValue> | Record<string, EntryValue> | Iterable<readonly [string, EntryValue]>,
+  options?: EntryOptions,
+): Promise<void> {
+  const pairs: Iterable<readonly [string, EntryValue]> =
+    entries instanceof Map || isIterable(entries) ? (entries as Iterable<readonly [string, EntryValue]>) : Object.entries(entries);
+  const byKey = new Map<string, Buffer>();
+  for (const [key, value] of pairs) {
+    validateKey(key);
+    byKey.set(key, toBytes(value, `value of ${JSON.stringify(key)}`));
+  }
+  const row = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
+  if (byKey.size === 0) return;
+  await context.prepare('ext.setMany');
+  const ids = [...byKey.keys()];
+  await context.exec.query(context.sql.upsertMany, [
+    ids,
+    [...byKey.values()],
+    ids.map(() => row.expires),
+    row.sliding,
+    ids.map(() => row.absolute),
+    row.tags,
+  ]);
+}
+
+export async function deleteEntries(context: StoreContext, keys: Iterable<string>): Promise<number> {
+  const unique = uniqueKeys(keys);
+  if (unique.length === 0) return 0;
+  await context.prepare('ext.deleteMany');
+  const rows = await context.exec.query<{ live: boolean }>(context.sql.deleteMany, [unique, isoNow(context)]);
+  return rows.filter((row) => row.live).length;
+}
+
+function uniqueKeys(keys: Iterable<string>): string[] {
+  if (typeof keys === 'string' || !isIterable(keys)) {
+    throw new InvalidValueError('Expected an array (or other iterable) of keys, not a single string.');
+  }
+  const unique = [...new Set(keys)];
+  unique.forEach((key) => validateKey(key));
+  return unique;
+}
+
+function isIterable(value: unknown): value is Iterable<unknown> {
+  return typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function';
+}

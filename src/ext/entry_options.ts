@@ -1,0 +1,120 @@
+import { type Duration, parseDuration } from '../duration.js';
+import { CachePostgresError, InvalidOptionError, InvalidValueError } from '../errors.js';
+
+/**
+ * Expiry and tags of an entry written through `store.ext`, with the semantics of .NET's
+ * `DistributedCacheEntryOptions` (and the Python library's `EntryOptions`).
+ * With none of the three expiry fields, the store's `defaultSlidingExpiration` (20 minutes) applies.
+ */
+export interface EntryOptions {
+  /**
+   * Each read extends the entry to `now + slidingExpiration`, never past its absolute expiry.
+   * Stored in whole seconds (fractions are truncated), so at least 1 second.
+   */
+  slidingExpiration?: Duration;
+  /** The entry expires at this instant at the latest. Must be in the future. */
+  absoluteExpiration?: Date;
+  /** The entry expires this long after the write at the latest. Give this or `absoluteExpiration`, not both. */
+  absoluteExpirationRelative?: Duration;
+  /** Tags for `deleteTags()`. Non-empty strings; duplicates are dropped; `[]` means no tags. */
+  tags?: readonly string[];
+}
+
+/** The expiry columns of a row about to be written. Timestamps are ISO strings (or 'infinity'). */
+export interface RowExpiry {
+  readonly expires: string;
+  readonly sliding: number | null;
+  readonly absolute: string | null;
+  readonly tags: string[] | null;
+}
+
+const KNOWN = new Set(['slidingExpiration', 'absoluteExpiration', 'absoluteExpirationRelative', 'tags']);
+
+/**
+ * Turns entry options into row columns at time `now`:
+ * - sliding S (whole seconds) and absolute A are both optional; relative R gives A = now + R;
+ * - none of them: S = the default sliding expiration, A = NULL (the .NET rule, applied whenever no
+ *   expiry field is set, even when only tags are);
+ * - expiresattime = A when there is no S, else LEAST(now + S, A): never past the absolute ceiling.
+ * @throws {InvalidOptionError} naming the field, before anything is written
+ */
+export function resolveEntryOptions(options: EntryOptions | undefined, now: number, defaultSlidingMs: number): RowExpiry {
+  if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
+    throw new InvalidOptionError('options', 'entry options must be an object.');
+  }
+  const raw = options ?? {};
+  for (const name of Object.keys(raw)) {
+    if (!KNOWN.has(name)) throw new InvalidOptionError(name, `unknown entry option. Known: ${[...KNOWN].join(', ')}.`);
+  }
+  const tags = resolveTags(raw.tags, 'tags', true);
+  let slidingMs = raw.slidingExpiration === undefined ? undefined : duration(raw.slidingExpiration, 'slidingExpiration');
+  let absoluteMs: number | undefined;
+  if (raw.absoluteExpiration !== undefined && raw.absoluteExpirationRelative !== undefined) {
+    throw new InvalidOptionError('absoluteExpiration', 'give absoluteExpiration or absoluteExpirationRelative, not both.');
+  }
+  if (raw.absoluteExpirationRelative !== undefined) {
+    const relative = duration(raw.absoluteExpirationRelative, 'absoluteExpirationRelative');
+    if (relative <= 0) throw new InvalidOptionError('absoluteExpirationRelative', 'must be greater than zero.');
+    absoluteMs = now + relative;
+  } else if (raw.absoluteExpiration !== undefined) {
+    const at = raw.absoluteExpiration;
+    if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
+      throw new InvalidOptionError('absoluteExpiration', 'must be a valid Date.');
+    }
+    if (at.getTime() <= now) {
+      throw new InvalidOptionError(
+        'absoluteExpiration',
+        `must be in the future: ${at.toISOString()} is not after now (${new Date(now).toISOString()}).`,
+      );
+    }
+    absoluteMs = at.getTime();
+  }
+  if (slidingMs === undefined && absoluteMs === undefined) slidingMs = defaultSlidingMs;
+  let sliding: number | null = null;
+  if (slidingMs !== undefined) {
+    sliding = Math.trunc(slidingMs / 1000);
+    if (sliding < 1) throw new InvalidOptionError('slidingExpiration', 'must be at least 1 second (the column stores whole seconds).');
+  }
+  const expiresMs = sliding === null ? absoluteMs! : Math.min(now + sliding * 1000, absoluteMs ?? Number.POSITIVE_INFINITY);
+  return {
+    expires: isoTime(expiresMs, 'expiry'),
+    sliding,
+    absolute: absoluteMs === undefined ? null : isoTime(absoluteMs, 'absoluteExpiration'),
+    tags,
+  };
+}
+
+/**
+ * Validates a tag list: non-empty strings without NUL, duplicates dropped.
+ * @param allowEmpty `[]` means "no tags" on writes, but is an error where a tag is required
+ */
+export function resolveTags(tags: unknown, what: string, allowEmpty: boolean): string[] | null {
+  if (tags === undefined) return null;
+  if (!Array.isArray(tags)) throw new InvalidOptionError(what, 'must be an array of strings.');
+  if (tags.length === 0) {
+    if (allowEmpty) return null;
+    throw new InvalidOptionError(what, 'must name at least one tag.');
+  }
+  for (const tag of tags) {
+    if (typeof tag !== 'string' || tag === '' || tag.includes('\0') || !tag.isWellFormed()) {
+      throw new InvalidOptionError(what, `every tag must be a non-empty string without NUL or lone surrogates; got ${JSON.stringify(tag)}.`);
+    }
+  }
+  return [...new Set(tags as string[])];
+}
+
+/** Parses a duration for an entry option, reporting the option's name. */
+export function duration(value: unknown, option: string): number {
+  try {
+    return parseDuration(value, option);
+  } catch (error) {
+    throw new InvalidOptionError(option, error instanceof CachePostgresError ? error.message : String(error), { cause: error });
+  }
+}
+
+function isoTime(ms: number, what: string): string {
+  if (ms === Number.POSITIVE_INFINITY) return 'infinity';
+  const date = new Date(ms);
+  if (Number.isNaN(date.getTime())) throw new InvalidValueError(`${what} is out of the representable date range.`);
+  return date.toISOString();
+}

@@ -1,0 +1,130 @@
+import type { StoreContext } from '../context.js';
+import { type CounterOptions, increment } from './counters.js';
+import {
+  deleteEntries, deleteEntry, type EntryInfo, entryInfo, getEntries, getEntry, hasEntry, refreshEntry, setEntries, setEntry,
+} from './entries.js';
+import type { EntryOptions } from './entry_options.js';
+import { type DeletePatternOptions, deleteByPattern, getByPattern, type PatternOptions, scanKeys } from './patterns.js';
+import { type DeleteTagsOptions, deleteByTags } from './tags.js';
+import type { EntryValue } from './values.js';
+
+export type { CounterOptions, DeletePatternOptions, DeleteTagsOptions, EntryInfo, EntryOptions, EntryValue, PatternOptions };
+
+/**
+ * `store.ext`: what Keyv's interface has no room for, on the same table and connections as the store.
+ *
+ * Keys here are the exact row ids (no Keyv namespace prefix), and values are raw bytes (strings are
+ * stored as UTF-8), so an entry written here is the entry .NET's `IDistributedCache` and the Python
+ * library see under the same key, and the other way round. Every method rejects with a typed error
+ * ({@link CachePostgresError}) before writing anything when its input is invalid.
+ */
+export class CacheExt {
+  readonly #context: StoreContext;
+
+  /** @internal Built by PgStore. */
+  constructor(context: StoreContext) {
+    this.#context = context;
+  }
+
+  /** The value's bytes, or `undefined` when missing or expired. A sliding entry is extended in the same statement. */
+  get(key: string): Promise<Buffer | undefined> {
+    return getEntry(this.#context, key);
+  }
+
+  /** The value decoded as UTF-8 (what .NET's `SetString` wrote), or `undefined`. */
+  async getString(key: string): Promise<string | undefined> {
+    return (await getEntry(this.#context, key))?.toString('utf8');
+  }
+
+  /**
+   * Writes `value` (bytes as given; a string as UTF-8 without BOM) with .NET's expiry semantics: with no
+   * expiry option the store's `defaultSlidingExpiration` applies; sliding never extends past the
+   * absolute expiry. All columns (tags too) are replaced.
+   */
+  set(key: string, value: EntryValue, options?: EntryOptions): Promise<void> {
+    return setEntry(this.#context, key, value, options);
+  }
+
+  /** Extends a sliding entry without reading its value (.NET's `Refresh`). Resolves to true when the entry is live. */
+  refresh(key: string): Promise<boolean> {
+    return refreshEntry(this.#context, key);
+  }
+
+  /** Deletes the entry; resolves to true when a live entry was deleted. */
+  delete(key: string): Promise<boolean> {
+    return deleteEntry(this.#context, key);
+  }
+
+  /** True when the entry is live. Does not extend it. */
+  has(key: string): Promise<boolean> {
+    return hasEntry(this.#context, key);
+  }
+
+  /** Milliseconds until the entry expires unless read again (`Infinity`: never), or `undefined` when missing. Does not extend it. */
+  async ttl(key: string): Promise<number | undefined> {
+    return (await entryInfo(this.#context, key))?.ttl;
+  }
+
+  /** Expiry details and tags of a live entry, without extending it; `undefined` when missing or expired. */
+  info(key: string): Promise<EntryInfo | undefined> {
+    return entryInfo(this.#context, key);
+  }
+
+  /** The live entries among `keys` (missing ones are absent from the map), in one statement. */
+  getMany(keys: Iterable<string>): Promise<Map<string, Buffer>> {
+    return getEntries(this.#context, keys);
+  }
+
+  /** Writes many entries with the same options in one statement (a later duplicate key wins). */
+  setMany(
+    entries: Map<string, EntryValue> | Record<string, EntryValue> | Iterable<readonly [string, EntryValue]>,
+    options?: EntryOptions,
+  ): Promise<void> {
+    return setEntries(this.#context, entries, options);
+  }
+
+  /** Deletes many entries in one statement; resolves to the number of live entries deleted. */
+  deleteMany(keys: Iterable<string>): Promise<number> {
+    return deleteEntries(this.#context, keys);
+  }
+
+  /**
+   * Deletes entries by tag: by default those carrying ANY of `tags`; with `{ match: 'all' }` only
+   * those carrying all of them. Batched; resolves to the number of live entries deleted.
+   */
+  deleteTags(tags: readonly string[], options?: DeleteTagsOptions): Promise<number> {
+    return deleteByTags(this.#context, tags, options);
+  }
+
+  /**
+   * Yields the live keys matching a glob (`user:*`, `session:??:x`; `\` escapes; `%` and `_` are
+   * literal), in key order with constant memory. A literal prefix uses the primary key index.
+   */
+  scan(pattern: string, options?: PatternOptions & { batchSize?: number }): AsyncGenerator<string, void> {
+    return scanKeys(this.#context, pattern, options);
+  }
+
+  /** Every live entry matching the pattern (extending sliding ones, as get does). Loads all matches: prefer scan() for large sets. */
+  getPattern(pattern: string, options?: PatternOptions): Promise<Map<string, Buffer>> {
+    return getByPattern(this.#context, pattern, options);
+  }
+
+  /** Deletes the entries matching the pattern in batches. A pattern matching every key needs `{ all: true }`. */
+  deletePattern(pattern: string, options?: DeletePatternOptions): Promise<number> {
+    return deleteByPattern(this.#context, pattern, options);
+  }
+
+  /**
+   * Atomically adds `by` to the counter (decimal UTF-8 text, as the Python library stores it) and returns
+   * the new value: a number, or a bigint past Number.MAX_SAFE_INTEGER. A missing or expired counter
+   * starts from `by`, with `options` applied.
+   */
+  incr(key: string, by: number | bigint = 1, options?: CounterOptions): Promise<number | bigint> {
+    return increment(this.#context, key, by, options);
+  }
+
+  /** `incr(key, -by, options)`. */
+  decr(key: string, by: number | bigint = 1, options?: CounterOptions): Promise<number | bigint> {
+    return increment(this.#context, key, -by, options);
+  }
+}

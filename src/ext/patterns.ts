@@ -1,0 +1,125 @@
+import { deleteInBatches } from '../batch_delete.js';
+import { isoNow, type StoreContext } from '../context.js';
+import { InvalidValueError } from '../errors.js';
+import { ALL_KEYS, type KeyRange, escapeLike, prefixRange } from '../keys.js';
+
+/** Options of the key-pattern methods. */
+export interface PatternOptions {
+  /**
+   * Treat the pattern as a raw SQL LIKE pattern (`%`, `_`, `\` escapes), as the Python library's
+   * `get_pattern('user:%')` does, instead of a glob.
+   * @default false
+   */
+  like?: boolean;
+}
+
+/** A pattern ready for SQL: the LIKE text, and the key range of its literal prefix (for the index). */
+export interface CompiledPattern {
+  readonly like: string;
+  readonly range: KeyRange;
+  /** True when it matches every key (`*`, `**`, `%`). */
+  readonly matchesAll: boolean;
+}
+
+/**
+ * Compiles a glob (`*` any run of characters, `?` one character, `\` makes the next character literal;
+ * everything else, `%` and `_` included, means itself) or, with `like: true`, a raw LIKE pattern.
+ * @throws {InvalidValueError} for an empty pattern, a trailing lone `\`, NUL or lone surrogates
+ */
+export function compilePattern(pattern: unknown, options: PatternOptions = {}): CompiledPattern {
+  if (typeof pattern !== 'string' || pattern === '') {
+    throw new InvalidValueError(`A key pattern must be a non-empty string, got ${JSON.stringify(pattern)}.`);
+  }
+  if (pattern.includes('\0') || !pattern.isWellFormed()) {
+    throw new InvalidValueError('A key pattern must not contain NUL or lone surrogates.');
+  }
+  const chars = [...pattern];
+  const any = options.like ? '%' : '*';
+  const one = options.like ? '_' : '?';
+  let like = '';
+  let prefix = '';
+  let literalSoFar = true;
+  for (let i = 0; i < chars.length; i++) {
+    const char = chars[i]!;
+    if (char === '\\') {
+      const next = chars[++i];
+      if (next === undefined) {
+        throw new InvalidValueError(`Malformed key pattern ${JSON.stringify(pattern)}: it ends with a lone "\\" (write "\\\\" for a backslash).`);
+      }
+      like += escapeLike(next);
+      if (literalSoFar) prefix += next;
+    } else if (char === any || char === one) {
+      like += char === any ? '%' : '_';
+      literalSoFar = false;
+    } else {
+      like += options.like ? char : escapeLike(char);
+      if (literalSoFar) prefix += char;
+    }
+  }
+  const matchesAll = chars.every((char) => char === any);
+  return { like, range: prefix === '' ? ALL_KEYS : prefixRange(prefix), matchesAll };
+}
+
+/** Options of `deletePattern`. */
+export interface DeletePatternOptions extends PatternOptions {
+  /** Required for a pattern that matches every key (`*`): deleting the whole table must be explicit. */
+  all?: boolean;
+}
+
+/** Yields the live keys matching `pattern`, in key order, `batchSize` keys per query. */
+export async function* scanKeys(
+  context: StoreContext,
+  pattern: string,
+  options: PatternOptions & { batchSize?: number } = {},
+): AsyncGenerator<string, void> {
+  const compiled = compilePattern(pattern, options);
+  const batchSize = pageSize(options.batchSize, context.options.iterationLimit);
+  await context.prepare('ext.scan');
+  let after = '';
+  for (;;) {
+    const rows = await context.exec.query<{ id: string }>(context.sql.scanPattern, [
+      compiled.range.lower, compiled.range.upper, compiled.like, after, isoNow(context), batchSize,
+    ]);
+    for (const row of rows) yield row.id;
+    if (rows.length < batchSize) return;
+    after = rows[rows.length - 1]!.id;
+  }
+}
+
+/** Every live entry matching `pattern` (sliding ones are extended, as by get), fetched page by page. */
+export async function getByPattern(context: StoreContext, pattern: string, options: PatternOptions = {}): Promise<Map<string, Buffer>> {
+  const compiled = compilePattern(pattern, options);
+  const batchSize = context.options.iterationLimit;
+  await context.prepare('ext.getPattern');
+  const found = new Map<string, Buffer>();
+  let after = '';
+  for (;;) {
+    const rows = await context.exec.query<{ id: string; value: Buffer }>(context.sql.getPatternPage, [
+      compiled.range.lower, compiled.range.upper, compiled.like, after, isoNow(context), batchSize,
+    ]);
+    for (const row of rows) found.set(row.id, row.value);
+    if (rows.length < batchSize) return found;
+    after = rows[rows.length - 1]!.id;
+  }
+}
+
+/** Deletes every row matching `pattern` in batches; resolves to the live entries deleted. */
+export async function deleteByPattern(context: StoreContext, pattern: string, options: DeletePatternOptions = {}): Promise<number> {
+  const compiled = compilePattern(pattern, options);
+  if (compiled.matchesAll && options.all !== true) {
+    throw new InvalidValueError(`The pattern ${JSON.stringify(pattern)} matches every key; pass { all: true } to delete the whole table.`);
+  }
+  await context.prepare('ext.deletePattern');
+  const batch = context.options.deleteBatchSize;
+  return deleteInBatches(context.exec, context.sql.deletePatternBatch, batch, () => [
+    compiled.range.lower, compiled.range.upper, compiled.like, batch, isoNow(context),
+  ]);
+}
+
+function pageSize(value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidValueError(`batchSize must be a positive whole number, got ${JSON.stringify(value)}.`);
+  }
+  return value;
+}

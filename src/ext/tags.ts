@@ -1,0 +1,25 @@
+import { deleteInBatches } from '../batch_delete.js';
+import { isoNow, type StoreContext } from '../context.js';
+import { InvalidOptionError } from '../errors.js';
+import { resolveTags } from './entry_options.js';
+
+/** Options of `deleteTags`. */
+export interface DeleteTagsOptions {
+  /**
+   * `'any'`: delete entries carrying at least one of the tags (invalidate everything tagged `products`
+   * OR `category:books`). `'all'`: only entries carrying every tag (the Python library's `@>`).
+   * @default 'any'
+   */
+  match?: 'any' | 'all';
+}
+
+/** Deletes the entries tagged with `tags`, in batches; resolves to the live entries deleted. */
+export async function deleteByTags(context: StoreContext, tags: readonly string[], options: DeleteTagsOptions = {}): Promise<number> {
+  const list = resolveTags(tags, 'tags', false)!;
+  const match = options.match ?? 'any';
+  if (match !== 'any' && match !== 'all') throw new InvalidOptionError('match', `must be 'any' or 'all', got ${JSON.stringify(match)}.`);
+  await context.prepare('ext.deleteTags');
+  const statement = match === 'any' ? context.sql.deleteTagsAnyBatch : context.sql.deleteTagsAllBatch;
+  const batch = context.options.deleteBatchSize;
+  return deleteInBatches(context.exec, statement, batch, () => [list, batch, isoNow(context)]);
+}
