@@ -57,7 +57,7 @@ export class Executor {
     for (let attempt = 1; ; attempt++) {
       this.#roundTrips++;
       try {
-        const result = await this.#pool.query<R>({ name: statement.name, text: statement.text, values });
+        const result = await this.#pool.query<R>(queryConfig(statement, values));
         return result.rows;
       } catch (error) {
         if (attempt < MAX_ATTEMPTS && RETRYABLE.has((error as { code?: string }).code ?? '')) continue;
@@ -80,9 +80,8 @@ export class Executor {
     }
     const query: TransactionQuery = async <R extends object>(statement: Statement | string, values: unknown[] = []) => {
       this.#roundTrips++;
-      const config = typeof statement === 'string' ? { text: statement, values } : { name: statement.name, text: statement.text, values };
       try {
-        return (await client.query<R>(config)).rows;
+        return (await client.query<R>(queryConfig(statement, values))).rows;
       } catch (error) {
         throw new QueryError(typeof statement === 'string' ? statement.split(/\s/, 3).join(' ') : statement.label, this.#table, error);
       }
@@ -114,4 +113,10 @@ export class Executor {
   async end(): Promise<void> {
     if (this.#owned && !this.#pool.ended) await this.#pool.end();
   }
+}
+
+/** node-postgres prepares a statement once per connection when it has a name; plain text runs unprepared. */
+function queryConfig(statement: Statement | string, values: unknown[]): pg.QueryConfig {
+  if (typeof statement === 'string') return { text: statement, values };
+  return statement.prepared ? { name: statement.name, text: statement.text, values } : { text: statement.text, values };
 }

@@ -13,11 +13,16 @@ import pg from 'pg';
  *   rows that have a sliding expiration; rows without one are read with no write at all.
  */
 
-/** A named statement: `name` is what node-postgres prepares under, `label` is what errors and stats show. */
+/**
+ * A statement: `name` is what node-postgres prepares it under, `label` is what errors show. A statement
+ * with `prepared: false` is sent unnamed and planned for its actual parameters at every run: right for
+ * rare bulk operations whose best plan depends on the values (how common a tag is), wrong for hot paths.
+ */
 export interface Statement {
   readonly name: string;
   readonly label: string;
   readonly text: string;
+  readonly prepared: boolean;
 }
 
 /** Key space of our own advisory locks (`pg_*_advisory_*(int4, int4)`): the two-int form never collides with
@@ -71,8 +76,8 @@ const SET_ALL = `value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
 export function buildSql(schema: string, table: string): Sql {
   const t = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`;
   const display = `${schema}.${table}`;
-  const named = (label: string, text: string): Statement =>
-    Object.freeze({ label, text, name: `cp_${label}_${hash(`${t}\n${text}`)}` });
+  const named = (label: string, text: string, prepared = true): Statement =>
+    Object.freeze({ label, text, prepared, name: `cp_${label}_${hash(`${t}\n${text}`)}` });
 
   /**
    * A read that slides in the same round trip: `hit` selects the live rows matching `where`; the
@@ -91,13 +96,15 @@ export function buildSql(schema: string, table: string): Sql {
 SELECT ${select} FROM hit`;
 
   /**
-   * One batch of a large delete. Victims are locked in key order (FOR UPDATE after ORDER BY), so
-   * concurrent batch deletes never deadlock each other, and a row changed meanwhile is re-checked
-   * against `where`. "selected" (not "deleted") tells whether another batch is needed: rows someone
-   * else deleted meanwhile must not end the loop early. "live" counts rows that had not expired.
+   * One batch of a large delete. Victims are locked in one order that every concurrent batch delete
+   * shares (key order for key ranges; physical order for the tag index's bitmap scan, which an
+   * ORDER BY would trade for a walk of the whole primary key in a generic plan), so they never
+   * deadlock each other; a row changed meanwhile is re-checked against `where`. "selected" (not
+   * "deleted") tells whether another batch is needed: rows someone else deleted meanwhile must not end
+   * the loop early. "live" counts rows that had not expired.
    */
-  const deleteBatch = (where: string, limit: string, now: string) => `WITH victims AS (
-  SELECT id FROM ${t} WHERE ${where} ORDER BY id LIMIT ${limit} FOR UPDATE
+  const deleteBatch = (where: string, limit: string, now: string, order = ' ORDER BY id') => `WITH victims AS (
+  SELECT id FROM ${t} WHERE ${where}${order} LIMIT ${limit} FOR UPDATE
 ), gone AS (
   DELETE FROM ${t} AS c USING victims WHERE c.id = victims.id RETURNING c.expiresattime >= ${now}::timestamptz AS live
 )
@@ -154,9 +161,10 @@ WHERE ${inPattern} AND id > $4 AND expiresattime >= $5::timestamptz ORDER BY id 
 
     deletePatternBatch: named('delete_pattern_batch', deleteBatch(inPattern, '$4', '$5')),
 
-    // && (any tag) and @> (all tags) are both served by the GIN index on tags.
-    deleteTagsAnyBatch: named('delete_tags_any_batch', deleteBatch('tags && $1::text[]', '$2', '$3')),
-    deleteTagsAllBatch: named('delete_tags_all_batch', deleteBatch('tags @> $1::text[]', '$2', '$3')),
+    // && (any tag) and @> (all tags) are both served by the GIN index on tags, but only a plan made for
+    // the actual tags knows that a rare tag wants the index: a generic plan guesses 1% and scans the table.
+    deleteTagsAnyBatch: named('delete_tags_any_batch', deleteBatch('tags && $1::text[]', '$2', '$3', ''), false),
+    deleteTagsAllBatch: named('delete_tags_all_batch', deleteBatch('tags @> $1::text[]', '$2', '$3', ''), false),
 
     // The Python library's counter, fixed: an expired row restarts from $2 with fresh expiry columns
     // and tags (Python keeps the old sliding/absolute columns, so its "infinite" counter slides again).

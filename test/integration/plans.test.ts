@@ -9,12 +9,14 @@ import { dropTables, sql, testUrl, uniqueTable } from '../helpers/db.js';
  * cannot look at parameter values. These checks force the generic plan and read EXPLAIN, so a
  * statement that would scan the table once it is prepared fails here.
  */
-describe('query plans (generic, as prepared statements run)', () => {
+describe('query plans (as the statements run: generic plans for prepared ones)', () => {
   const table = uniqueTable('cp_plans');
   let client: pg.Client;
 
+  /** The plan the statement runs with: generic when prepared, custom (for these values) when not. */
   async function plan(statement: Statement, types: string[], values: unknown[]): Promise<string> {
     const name = `p_${statement.label}`;
+    await client.query(`SET plan_cache_mode = ${statement.prepared ? 'force_generic_plan' : 'force_custom_plan'}`);
     await client.query(`PREPARE ${name}(${types.join(', ')}) AS ${statement.text}`);
     try {
       const literals = values.map((v) => (v === null ? 'NULL' : pg.escapeLiteral(String(v))));
@@ -30,12 +32,12 @@ describe('query plans (generic, as prepared statements run)', () => {
     await store.has('create');
     await store.disconnect();
     await sql(
-      `INSERT INTO public.${table} (id, value, expiresattime) SELECT 'ns' || (g % 50) || ':' || g, '\\x00', 'infinity' FROM generate_series(1, 20000) g`,
+      `INSERT INTO public.${table} (id, value, expiresattime, tags)
+       SELECT 'ns' || (g % 50) || ':' || g, '\\x00', 'infinity', ARRAY['t' || (g % 500)] FROM generate_series(1, 20000) g`,
     );
     await sql(`ANALYZE public.${table}`);
     client = new pg.Client(testUrl());
     await client.connect();
-    await client.query(`SET plan_cache_mode = force_generic_plan`);
   });
   after(async () => {
     await client.end();
@@ -50,6 +52,9 @@ describe('query plans (generic, as prepared statements run)', () => {
     ['has', () => s().has, ['text', 'timestamptz'], ['ns1:1', now]],
     ['delete', () => s().delete, ['text', 'timestamptz'], ['ns1:1', now]],
     ['iterator page of a namespace', () => s().iterateRange, ['text', 'text', 'timestamptz', 'text', 'int'], ['ns9:', 'ns9;', now, '', 100]],
+    ['ext.scan page of a prefix pattern', () => s().scanPattern, ['text', 'text', 'text', 'text', 'timestamptz', 'int'], ['ns9:', 'ns9;', 'ns9:%', '', now, 100]],
+    ['ext.getPattern page of a prefix pattern', () => s().getPatternPage, ['text', 'text', 'text', 'text', 'timestamptz', 'int'], ['ns9:', 'ns9;', 'ns9:1%', '', now, 100]],
+    ['ext.deletePattern batch of a prefix pattern', () => s().deletePatternBatch, ['text', 'text', 'text', 'int', 'timestamptz'], ['ns9:', 'ns9;', 'ns9:%', 1000, now]],
     ['clear batch of a namespace', () => s().deleteRangeBatch, ['text', 'text', 'int', 'timestamptz'], ['ns9:', 'ns9;', 1000, now]],
   ];
   for (const [name, statement, types, values] of cases) {
@@ -60,6 +65,13 @@ describe('query plans (generic, as prepared statements run)', () => {
       expect(text).to.not.match(/Seq Scan/);
     });
   }
+
+  it('ext.deleteTags finds a rare tag\'s rows through the GIN index (planned per call, not prepared)', async () => {
+    for (const statement of [s().deleteTagsAnyBatch, s().deleteTagsAllBatch]) {
+      const text = await plan(statement, ['text[]', 'int', 'timestamptz'], ['{products}', 1000, now]);
+      expect(text).to.match(new RegExp(`Bitmap Index Scan on ix_${table}_tags`));
+    }
+  });
 
   it('the expiration scan walks the expiry index, not the table', async () => {
     const text = await plan(s().deleteExpiredBatch, ['timestamptz', 'int', 'text'], [now, 1000, 'scan']);
