@@ -110,6 +110,32 @@ export class CounterOverflowError extends CachePostgresError {
   }
 }
 
+/** A lock (or getOrSet's key lock) was not obtained within the time allowed. */
+export class LockTimeoutError extends CachePostgresError {
+  static readonly code = 'E_LOCK_TIMEOUT';
+  /** The lock name, or the cache key for getOrSet. */
+  readonly lockName: string;
+  constructor(name: string, waitedMs: number, what = 'lock', options?: { cause?: unknown }) {
+    super(LockTimeoutError.code, `Timed out after ${Math.round(waitedMs)} ms waiting for the ${what} ${JSON.stringify(name)}.`, options);
+    this.lockName = name;
+  }
+}
+
+/** Release or extend of a lock by someone who no longer holds it (its lease ran out, or another holder took it). */
+export class LockNotHeldError extends CachePostgresError {
+  static readonly code = 'E_LOCK_NOT_HELD';
+  readonly lockName: string;
+  readonly token: bigint;
+  constructor(name: string, token: bigint, operation: string) {
+    super(
+      LockNotHeldError.code,
+      `Cannot ${operation} lock ${JSON.stringify(name)} (token ${token}): this holder no longer holds it; its lease ran out or another holder took it.`,
+    );
+    this.lockName = name;
+    this.token = token;
+  }
+}
+
 /** Every error class by code, for `err instanceof errors.E_INVALID_KEY` checks. */
 export const errors = {
   E_INVALID_OPTION: InvalidOptionError,
@@ -121,4 +147,6 @@ export const errors = {
   E_QUERY_FAILED: QueryError,
   E_NOT_A_COUNTER: NotACounterError,
   E_COUNTER_OVERFLOW: CounterOverflowError,
+  E_LOCK_TIMEOUT: LockTimeoutError,
+  E_LOCK_NOT_HELD: LockNotHeldError,
 } as const;

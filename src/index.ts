@@ -8,6 +8,10 @@ export {
   type EntryInfo,
   type EntryOptions,
   type EntryValue,
+  type Factory,
+  type GetOrSetOptions,
+  type LockHandle,
+  type LockOptions,
   type PatternOptions,
 } from './ext/index.js';
 export { type Duration, parseDuration } from './duration.js';
@@ -23,5 +27,7 @@ export {
   QueryError,
   NotACounterError,
   CounterOverflowError,
+  LockTimeoutError,
+  LockNotHeldError,
   errors,
 } from './errors.js';

@@ -32,12 +32,35 @@ const done = new WeakMap<pg.Pool, Map<string, Promise<void>>>();
  * next operation retries.
  */
 export function ensureSchema(executor: Executor, sql: Sql, options: { createIfNotExists: boolean; useWal: boolean }): Promise<void> {
+  return once(executor, sql.qualified, () => run(executor, sql, options));
+}
+
+/**
+ * Makes sure the lease-lock table beside the cache table exists (created on first use of a lock, under
+ * the same advisory lock as the cache table's DDL).
+ */
+export function ensureLocksTable(executor: Executor, sql: Sql, options: { createIfNotExists: boolean }): Promise<void> {
+  return once(executor, `${sql.qualified}:locks`, async () => {
+    const [state] = await executor.query<{ exists: boolean }>(sql.locksInspect, [sql.locksDisplay]);
+    if (state?.exists) return;
+    if (!options.createIfNotExists) {
+      throw new SchemaError(`Lock table ${sql.locksDisplay} does not exist and createIfNotExists is false. Run: ${sql.ddl.createLocksTable}`);
+    }
+    // Under the DDL lock, CREATE ... IF NOT EXISTS cannot race another instance of ours.
+    await executor.transaction(async (query) => {
+      await query(sql.ddlLock, [`ddl:${sql.display}`]);
+      await query(sql.ddl.createLocksTable);
+    });
+  });
+}
+
+/** Runs `work` once per pool and key; a failure is forgotten so the next call retries. */
+function once(executor: Executor, key: string, work: () => Promise<void>): Promise<void> {
   let perPool = done.get(executor.pool);
   if (!perPool) done.set(executor.pool, (perPool = new Map()));
-  const key = sql.qualified;
   const existing = perPool.get(key);
   if (existing) return existing;
-  const attempt = run(executor, sql, options).catch((error: unknown) => {
+  const attempt = work().catch((error: unknown) => {
     perPool.delete(key);
     throw error;
   });

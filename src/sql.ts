@@ -54,6 +54,18 @@ export interface Sql {
   readonly deleteTagsAnyBatch: Statement;
   readonly deleteTagsAllBatch: Statement;
   readonly incr: Statement;
+  /** getOrSet: the advisory lock .NET's GetOrCreateAsync and Python's get_or_create take on a key. */
+  readonly keyLock: Statement;
+  /** getOrSet: `lock_timeout` for the rest of the transaction (a string such as '1500ms'). */
+  readonly setLockTimeout: Statement;
+  /** `schema.table_locks`: lease locks, apart from cache rows. */
+  readonly locksDisplay: string;
+  readonly lockAcquire: Statement;
+  readonly lockRelease: Statement;
+  readonly lockExtend: Statement;
+  readonly lockHeld: Statement;
+  readonly lockIsLocked: Statement;
+  readonly locksInspect: Statement;
   readonly deleteExpiredBatch: Statement;
   readonly inspect: Statement;
   readonly ddlLock: Statement;
@@ -64,6 +76,7 @@ export interface Sql {
     readonly addTagsColumn: string;
     readonly createExpiryIndex: string;
     readonly createTagsIndex: string;
+    readonly createLocksTable: string;
   };
 }
 
@@ -76,6 +89,8 @@ const SET_ALL = `value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
 export function buildSql(schema: string, table: string): Sql {
   const t = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`;
   const display = `${schema}.${table}`;
+  const locksTable = derivedName(table, 'locks');
+  const l = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(locksTable)}`;
   const named = (label: string, text: string, prepared = true): Statement =>
     Object.freeze({ label, text, prepared, name: `cp_${label}_${hash(`${t}\n${text}`)}` });
 
@@ -209,6 +224,34 @@ FROM (SELECT 1) AS one LEFT JOIN LATERAL (
   WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
 ) AS t ON true`),
 
+    keyLock: named('key_lock', `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`),
+
+    setLockTimeout: named('set_lock_timeout', `SELECT set_config('lock_timeout', $1, true)`),
+
+    locksDisplay: `${schema}.${locksTable}`,
+
+    // Take the lease when the name is free or its lease has run out. The token is a per-name counter
+    // bumped under the row lock, so each new holder gets a strictly larger one; rows are never deleted
+    // (release only ends the lease), which keeps the counter. $4 = now, $3 = now + ttl.
+    lockAcquire: named('lock_acquire', `INSERT INTO ${l} AS l (name, owner, token, expiresat) VALUES ($1, $2, 1, $3::timestamptz)
+ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, token = l.token + 1, expiresat = EXCLUDED.expiresat
+WHERE l.expiresat < $4::timestamptz
+RETURNING token::text AS token`),
+
+    // Release and extend succeed only for the holder whose lease is still running.
+    lockRelease: named('lock_release', `UPDATE ${l} SET expiresat = '-infinity'
+WHERE name = $1 AND owner = $2 AND token = $3::bigint AND expiresat >= $4::timestamptz RETURNING 1`),
+
+    lockExtend: named('lock_extend', `UPDATE ${l} SET expiresat = $5::timestamptz
+WHERE name = $1 AND owner = $2 AND token = $3::bigint AND expiresat >= $4::timestamptz RETURNING 1`),
+
+    lockHeld: named('lock_held', `SELECT 1 FROM ${l}
+WHERE name = $1 AND owner = $2 AND token = $3::bigint AND expiresat >= $4::timestamptz`),
+
+    lockIsLocked: named('lock_is_locked', `SELECT 1 FROM ${l} WHERE name = $1 AND expiresat >= $2::timestamptz`),
+
+    locksInspect: named('locks_inspect', `SELECT to_regclass($1) IS NOT NULL AS exists`),
+
     ddlLock: named('ddl_lock', `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`),
 
     ddl: Object.freeze({
@@ -226,19 +269,33 @@ FROM (SELECT 1) AS one LEFT JOIN LATERAL (
       createExpiryIndex: `CREATE INDEX IF NOT EXISTS ${pg.escapeIdentifier(indexName(table, 'expiresattime'))}
   ON ${t} (expiresattime) WITH (deduplicate_items = True)`,
       createTagsIndex: `CREATE INDEX IF NOT EXISTS ${pg.escapeIdentifier(indexName(table, 'tags'))} ON ${t} USING GIN (tags)`,
+      // Always WAL-logged: a crash must not reset the fencing tokens.
+      createLocksTable: `CREATE TABLE IF NOT EXISTS ${l} (
+  name VARCHAR(449) COLLATE "C" PRIMARY KEY,
+  owner TEXT NOT NULL,
+  token BIGINT NOT NULL,
+  expiresat TIMESTAMPTZ NOT NULL
+)`,
     }),
   });
 }
 
 /**
  * Index names are per schema, so ours carry the table name (.NET's fixed `ix_expiresattime` makes a
- * second cache table in a schema silently go without one). Names past PostgreSQL's 63 bytes would be
- * truncated, and two long table names could then collide: those get a hash instead of the tail.
+ * second cache table in a schema silently go without one).
  */
 export function indexName(table: string, column: string): string {
-  const name = `ix_${table}_${column}`;
+  return derivedName(`ix_${table}`, column);
+}
+
+/**
+ * `${base}_${suffix}`, kept within PostgreSQL's 63 bytes: a longer name would be truncated, and two
+ * long names could then collide, so those get a hash of the base instead of its tail.
+ */
+export function derivedName(base: string, suffix: string): string {
+  const name = `${base}_${suffix}`;
   if (name.length <= 63) return name;
-  return `ix_${table.slice(0, 40)}_${hash(table)}_${column.slice(0, 8)}`;
+  return `${base.slice(0, 40)}_${hash(base)}_${suffix.slice(0, 8)}`;
 }
 
 /** FNV-1a, 32 bits, as 8 hex digits: short stable names, not security. */

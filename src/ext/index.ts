@@ -4,11 +4,16 @@ import {
   deleteEntries, deleteEntry, type EntryInfo, entryInfo, getEntries, getEntry, hasEntry, refreshEntry, setEntries, setEntry,
 } from './entries.js';
 import type { EntryOptions } from './entry_options.js';
+import { type Factory, GetOrSet, type GetOrSetOptions } from './get_or_set.js';
+import { type LockHandle, type LockOptions, Locks } from './locks.js';
 import { type DeletePatternOptions, deleteByPattern, getByPattern, type PatternOptions, scanKeys } from './patterns.js';
 import { type DeleteTagsOptions, deleteByTags } from './tags.js';
 import type { EntryValue } from './values.js';
 
-export type { CounterOptions, DeletePatternOptions, DeleteTagsOptions, EntryInfo, EntryOptions, EntryValue, PatternOptions };
+export type {
+  CounterOptions, DeletePatternOptions, DeleteTagsOptions, EntryInfo, EntryOptions, EntryValue, Factory, GetOrSetOptions,
+  LockHandle, LockOptions, PatternOptions,
+};
 
 /**
  * `store.ext`: what Keyv's interface has no room for, on the same table and connections as the store.
@@ -20,10 +25,14 @@ export type { CounterOptions, DeletePatternOptions, DeleteTagsOptions, EntryInfo
  */
 export class CacheExt {
   readonly #context: StoreContext;
+  readonly #getOrSet: GetOrSet;
+  readonly #locks: Locks;
 
   /** @internal Built by PgStore. */
   constructor(context: StoreContext) {
     this.#context = context;
+    this.#getOrSet = new GetOrSet(context);
+    this.#locks = new Locks(context);
   }
 
   /** The value's bytes, or `undefined` when missing or expired. A sliding entry is extended in the same statement. */
@@ -126,5 +135,35 @@ export class CacheExt {
   /** `incr(key, -by, options)`. */
   decr(key: string, by: number | bigint = 1, options?: CounterOptions): Promise<number | bigint> {
     return increment(this.#context, key, -by, options);
+  }
+
+  /**
+   * The value at `key`, or the factory's result stored there, with at most one factory call per key
+   * at a time across processes: concurrent callers in this process share one flight, and other
+   * processes (and .NET's GetOrCreateAsync and Python's get_or_create) wait on the same advisory lock.
+   * A hit takes no lock. A factory that throws stores nothing and rejects every waiting caller.
+   */
+  getOrSet(key: string, factory: Factory, options?: GetOrSetOptions): Promise<Buffer> {
+    return this.#getOrSet.run(key, factory, options);
+  }
+
+  /** Takes the lease lock `name`, waiting up to `options.wait`; see {@link LockHandle} for the fencing token. */
+  lock(name: string, options?: LockOptions): Promise<LockHandle> {
+    return this.#locks.lock(name, options);
+  }
+
+  /** Takes the lease lock `name` if it is free now, else resolves to `undefined`. */
+  tryLock(name: string, options?: LockOptions): Promise<LockHandle | undefined> {
+    return this.#locks.tryLock(name, options);
+  }
+
+  /** Runs `fn` holding the lock, renewing its lease meanwhile and releasing it afterwards (also on throw). */
+  withLock<T>(name: string, fn: (lock: LockHandle) => Promise<T> | T, options?: LockOptions): Promise<T> {
+    return this.#locks.withLock(name, fn, options);
+  }
+
+  /** True when someone holds a running lease on `name`. */
+  isLocked(name: string): Promise<boolean> {
+    return this.#locks.isLocked(name);
   }
 }

@@ -58,7 +58,7 @@ export function useCacheTable(prefix: string) {
   });
   after(async () => {
     await pool?.end();
-    await dropTables(table);
+    await dropTables(table, `${table}_locks`);
   });
   return fixture;
 }

@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import { isoNow, type StoreContext } from '../context.js';
+import type { Duration } from '../duration.js';
+import { InvalidOptionError, InvalidValueError, LockNotHeldError, LockTimeoutError } from '../errors.js';
+import { validateKey } from '../keys.js';
+import { ensureLocksTable } from '../schema.js';
+import { duration } from './entry_options.js';
+
+/** Options of `lock`, `tryLock` and `withLock`. */
+export interface LockOptions {
+  /** How long the lease lasts unless extended; a crashed holder's lock frees itself after it. @default '30s' */
+  ttl?: Duration;
+  /** `lock` and `withLock`: longest wait for the lock before a LockTimeoutError. @default no limit */
+  wait?: Duration;
+  /** Pause between two attempts while waiting (randomised by ±50% so waiters spread out). @default '50ms' */
+  retryInterval?: Duration;
+}
+
+/**
+ * A held lease lock. `token` is a fencing token: it strictly increases for each new holder of the
+ * name, so a resource that remembers the largest token it has seen can refuse a write from a holder
+ * whose lease ran out while it was paused (the case a lease alone cannot prevent).
+ */
+export interface LockHandle {
+  readonly name: string;
+  readonly token: bigint;
+  /** Aborted (with a LockNotHeldError as reason) when `withLock` fails to renew the lease. */
+  readonly signal: AbortSignal;
+  /** Ends the lease. Rejects with LockNotHeldError when this holder no longer holds it. */
+  release(): Promise<void>;
+  /** Sets the lease to end `ttl` from now (default: the lock's ttl). Rejects with LockNotHeldError when no longer held. */
+  extend(ttl?: Duration): Promise<void>;
+  /** True while this holder's lease is running (asks the database). */
+  held(): Promise<boolean>;
+}
+
+interface ResolvedLockOptions {
+  ttlMs: number;
+  waitMs: number;
+  retryMs: number;
+}
+
+/** Lease locks in their own table (`<table>_locks`): never a cache row, never seen by Keyv, patterns or bulk reads. */
+export class Locks {
+  readonly #context: StoreContext;
+
+  constructor(context: StoreContext) {
+    this.#context = context;
+  }
+
+  /** Takes the lock if it is free now; `undefined` when someone holds it. */
+  async tryLock(name: string, options: LockOptions = {}): Promise<LockHandle | undefined> {
+    validateKey(name);
+    return this.#attempt(name, resolve(options, 0), randomUUID());
+  }
+
+  /** Takes the lock, waiting up to `wait` (polling every `retryInterval`). */
+  async lock(name: string, options: LockOptions = {}): Promise<LockHandle> {
+    validateKey(name);
+    const resolved = resolve(options, Number.POSITIVE_INFINITY);
+    const owner = randomUUID();
+    const started = performance.now();
+    for (;;) {
+      const handle = await this.#attempt(name, resolved, owner);
+      if (handle) return handle;
+      const waited = performance.now() - started;
+      if (waited >= resolved.waitMs) throw new LockTimeoutError(name, waited);
+      const pause = resolved.retryMs * (0.5 + Math.random());
+      await new Promise((resolvePause) => setTimeout(resolvePause, Math.min(pause, resolved.waitMs - waited)));
+    }
+  }
+
+  /**
+   * Runs `fn` holding the lock: waits for it like `lock`, renews the lease every third of its ttl
+   * while `fn` runs, and releases it afterwards, also when `fn` throws. If a renewal finds the lease
+   * lost, `lock.signal` is aborted; if `fn` then completes, the LockNotHeldError is thrown instead of
+   * its result, since mutual exclusion was not guaranteed.
+   */
+  async withLock<T>(name: string, fn: (lock: LockHandle) => Promise<T> | T, options: LockOptions = {}): Promise<T> {
+    if (typeof fn !== 'function') throw new InvalidValueError(`withLock needs a function, got ${typeof fn}.`);
+    const handle = await this.lock(name, options);
+    const ttlMs = resolve(options, 0).ttlMs;
+    const renewal = setInterval(() => {
+      handle.extend().catch(() => {});
+    }, Math.max(1, ttlMs / 3));
+    renewal.unref();
+    let result: T;
+    try {
+      result = await fn(handle);
+    } catch (error) {
+      clearInterval(renewal);
+      await handle.release().catch(() => {});
+      throw error;
+    }
+    clearInterval(renewal);
+    await handle.release();
+    return result;
+  }
+
+  /** True when someone holds a running lease on the name. */
+  async isLocked(name: string): Promise<boolean> {
+    validateKey(name);
+    await this.#ready();
+    return (await this.#context.exec.query(this.#context.sql.lockIsLocked, [name, isoNow(this.#context)])).length > 0;
+  }
+
+  async #ready(): Promise<void> {
+    await this.#context.prepare('lock');
+    await ensureLocksTable(this.#context.exec, this.#context.sql, this.#context.options);
+  }
+
+  async #attempt(name: string, options: ResolvedLockOptions, owner: string): Promise<LockHandle | undefined> {
+    await this.#ready();
+    const { exec, sql, options: storeOptions } = this.#context;
+    const now = storeOptions.clock();
+    const [row] = await exec.query<{ token: string }>(sql.lockAcquire, [
+      name, owner, new Date(now + options.ttlMs).toISOString(), new Date(now).toISOString(),
+    ]);
+    if (!row) return undefined;
+    const token = BigInt(row.token);
+    const controller = new AbortController();
+    const context = this.#context;
+    const changeLease = async (statement: typeof sql.lockRelease, extra: unknown[], operation: string) => {
+      const rows = await exec.query(statement, [name, owner, token.toString(), isoNow(context), ...extra]);
+      if (rows.length === 0) {
+        const error = new LockNotHeldError(name, token, operation);
+        if (!controller.signal.aborted) controller.abort(error);
+        throw error;
+      }
+    };
+    return {
+      name,
+      token,
+      signal: controller.signal,
+      release: () => changeLease(sql.lockRelease, [], 'release'),
+      extend: async (ttl?: Duration) => {
+        const ms = ttl === undefined ? options.ttlMs : positive(ttl, 'ttl');
+        await changeLease(sql.lockExtend, [new Date(storeOptions.clock() + ms).toISOString()], 'extend');
+      },
+      held: async () => (await exec.query(sql.lockHeld, [name, owner, token.toString(), isoNow(context)])).length > 0,
+    };
+  }
+}
+
+function resolve(options: LockOptions, defaultWait: number): ResolvedLockOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'lock options must be an object.');
+  return {
+    ttlMs: options.ttl === undefined ? 30_000 : positive(options.ttl, 'ttl'),
+    waitMs: options.wait === undefined ? defaultWait : duration(options.wait, 'wait'),
+    retryMs: options.retryInterval === undefined ? 50 : positive(options.retryInterval, 'retryInterval'),
+  };
+}
+
+function positive(value: Duration, option: string): number {
+  const ms = duration(value, option);
+  if (ms <= 0) throw new InvalidOptionError(option, 'must be greater than zero.');
+  return ms;
+}

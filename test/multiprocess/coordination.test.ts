@@ -1,0 +1,96 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { PgStore } from '../../src/index.js';
+import { dropTables, testUrl, uniqueTable } from '../helpers/db.js';
+
+const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
+
+interface Worker {
+  child: ChildProcessWithoutNullStreams;
+  ready: Promise<void>;
+  /** The JSON line the worker prints when done. */
+  result: Promise<unknown>;
+}
+
+function startWorker(args: string[]): Worker {
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const lines = createInterface({ input: child.stdout });
+  let onReady!: () => void;
+  const ready = new Promise<void>((resolve) => (onReady = resolve));
+  const result = new Promise<unknown>((resolve, reject) => {
+    lines.on('line', (line) => {
+      if (line === 'ready') onReady();
+      else resolve(JSON.parse(line));
+    });
+    child.on('exit', (code, signal) => {
+      if (code !== 0 && signal !== 'SIGKILL') reject(new Error(`worker exited with ${code ?? signal}: ${stderr}`));
+    });
+  });
+  return { child, ready, result };
+}
+
+async function runTogether(count: number, args: string[]): Promise<unknown[]> {
+  const workers = Array.from({ length: count }, () => startWorker(args));
+  await Promise.all(workers.map((w) => w.ready));
+  for (const w of workers) w.child.stdin.write('go\n');
+  return Promise.all(workers.map((w) => w.result));
+}
+
+describe('coordination across OS processes', function () {
+  this.timeout(120_000);
+  const table = uniqueTable('cp_multi');
+  let store: PgStore;
+
+  before(async () => {
+    store = new PgStore({ uri: testUrl(), table, enableExpirationScan: false });
+    await store.ext.has('create');
+  });
+  after(async () => {
+    await store.disconnect();
+    await dropTables(table, `${table}_locks`);
+  });
+
+  it('getOrSet: 4 processes x 20 concurrent callers on one cold key make exactly 1 factory call', async () => {
+    const results = (await runTogether(4, ['stampede', testUrl(), table, 'stampede-key', '20', '200'])) as Array<{
+      calls: number;
+      values: string[];
+    }>;
+    const calls = results.reduce((sum, r) => sum + r.calls, 0);
+    expect(calls).to.equal(1);
+    const values = results.flatMap((r) => r.values);
+    expect(values).to.have.length(80);
+    expect(new Set(values).size).to.equal(1);
+    expect(await store.ext.getString('stampede-key')).to.equal(values[0]);
+  });
+
+  it('withLock: 4 processes x 250 read-modify-write increments end at exactly 1000, tokens increasing in order', async () => {
+    const results = (await runTogether(4, ['increments', testUrl(), table, 'counter-lock', 'plain-counter', '250'])) as Array<{
+      observed: Array<{ token: string; read: number }>;
+    }>;
+    expect(await store.ext.getString('plain-counter')).to.equal('1000');
+    const all = results.flatMap((r) => r.observed).sort((a, b) => a.read - b.read);
+    expect(all.map((o) => o.read)).to.deep.equal(Array.from({ length: 1000 }, (_, i) => i)); // each value read once
+    for (let i = 1; i < all.length; i++) {
+      expect(BigInt(all[i]!.token) > BigInt(all[i - 1]!.token), `token at ${i}`).to.equal(true);
+    }
+  });
+
+  it('a holder killed with SIGKILL keeps its lock until the ttl runs out, and no longer', async () => {
+    const worker = startWorker(['hold', testUrl(), table, 'crash-lock', '1500ms']);
+    await worker.ready;
+    worker.child.stdin.write('go\n');
+    const { token, leaseStartsNoEarlierThan } = (await worker.result) as { token: string; leaseStartsNoEarlierThan: number };
+    const exited = new Promise((resolve) => worker.child.once('exit', resolve));
+    worker.child.kill('SIGKILL');
+    await exited;
+    expect(await store.ext.tryLock('crash-lock')).to.equal(undefined); // the lease still runs
+    const next = await store.ext.lock('crash-lock', { wait: '10s', retryInterval: '20ms' });
+    expect(Date.now() - leaseStartsNoEarlierThan).to.be.at.least(1500);
+    expect(next.token > BigInt(token)).to.equal(true);
+    await next.release();
+  });
+});

@@ -1,0 +1,73 @@
+/**
+ * A separate OS process for the multi-process tests. It reads its task from argv, prints `ready`,
+ * waits for `go` on stdin (so every worker starts at the same moment), runs the task and prints one
+ * JSON line with what it observed. Run with `node --import tsx worker.ts <task> <url> <table> ...`.
+ */
+import { createInterface } from 'node:readline';
+import { PgStore } from '../../src/index.js';
+
+const [task, url, table, ...args] = process.argv.slice(2);
+const store = new PgStore({ uri: url!, table: table!, enableExpirationScan: false, poolMax: 5 });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function stampede(key: string, callers: number, factoryMs: number) {
+  let calls = 0;
+  const values = await Promise.all(
+    Array.from({ length: callers }, () =>
+      store.ext.getOrSet(key, async () => {
+        calls++;
+        await sleep(factoryMs);
+        return `computed by ${process.pid}`;
+      }),
+    ),
+  );
+  return { calls, values: values.map(String) };
+}
+
+async function increments(name: string, counterKey: string, times: number) {
+  const observed: Array<{ token: string; read: number }> = [];
+  for (let i = 0; i < times; i++) {
+    await store.ext.withLock(
+      name,
+      async (lock) => {
+        // A plain, non-atomic read-modify-write: only the lock keeps it correct.
+        const read = Number((await store.ext.getString(counterKey)) ?? '0');
+        await store.ext.set(counterKey, String(read + 1), { absoluteExpirationRelative: '1h' });
+        observed.push({ token: lock.token.toString(), read });
+      },
+      { ttl: '10s', wait: '60s', retryInterval: '2ms' },
+    );
+  }
+  return { observed };
+}
+
+async function hold(name: string, ttl: string) {
+  // The lease starts at the clock reading taken inside lock(), so no earlier than this.
+  const leaseStartsNoEarlierThan = Date.now();
+  const lock = await store.ext.lock(name, { ttl });
+  return { token: lock.token.toString(), leaseStartsNoEarlierThan };
+}
+
+async function main() {
+  await store.ext.has('warm-up'); // table ready before the race starts
+  process.stdout.write('ready\n');
+  const lines = createInterface({ input: process.stdin });
+  await new Promise<void>((resolve) => lines.once('line', () => resolve()));
+  let result: unknown;
+  if (task === 'stampede') result = await stampede(args[0]!, Number(args[1]), Number(args[2]));
+  else if (task === 'increments') result = await increments(args[0]!, args[1]!, Number(args[2]));
+  else if (task === 'hold') {
+    result = await hold(args[0]!, args[1]!);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    setInterval(() => {}, 1000); // keep holding until killed
+    return;
+  } else throw new Error(`unknown task ${task}`);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  lines.close();
+  await store.disconnect();
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error?.stack ?? error}\n`);
+  process.exit(1);
+});
