@@ -1,0 +1,243 @@
+/**
+ * npm run bench [-- --url postgres://... --ops 20000 --quick]
+ *
+ * The Python library's four scenarios (100 keys, 1 KiB values, 20 concurrent workers): read-heavy
+ * (90% get / 10% set), write-heavy (10/90), an atomic counter on one key, and a stampede (20 callers,
+ * one cold key, 200 ms factory). Every target runs in this one process, one after another, against
+ * the same PostgreSQL (and the local Redis), and is reported with ratios to @keyv/postgres and
+ * @keyv/redis. Results are also written to bench/results/<time>.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { startTestDatabase } from '../src/testing/index.js';
+import { type BenchOps, type Target, targets } from './targets.js';
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    redis: { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    ops: { type: 'string', default: '20000' },
+    workers: { type: 'string', default: '20' },
+    only: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    'memory-ops': { type: 'string', default: '1000000' },
+  },
+});
+
+const KEYS = 100;
+const OPS = Number(args.ops);
+const WORKERS = Number(args.workers);
+const WARMUP = Math.min(2000, Math.ceil(OPS / 10));
+const VALUE = 'x'.repeat(1024);
+const keyAt = (i: number) => `key:${i % KEYS}`;
+
+interface Result {
+  target: string;
+  scenario: string;
+  ops: number;
+  opsPerSec: number;
+  meanMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  failures: number;
+  factoryCalls?: number;
+  note?: string;
+}
+
+type Op = (ops: BenchOps, i: number) => Promise<unknown>;
+
+const scenarios: Array<{ name: string; op: Op }> = [
+  { name: 'read-heavy 90/10', op: (o, i) => (i % 10 === 0 ? o.set(keyAt(i * 7), VALUE) : o.get(keyAt(i * 7))) },
+  { name: 'write-heavy 10/90', op: (o, i) => (i % 10 === 0 ? o.get(keyAt(i * 7)) : o.set(keyAt(i * 7), VALUE)) },
+  { name: 'counter (incr one key)', op: (o) => o.incr('counter') },
+];
+
+/** Runs `total` operations over `WORKERS` concurrent loops; latency per operation. */
+async function drive(ops: BenchOps, op: Op, total: number): Promise<Omit<Result, 'target' | 'scenario'>> {
+  const latencies = new Float64Array(total);
+  let next = 0;
+  let failures = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: WORKERS }, async () => {
+      for (let i = next++; i < total; i = next++) {
+        const t0 = performance.now();
+        try {
+          await op(ops, i);
+        } catch {
+          failures++;
+        }
+        latencies[i] = performance.now() - t0;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const sorted = Array.from(latencies).sort((a, b) => a - b);
+  const mean = sorted.reduce((sum, v) => sum + v, 0) / total;
+  return {
+    ops: total,
+    opsPerSec: total / seconds,
+    meanMs: mean,
+    p50Ms: sorted[Math.floor(total * 0.5)]!,
+    p99Ms: sorted[Math.min(total - 1, Math.floor(total * 0.99))]!,
+    failures,
+  };
+}
+
+/** 20 callers at once on one cold key with a 200 ms factory: how many factory calls, how long. */
+async function stampede(ops: BenchOps): Promise<Omit<Result, 'target' | 'scenario'>> {
+  let calls = 0;
+  const key = `cold:${Date.now()}`;
+  const latencies: number[] = [];
+  let failures = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: WORKERS }, async () => {
+      const t0 = performance.now();
+      try {
+        await ops.getOrSet(key, async () => {
+          calls++;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          return VALUE;
+        });
+      } catch {
+        failures++;
+      }
+      latencies.push(performance.now() - t0);
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    ops: WORKERS,
+    opsPerSec: WORKERS / seconds,
+    meanMs: latencies.reduce((s, v) => s + v, 0) / latencies.length,
+    p50Ms: latencies[Math.floor(latencies.length / 2)]!,
+    p99Ms: latencies[latencies.length - 1]!,
+    failures,
+    factoryCalls: calls,
+  };
+}
+
+async function runTarget(target: Target): Promise<Result[] | string> {
+  let ops: BenchOps;
+  try {
+    ops = await target.open();
+  } catch (error) {
+    return `skipped: ${(error as Error).message}`;
+  }
+  const results: Result[] = [];
+  try {
+    await ops.clear();
+    for (let i = 0; i < KEYS; i++) await ops.set(keyAt(i), VALUE);
+    for (const scenario of scenarios) {
+      await drive(ops, scenario.op, WARMUP);
+      const measured = await drive(ops, scenario.op, OPS);
+      const note = scenario.name.startsWith('counter') && !target.atomicIncr ? 'get-then-set, not atomic' : undefined;
+      results.push({ target: target.name, scenario: scenario.name, ...measured, ...(note ? { note } : {}) });
+    }
+    const stampeded = await stampede(ops);
+    results.push({
+      target: target.name,
+      scenario: 'stampede (20 callers, 200 ms factory)',
+      ...stampeded,
+      ...(target.stampedeSafe ? {} : { note: 'naive get-then-set' }),
+    });
+  } finally {
+    await ops.clear().catch(() => {});
+    await ops.close();
+  }
+  return results;
+}
+
+/** RSS before and after many operations on PgStore through Keyv (read-heavy mix). */
+async function memory(target: Target, total: number) {
+  const ops = await target.open();
+  try {
+    for (let i = 0; i < KEYS; i++) await ops.set(keyAt(i), VALUE);
+    await drive(ops, scenarios[0]!.op, 20_000);
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    await drive(ops, scenarios[0]!.op, total);
+    global.gc?.();
+    const after = process.memoryUsage().rss;
+    return { target: target.name, operations: total, rssBeforeMb: before / 2 ** 20, rssAfterMb: after / 2 ** 20 };
+  } finally {
+    await ops.clear().catch(() => {});
+    await ops.close();
+  }
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+async function main() {
+  const database = await startTestDatabase({ url: args.url, log: (line) => console.log(`[db] ${line}`) });
+  const client = new pg.Client(database.url);
+  await client.connect();
+  const version = (await client.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
+  await client.end();
+  console.log(`PostgreSQL ${version} (${database.source}), Node ${process.version}, ${os.cpus().length} cores, ${os.cpus()[0]?.model}`);
+  console.log(`${KEYS} keys, 1 KiB values, ${WORKERS} workers, ${fmt(OPS)} operations per scenario after ${fmt(WARMUP)} warm-up\n`);
+
+  const all: Result[] = [];
+  const skipped: Record<string, string> = {};
+  try {
+    for (const target of targets(database.url, args.redis!)) {
+      if (args.only && !target.name.includes(args.only)) continue;
+      const outcome = await runTarget(target);
+      if (typeof outcome === 'string') {
+        skipped[target.name] = outcome;
+        console.log(`${target.name}: ${outcome}`);
+      } else {
+        all.push(...outcome);
+        console.log(`${target.name}: done`);
+      }
+    }
+    report(all, skipped);
+    let mem: Awaited<ReturnType<typeof memory>> | undefined;
+    if (!args.quick) {
+      mem = await memory(targets(database.url, args.redis!)[0]!, Number(args['memory-ops']));
+      console.log(
+        `\nMemory, ${mem.target}: RSS ${fmt(mem.rssBeforeMb, 1)} MB before and ${fmt(mem.rssAfterMb, 1)} MB after ${fmt(mem.operations)} operations (${fmt(mem.rssAfterMb - mem.rssBeforeMb, 1)} MB).`,
+      );
+    }
+    mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+    const file = new URL(`./results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url);
+    writeFileSync(file, JSON.stringify({ postgres: version, source: database.source, node: process.version, cores: os.cpus().length, results: all, skipped, memory: mem }, null, 2));
+    console.log(`\nWritten to ${file.pathname}`);
+  } finally {
+    await database.stop();
+  }
+}
+
+function report(results: Result[], skipped: Record<string, string>) {
+  const byScenario = new Map<string, Result[]>();
+  for (const r of results) byScenario.set(r.scenario, [...(byScenario.get(r.scenario) ?? []), r]);
+  for (const [scenario, rows] of byScenario) {
+    const peer = (name: string) => rows.find((r) => r.target === name)?.opsPerSec;
+    const pgPeer = peer('@keyv/postgres');
+    const redisPeer = peer('@keyv/redis');
+    console.log(`\n${scenario}`);
+    console.table(
+      rows.map((r) => ({
+        target: r.target,
+        'ops/s': fmt(r.opsPerSec),
+        'mean ms': fmt(r.meanMs, 2),
+        'p50 ms': fmt(r.p50Ms, 2),
+        'p99 ms': fmt(r.p99Ms, 2),
+        failures: r.failures,
+        ...(r.factoryCalls !== undefined ? { 'factory calls': r.factoryCalls } : {}),
+        'x @keyv/postgres': pgPeer ? fmt(r.opsPerSec / pgPeer, 2) : '-',
+        'x @keyv/redis': redisPeer ? fmt(r.opsPerSec / redisPeer, 2) : skipped['@keyv/redis'] ? 'skipped' : '-',
+        note: r.note ?? '',
+      })),
+    );
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
