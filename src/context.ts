@@ -1,3 +1,4 @@
+import type { Rows } from './batching/rows.js';
 import type { Executor } from './executor.js';
 import type { ResolvedOptions } from './options.js';
 import type { Sql } from './sql.js';
@@ -9,6 +10,8 @@ import type { Sql } from './sql.js';
  */
 export interface StoreContext {
   readonly exec: Executor;
+  /** Single-key reads and writes, batched per tick when the store's `batching` is on. */
+  readonly rows: Rows;
   readonly sql: Sql;
   readonly options: ResolvedOptions;
   /** Resolves once the table is ready; rejects with StoreClosedError after disconnect(). */

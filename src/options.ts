@@ -74,6 +74,17 @@ export interface PgStoreOptions {
    */
   iterationLimit?: number;
   /**
+   * Fold the single-key calls (get, set, delete, has, incr) issued in the same tick into one statement
+   * per kind, DataLoader-style. Each caller still gets its own result and its own error.
+   * @default true
+   */
+  batching?: boolean;
+  /**
+   * Most keys in one batched statement; a full batch is sent at once.
+   * @default 500
+   */
+  maxBatchSize?: number;
+  /**
    * The application clock, in epoch milliseconds. Every statement is passed this time as `now`
    * (never the server's NOW()), exactly as .NET and Python do. Inject one in tests to move time.
    * @default Date.now
@@ -97,13 +108,15 @@ export interface ResolvedOptions {
   readonly deleteBatchSize: number;
   readonly defaultSlidingExpirationMs: number;
   readonly iterationLimit: number;
+  readonly batching: boolean;
+  readonly maxBatchSize: number;
   readonly clock: () => number;
 }
 
 const KNOWN = new Set<string>([
   'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'schema', 'table', 'createIfNotExists', 'useWal',
   'enableExpirationScan', 'expirationScanInterval', 'deleteBatchSize', 'defaultSlidingExpiration',
-  'iterationLimit', 'clock',
+  'iterationLimit', 'batching', 'maxBatchSize', 'clock',
 ]);
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 const MIN_SCAN_INTERVAL_MS = 5 * 60_000;
@@ -149,6 +162,8 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
     deleteBatchSize: positiveInteger(raw, 'deleteBatchSize', 1000),
     defaultSlidingExpirationMs: duration(raw, 'defaultSlidingExpiration', '20m'),
     iterationLimit: positiveInteger(raw, 'iterationLimit', 100),
+    batching: boolean(raw, 'batching', true),
+    maxBatchSize: positiveInteger(raw, 'maxBatchSize', 500),
     clock: clock(raw),
   };
   if (resolved.expirationScanIntervalMs < MIN_SCAN_INTERVAL_MS) {
@@ -191,13 +206,17 @@ function identifier(raw: PgStoreOptions, name: 'schema' | 'table', fallback: str
   return value;
 }
 
-function boolean(raw: PgStoreOptions, name: 'createIfNotExists' | 'useWal' | 'enableExpirationScan', fallback: boolean): boolean {
+function boolean(raw: PgStoreOptions, name: 'createIfNotExists' | 'useWal' | 'enableExpirationScan' | 'batching', fallback: boolean): boolean {
   const value = raw[name] ?? fallback;
   if (typeof value !== 'boolean') throw new InvalidOptionError(name, `expected true or false, got ${JSON.stringify(value)}.`);
   return value;
 }
 
-function positiveInteger(raw: PgStoreOptions, name: 'poolMax' | 'deleteBatchSize' | 'iterationLimit', fallback: number): number {
+function positiveInteger(
+  raw: PgStoreOptions,
+  name: 'poolMax' | 'deleteBatchSize' | 'iterationLimit' | 'maxBatchSize',
+  fallback: number,
+): number {
   const value = raw[name] ?? fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
     throw new InvalidOptionError(name, `expected a positive whole number, got ${JSON.stringify(value)}.`);

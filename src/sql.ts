@@ -43,7 +43,7 @@ export interface Sql {
   readonly hasMany: Statement;
   readonly info: Statement;
   readonly upsert: Statement;
-  readonly upsertMany: Statement;
+  readonly upsertRows: Statement;
   readonly delete: Statement;
   readonly deleteMany: Statement;
   readonly deleteRangeBatch: Statement;
@@ -152,16 +152,19 @@ FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
 VALUES ($1, $2::bytea, $3::timestamptz, $4::bigint, $5::timestamptz, $6::text[])
 ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
 
-    // One statement for any number of rows; callers remove duplicate ids first (ON CONFLICT cannot
-    // touch one row twice in a statement).
-    upsertMany: named('upsert_many', `INSERT INTO ${t} (${COLUMNS})
-SELECT u.id, u.value, u.expires, $4::bigint, u.abs, $6::text[]
-FROM UNNEST($1::text[], $2::bytea[], $3::timestamptz[], $5::timestamptz[]) AS u(id, value, expires, abs)
+    // One statement for any number of rows, each with its own expiry and tags (tags travel as JSON
+    // text: a text[][] parameter would have to be rectangular). Callers remove duplicate ids first:
+    // ON CONFLICT cannot touch one row twice in a statement.
+    upsertRows: named('upsert_rows', `INSERT INTO ${t} (${COLUMNS})
+SELECT u.id, u.value, u.expires, u.sliding, u.abs,
+  CASE WHEN u.tags IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(u.tags::json)) END
+FROM UNNEST($1::text[], $2::bytea[], $3::timestamptz[], $4::bigint[], $5::timestamptz[], $6::text[])
+  AS u(id, value, expires, sliding, abs, tags)
 ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
 
     delete: named('delete', `DELETE FROM ${t} WHERE id = $1 RETURNING expiresattime >= $2::timestamptz AS live`),
 
-    deleteMany: named('delete_many', `DELETE FROM ${t} WHERE id = ANY($1::text[]) RETURNING expiresattime >= $2::timestamptz AS live`),
+    deleteMany: named('delete_many', `DELETE FROM ${t} WHERE id = ANY($1::text[]) RETURNING id, expiresattime >= $2::timestamptz AS live`),
 
     deleteRangeBatch: named('delete_range_batch', deleteBatch(inRange, '$3', '$4')),
 

@@ -1,4 +1,4 @@
-import { isoNow, type StoreContext } from '../context.js';
+import type { StoreContext } from '../context.js';
 import type { Duration } from '../duration.js';
 import { CounterOverflowError, InvalidValueError, NotACounterError, QueryError } from '../errors.js';
 import { validateKey } from '../keys.js';
@@ -34,9 +34,9 @@ export async function increment(
   const tags = resolveTags(options?.tags, 'tags', true);
   const absolute = ttl === undefined ? null : new Date(now + ttl).toISOString();
   await context.prepare('incr');
-  let rows: Array<{ value: string }>;
+  let value: bigint;
   try {
-    rows = await context.exec.query<{ value: string }>(context.sql.incr, [key, delta, absolute ?? 'infinity', absolute, tags, isoNow(context)]);
+    value = await context.rows.incr(key, delta, { expires: absolute ?? 'infinity', absolute, tags });
   } catch (error) {
     const state = error instanceof QueryError ? error.sqlState : undefined;
     // 22P02: not an integer; 22021: not UTF-8; 22003: out of bigint range.
@@ -44,12 +44,11 @@ export async function increment(
     if (state === '22003') throw new CounterOverflowError(key, error);
     throw error;
   }
-  const value = BigInt(rows[0]!.value.trim());
   return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
 }
 
-function toInt64(by: unknown): string {
-  if (typeof by === 'number' && Number.isSafeInteger(by)) return String(by);
-  if (typeof by === 'bigint' && by >= INT64_MIN && by <= INT64_MAX) return by.toString();
+function toInt64(by: unknown): bigint {
+  if (typeof by === 'number' && Number.isSafeInteger(by)) return BigInt(by);
+  if (typeof by === 'bigint' && by >= INT64_MIN && by <= INT64_MAX) return by;
   throw new InvalidValueError(`The increment must be a safe integer or a 64-bit bigint, got ${String(by)}.`);
 }

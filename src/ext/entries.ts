@@ -28,8 +28,7 @@ interface InfoRow {
 export async function getEntry(context: StoreContext, key: string): Promise<Buffer | undefined> {
   validateKey(key);
   await context.prepare('ext.get');
-  const rows = await context.exec.query<{ value: Buffer }>(context.sql.get, [key, isoNow(context)]);
-  return rows[0]?.value;
+  return context.rows.get(key);
 }
 
 export async function setEntry(context: StoreContext, key: string, value: EntryValue, options?: EntryOptions): Promise<void> {
@@ -37,7 +36,7 @@ export async function setEntry(context: StoreContext, key: string, value: EntryV
   const bytes = toBytes(value);
   const row = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
   await context.prepare('ext.set');
-  await context.exec.query(context.sql.upsert, [key, bytes, row.expires, row.sliding, row.absolute, row.tags]);
+  await context.rows.set({ id: key, value: bytes, ...row });
 }
 
 export async function refreshEntry(context: StoreContext, key: string): Promise<boolean> {
@@ -50,14 +49,13 @@ export async function refreshEntry(context: StoreContext, key: string): Promise<
 export async function deleteEntry(context: StoreContext, key: string): Promise<boolean> {
   validateKey(key);
   await context.prepare('ext.delete');
-  const rows = await context.exec.query<{ live: boolean }>(context.sql.delete, [key, isoNow(context)]);
-  return rows[0]?.live === true;
+  return context.rows.delete(key);
 }
 
 export async function hasEntry(context: StoreContext, key: string): Promise<boolean> {
   validateKey(key);
   await context.prepare('ext.has');
-  return (await context.exec.query(context.sql.has, [key, isoNow(context)])).length > 0;
+  return context.rows.has(key);
 }
 
 export async function entryInfo(context: StoreContext, key: string): Promise<EntryInfo | undefined> {
@@ -101,15 +99,7 @@ export async function setEntries(
   const row = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
   if (byKey.size === 0) return;
   await context.prepare('ext.setMany');
-  const ids = [...byKey.keys()];
-  await context.exec.query(context.sql.upsertMany, [
-    ids,
-    [...byKey.values()],
-    ids.map(() => row.expires),
-    row.sliding,
-    ids.map(() => row.absolute),
-    row.tags,
-  ]);
+  await context.rows.setMany([...byKey].map(([id, value]) => ({ id, value, ...row })));
 }
 
 export async function deleteEntries(context: StoreContext, keys: Iterable<string>): Promise<number> {

@@ -1,0 +1,192 @@
+import type { Executor } from '../executor.js';
+import type { Sql } from '../sql.js';
+import { Batcher } from './batcher.js';
+
+/** One row to write: the five contract columns plus tags, timestamps as ISO strings (or 'infinity'). */
+export interface RowWrite {
+  readonly id: string;
+  readonly value: Buffer;
+  readonly expires: string;
+  readonly sliding: number | null;
+  readonly absolute: string | null;
+  readonly tags: readonly string[] | null;
+}
+
+/** What a counter gets when an increment creates it (or restarts it after expiry). */
+export interface CounterCreate {
+  readonly expires: string;
+  readonly absolute: string | null;
+  readonly tags: readonly string[] | null;
+}
+
+interface Increment {
+  id: string;
+  delta: bigint;
+  create: CounterCreate;
+}
+
+/** Options of {@link Rows}. */
+export interface RowsOptions {
+  /** Fold the single-key calls of one tick into one statement per kind. */
+  readonly batching: boolean;
+  /** Most keys per batched statement. */
+  readonly maxBatchSize: number;
+  /** Most batched statements of one kind running at once. */
+  readonly maxInFlight: number;
+  /** Application clock (epoch ms). */
+  readonly clock: () => number;
+}
+
+/**
+ * The one place where single-key reads and writes become SQL, for PgStore and store.ext alike.
+ * With batching on, concurrent calls issued in the same tick share one statement per kind: gets one
+ * `= ANY($1)` read (sliding in the same statement), sets one multi-row upsert, deletes and has-checks
+ * one statement each, and increments of the same key one statement whose total each caller sees
+ * split as if the calls had run one after another. Each caller keeps its own result.
+ */
+export class Rows {
+  readonly #exec: Executor;
+  readonly #sql: Sql;
+  readonly #options: RowsOptions;
+  readonly #gets: Batcher<string, Buffer | undefined>;
+  readonly #sets: Batcher<RowWrite, void>;
+  readonly #deletes: Batcher<string, boolean>;
+  readonly #hases: Batcher<string, boolean>;
+  readonly #increments: Batcher<Increment, bigint>;
+
+  constructor(exec: Executor, sql: Sql, options: RowsOptions) {
+    this.#exec = exec;
+    this.#sql = sql;
+    this.#options = options;
+    const batch = { maxBatchSize: options.maxBatchSize, maxInFlight: options.maxInFlight };
+    this.#gets = new Batcher((ids) => this.#getBatch(ids), batch);
+    this.#sets = new Batcher((rows) => this.#setBatch(rows), batch);
+    this.#deletes = new Batcher((ids) => this.#deleteBatch(ids), batch);
+    this.#hases = new Batcher((ids) => this.#hasBatch(ids), batch);
+    this.#increments = new Batcher((items) => this.#incrementBatch(items), batch);
+  }
+
+  /** The live value of `id` (a sliding row is extended in the same statement), or undefined. */
+  async get(id: string): Promise<Buffer | undefined> {
+    if (this.#options.batching) return this.#gets.load(id);
+    const rows = await this.#exec.query<{ value: Buffer }>(this.#sql.get, [id, this.#now()]);
+    return rows[0]?.value;
+  }
+
+  /** Upserts one row (all columns replaced). */
+  async set(row: RowWrite): Promise<void> {
+    if (this.#options.batching) return this.#sets.load(row);
+    await this.#writeRows([row]);
+  }
+
+  /** Writes many rows in one statement; a later duplicate id wins. */
+  async setMany(rows: readonly RowWrite[]): Promise<void> {
+    const byId = new Map<string, RowWrite>();
+    for (const row of rows) byId.set(row.id, row);
+    if (byId.size > 0) await this.#writeRows([...byId.values()]);
+  }
+
+  /** Deletes `id`; true when a live entry was deleted. */
+  async delete(id: string): Promise<boolean> {
+    if (this.#options.batching) return this.#deletes.load(id);
+    const rows = await this.#exec.query<{ live: boolean }>(this.#sql.delete, [id, this.#now()]);
+    return rows[0]?.live === true;
+  }
+
+  /** True when `id` is live. */
+  async has(id: string): Promise<boolean> {
+    if (this.#options.batching) return this.#hases.load(id);
+    return (await this.#exec.query(this.#sql.has, [id, this.#now()])).length > 0;
+  }
+
+  /**
+   * Adds `delta` atomically; resolves to the new value. A missing or expired counter starts from
+   * `delta` with `create`'s expiry and tags (for coalesced calls: the first caller's).
+   */
+  async incr(id: string, delta: bigint, create: CounterCreate): Promise<bigint> {
+    if (this.#options.batching) return this.#increments.load({ id, delta, create });
+    return this.#incrementOne(id, delta, create);
+  }
+
+  #now(): string {
+    return new Date(this.#options.clock()).toISOString();
+  }
+
+  async #getBatch(ids: string[]): Promise<Array<Buffer | undefined>> {
+    const unique = ids.length === 1 ? ids : [...new Set(ids)];
+    const rows = await this.#exec.query<{ id: string; value: Buffer }>(this.#sql.getMany, [unique, this.#now()]);
+    const found = new Map(rows.map((row) => [row.id, row.value]));
+    // A caller asking twice for one key in a tick gets its own copy: Buffers are mutable.
+    const handedOut = new Set<string>();
+    return ids.map((id) => {
+      const value = found.get(id);
+      if (value === undefined || !handedOut.has(id)) {
+        handedOut.add(id);
+        return value;
+      }
+      return Buffer.from(value);
+    });
+  }
+
+  async #setBatch(rows: RowWrite[]): Promise<void[]> {
+    await this.setMany(rows);
+    return rows.map(() => undefined);
+  }
+
+  async #writeRows(rows: readonly RowWrite[]): Promise<void> {
+    await this.#exec.query(this.#sql.upsertRows, [
+      rows.map((r) => r.id),
+      rows.map((r) => r.value),
+      rows.map((r) => r.expires),
+      rows.map((r) => r.sliding),
+      rows.map((r) => r.absolute),
+      rows.map((r) => (r.tags === null ? null : JSON.stringify(r.tags))),
+    ]);
+  }
+
+  async #deleteBatch(ids: string[]): Promise<boolean[]> {
+    const rows = await this.#exec.query<{ id: string; live: boolean }>(this.#sql.deleteMany, [[...new Set(ids)], this.#now()]);
+    const live = new Set(rows.filter((row) => row.live).map((row) => row.id));
+    // As if one after another: only the first delete of a key in the batch found it.
+    return ids.map((id) => live.delete(id));
+  }
+
+  async #hasBatch(ids: string[]): Promise<boolean[]> {
+    const rows = await this.#exec.query<{ id: string }>(this.#sql.hasMany, [[...new Set(ids)], this.#now()]);
+    const live = new Set(rows.map((row) => row.id));
+    return ids.map((id) => live.has(id));
+  }
+
+  async #incrementBatch(items: Increment[]): Promise<Array<bigint | Error>> {
+    const byId = new Map<string, Increment[]>();
+    for (const item of items) byId.set(item.id, [...(byId.get(item.id) ?? []), item]);
+    const totals = new Map<string, bigint | Error>();
+    await Promise.all(
+      [...byId].map(async ([id, group]) => {
+        const sum = group.reduce((total, item) => total + item.delta, 0n);
+        try {
+          totals.set(id, await this.#incrementOne(id, sum, group[0]!.create));
+        } catch (error) {
+          totals.set(id, error as Error);
+        }
+      }),
+    );
+    // Caller k of a key sees the value after its own delta: the final value minus the deltas after it.
+    const remaining = new Map<string, bigint>();
+    for (const [id, group] of byId) remaining.set(id, group.reduce((total, item) => total + item.delta, 0n));
+    return items.map((item) => {
+      const total = totals.get(item.id)!;
+      if (total instanceof Error) return total;
+      const after = remaining.get(item.id)! - item.delta;
+      remaining.set(item.id, after);
+      return total - after;
+    });
+  }
+
+  async #incrementOne(id: string, delta: bigint, create: CounterCreate): Promise<bigint> {
+    const rows = await this.#exec.query<{ value: string }>(this.#sql.incr, [
+      id, delta.toString(), create.expires, create.absolute, create.tags, this.#now(),
+    ]);
+    return BigInt(rows[0]!.value.trim());
+  }
+}

@@ -1,0 +1,83 @@
+import { expect } from 'chai';
+import { InvalidKeyError, NotACounterError } from '../../src/index.js';
+import { useCacheTable } from '../helpers/fixture.js';
+
+describe('auto-batching of concurrent single-key calls', () => {
+  const fx = useCacheTable('cp_batch');
+  const statements = async (store: ReturnType<typeof fx.make>, calls: () => Promise<unknown>) => {
+    const before = store.roundTrips;
+    await calls();
+    return store.roundTrips - before;
+  };
+
+  it('sends the gets of one tick as one statement, each caller getting its own value', async () => {
+    const store = fx.make();
+    await store.setMany(Array.from({ length: 30 }, (_, i) => ({ key: `k${i}`, value: `v${i}` })));
+    let values: unknown[] = [];
+    const n = await statements(store, async () => {
+      values = await Promise.all(Array.from({ length: 30 }, (_, i) => store.get(`k${i}`)));
+    });
+    expect(n).to.equal(1);
+    expect(values).to.deep.equal(Array.from({ length: 30 }, (_, i) => `v${i}`));
+  });
+
+  it('hands a key read twice in one tick to each caller as its own Buffer', async () => {
+    const store = fx.make();
+    await store.ext.set('dup', 'same');
+    const [a, b] = await Promise.all([store.ext.get('dup'), store.ext.get('dup')]);
+    expect(a!.toString()).to.equal('same');
+    expect(b!.toString()).to.equal('same');
+    a![0] = 0x41;
+    expect(b!.toString()).to.equal('same');
+  });
+
+  it('sends the sets of one tick as one upsert (a later duplicate wins), deletes and has-checks as one statement each', async () => {
+    const store = fx.make();
+    await store.has('warm');
+    expect(await statements(store, () => Promise.all([
+      store.set('a', '1'), store.set('b', '2'), store.ext.set('c', 'three', { tags: ['t'] }), store.set('a', 'last'),
+    ]))).to.equal(1);
+    expect(await store.get('a')).to.equal('last');
+    expect((await fx.row('c'))!.tags).to.deep.equal(['t']);
+    let found: boolean[] = [];
+    expect(await statements(store, async () => {
+      found = await Promise.all([store.has('a'), store.has('zz'), store.ext.has('c')]);
+    })).to.equal(1);
+    expect(found).to.deep.equal([true, false, true]);
+    let deleted: boolean[] = [];
+    expect(await statements(store, async () => {
+      deleted = await Promise.all([store.delete('a'), store.delete('a'), store.delete('zz'), store.ext.delete('c')]);
+    })).to.equal(1);
+    expect(deleted).to.deep.equal([true, false, false, true]); // as if one after another
+  });
+
+  it('coalesces increments of one key into one statement with distinct, sequential results', async () => {
+    const store = fx.make();
+    await store.has('warm');
+    let results: Array<number | bigint> = [];
+    expect(await statements(store, async () => {
+      results = await Promise.all(Array.from({ length: 20 }, () => store.ext.incr('hits')));
+    })).to.equal(1);
+    expect(results).to.deep.equal(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(await store.ext.incr('hits', 0)).to.equal(20);
+  });
+
+  it('keeps errors per caller: a bad key, or a key that is not a counter, fails only its own call', async () => {
+    const store = fx.make();
+    await store.ext.set('text', 'abc');
+    const [ok, bad, alsoOk] = await Promise.allSettled([store.get('x'), store.get(''), store.ext.incr('n')]);
+    expect(ok.status).to.equal('fulfilled');
+    expect((bad as PromiseRejectedResult).reason).to.be.instanceOf(InvalidKeyError);
+    expect(alsoOk.status).to.equal('fulfilled');
+    const outcomes = await Promise.allSettled([store.ext.incr('n'), store.ext.incr('text'), store.ext.incr('n')]);
+    expect(outcomes.map((o) => o.status)).to.deep.equal(['fulfilled', 'rejected', 'fulfilled']);
+    expect((outcomes[1] as PromiseRejectedResult).reason).to.be.instanceOf(NotACounterError);
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : 'x'))).to.deep.equal([2, 'x', 3]);
+  });
+
+  it('sends one statement per call with batching: false', async () => {
+    const store = fx.make({ batching: false });
+    await store.has('warm');
+    expect(await statements(store, () => Promise.all(Array.from({ length: 5 }, (_, i) => store.get(`k${i}`))))).to.equal(5);
+  });
+});
