@@ -9,6 +9,7 @@ export {
   type EntryOptions,
   type EntryValue,
   type Factory,
+  type FactoryContext,
   type GetOrSetOptions,
   type LockHandle,
   type LockOptions,

@@ -19,10 +19,22 @@ export interface GetOrSetOptions extends EntryOptions {
    * @default 'throw'
    */
   onLockTimeout?: 'throw' | 'run';
+  /**
+   * Decides whether a stored value may be served. A value for which it returns false is treated as
+   * a miss and recomputed under the key lock (so only one process recomputes it): use it for values
+   * that are live but too old, or no longer valid for the caller.
+   */
+  isFresh?: (value: Buffer) => boolean;
+}
+
+/** Passed to a factory: lets it choose the entry options from the value it computed (adaptive TTL). */
+export interface FactoryContext {
+  /** Replaces the entry options used to store this computation's result. */
+  setOptions(options: EntryOptions): void;
 }
 
 /** Computes a value on a miss: bytes, or a string stored as UTF-8. */
-export type Factory = () => EntryValue | Promise<EntryValue>;
+export type Factory = (context: FactoryContext) => EntryValue | Promise<EntryValue>;
 
 /** SQLSTATE lock_not_available: lock_timeout elapsed. */
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -45,7 +57,8 @@ export class GetOrSet {
   async run(key: string, factory: Factory, options: GetOrSetOptions = {}): Promise<Buffer> {
     validateKey(key);
     if (typeof factory !== 'function') throw new InvalidValueError(`getOrSet needs a factory function, got ${typeof factory}.`);
-    const { lockTimeout, onLockTimeout = 'throw', ...entryOptions } = options ?? {};
+    const { lockTimeout, onLockTimeout = 'throw', isFresh = always, ...entryOptions } = options ?? {};
+    if (typeof isFresh !== 'function') throw new InvalidOptionError('isFresh', 'must be a function of the stored value.');
     const lockTimeoutMs = lockTimeout === undefined ? undefined : duration(lockTimeout, 'lockTimeout');
     if (onLockTimeout !== 'throw' && onLockTimeout !== 'run') {
       throw new InvalidOptionError('onLockTimeout', `must be 'throw' or 'run', got ${JSON.stringify(onLockTimeout)}.`);
@@ -56,39 +69,57 @@ export class GetOrSet {
     const flight = this.#flights.get(key);
     // Joiners get their own copy: a Buffer shared between callers could be mutated under another one.
     if (flight) return Buffer.from(await flight);
-    const started = this.#fetch(key, factory, entryOptions, lockTimeoutMs, onLockTimeout).finally(() => this.#flights.delete(key));
+    const started = this.#fetch(key, factory, { entry: entryOptions, lockTimeoutMs, onLockTimeout, isFresh }).finally(() =>
+      this.#flights.delete(key),
+    );
     this.#flights.set(key, started);
     return started;
   }
 
-  async #fetch(key: string, factory: Factory, options: EntryOptions, lockTimeoutMs: number | undefined, onTimeout: 'throw' | 'run'): Promise<Buffer> {
+  async #fetch(key: string, factory: Factory, call: Call): Promise<Buffer> {
     const hit = await getEntry(this.#context, key);
-    if (hit) return hit;
+    if (hit && call.isFresh(hit)) return hit;
     try {
-      return await this.#computeUnderLock(key, factory, options, lockTimeoutMs);
+      return await this.#computeUnderLock(key, factory, call);
     } catch (error) {
       if (!(error instanceof QueryError && error.sqlState === LOCK_NOT_AVAILABLE)) throw error;
-      if (onTimeout === 'throw') throw new LockTimeoutError(key, lockTimeoutMs ?? 0, 'key lock', { cause: error });
-      const value = toBytes(await factory(), 'the factory result');
+      if (call.onLockTimeout === 'throw') throw new LockTimeoutError(key, call.lockTimeoutMs ?? 0, 'key lock', { cause: error });
+      const { value, options } = await produce(factory, call.entry);
       await setEntry(this.#context, key, value, options);
       return value;
     }
   }
 
-  #computeUnderLock(key: string, factory: Factory, options: EntryOptions, lockTimeoutMs: number | undefined): Promise<Buffer> {
+  #computeUnderLock(key: string, factory: Factory, call: Call): Promise<Buffer> {
     const { exec, sql } = this.#context;
     return exec.transaction(async (query) => {
-      if (lockTimeoutMs !== undefined) await query(sql.setLockTimeout, [`${Math.max(1, Math.ceil(lockTimeoutMs))}ms`]);
+      if (call.lockTimeoutMs !== undefined) await query(sql.setLockTimeout, [`${Math.max(1, Math.ceil(call.lockTimeoutMs))}ms`]);
       await query(sql.keyLock, [key]);
       // Only the wait for the key lock is bounded, not the upsert's row lock below.
-      if (lockTimeoutMs !== undefined) await query(sql.setLockTimeout, ['0']);
+      if (call.lockTimeoutMs !== undefined) await query(sql.setLockTimeout, ['0']);
       // `now` after the lock: a long wait must not shorten the new entry's life or miss a fresh hit.
       const [hit] = await query<{ value: Buffer }>(sql.get, [key, isoNow(this.#context)]);
-      if (hit) return hit.value;
-      const value = toBytes(await factory(), 'the factory result');
+      if (hit && call.isFresh(hit.value)) return hit.value;
+      const { value, options } = await produce(factory, call.entry);
       const row = resolveEntryOptions(options, this.#context.options.clock(), this.#context.options.defaultSlidingExpirationMs);
       await query(sql.upsert, [key, value, row.expires, row.sliding, row.absolute, row.tags]);
       return value;
     });
   }
+}
+
+interface Call {
+  entry: EntryOptions;
+  lockTimeoutMs: number | undefined;
+  onLockTimeout: 'throw' | 'run';
+  isFresh: (value: Buffer) => boolean;
+}
+
+const always = () => true;
+
+/** Runs the factory with a context that may replace the entry options; checks the result and the options. */
+async function produce(factory: Factory, entry: EntryOptions): Promise<{ value: Buffer; options: EntryOptions }> {
+  let options = entry;
+  const value = toBytes(await factory({ setOptions: (chosen) => void (options = chosen) }), 'the factory result');
+  return { value, options };
 }

@@ -4,14 +4,14 @@ import {
   deleteEntries, deleteEntry, type EntryInfo, entryInfo, getEntries, getEntry, hasEntry, refreshEntry, setEntries, setEntry,
 } from './entries.js';
 import type { EntryOptions } from './entry_options.js';
-import { type Factory, GetOrSet, type GetOrSetOptions } from './get_or_set.js';
+import { type Factory, type FactoryContext, GetOrSet, type GetOrSetOptions } from './get_or_set.js';
 import { type LockHandle, type LockOptions, Locks } from './locks.js';
 import { type DeletePatternOptions, deleteByPattern, getByPattern, type PatternOptions, scanKeys } from './patterns.js';
 import { type DeleteTagsOptions, deleteByTags } from './tags.js';
 import type { EntryValue } from './values.js';
 
 export type {
-  CounterOptions, DeletePatternOptions, DeleteTagsOptions, EntryInfo, EntryOptions, EntryValue, Factory, GetOrSetOptions,
+  CounterOptions, DeletePatternOptions, DeleteTagsOptions, EntryInfo, EntryOptions, EntryValue, Factory, FactoryContext, GetOrSetOptions,
   LockHandle, LockOptions, PatternOptions,
 };
 
@@ -142,6 +142,8 @@ export class CacheExt {
    * at a time across processes: concurrent callers in this process share one flight, and other
    * processes (and .NET's GetOrCreateAsync and Python's get_or_create) wait on the same advisory lock.
    * A hit takes no lock. A factory that throws stores nothing and rejects every waiting caller.
+   * The factory receives a context whose `setOptions()` picks the entry options from the computed value
+   * (adaptive TTL); `options.isFresh` can refuse a stored value, which is then recomputed under the lock.
    */
   getOrSet(key: string, factory: Factory, options?: GetOrSetOptions): Promise<Buffer> {
     return this.#getOrSet.run(key, factory, options);

@@ -140,6 +140,33 @@ describe('store.ext.getOrSet', () => {
     }
   });
 
+  it('lets the factory choose the entry options from the value it computed', async () => {
+    const ext = fx.make().ext;
+    await ext.getOrSet('adaptive', (ctx) => {
+      ctx.setOptions({ absoluteExpirationRelative: '90s', tags: ['adaptive'] });
+      return 'short-lived';
+    }, { slidingExpiration: '1h' });
+    const info = (await ext.info('adaptive'))!;
+    expect(info.slidingExpiration).to.equal(undefined);
+    expect(info.tags).to.deep.equal(['adaptive']);
+    expect(info.ttl).to.be.within(85_000, 90_000);
+  });
+
+  it('recomputes a stored value that isFresh refuses, once for concurrent callers', async () => {
+    const ext = fx.make().ext;
+    await ext.set('versioned', 'v1');
+    let calls = 0;
+    const isFresh = (value: Buffer) => value.toString() !== 'v1';
+    const values = await Promise.all(Array.from({ length: 5 }, () => ext.getOrSet('versioned', async () => {
+      calls++;
+      await sleep(20);
+      return 'v2';
+    }, { isFresh })));
+    expect(values.map(String)).to.deep.equal(Array(5).fill('v2'));
+    expect(calls).to.equal(1);
+    expect((await ext.getOrSet('versioned', () => 'v3', { isFresh })).toString()).to.equal('v2');
+  });
+
   it('checks its input before calling the factory', async () => {
     const ext = fx.make().ext;
     let calls = 0;
@@ -151,6 +178,7 @@ describe('store.ext.getOrSet', () => {
     await rejects(ext.getOrSet('k', factory, { slidingExpiration: -1 }), InvalidOptionError, /slidingExpiration/);
     await rejects(ext.getOrSet('k', factory, { lockTimeout: 'soon' }), InvalidOptionError, /lockTimeout/);
     await rejects(ext.getOrSet('k', factory, { onLockTimeout: 'wait' as never }), InvalidOptionError, /onLockTimeout/);
+    await rejects(ext.getOrSet('k', factory, { isFresh: true as never }), InvalidOptionError, /isFresh/);
     expect(calls).to.equal(0);
     await rejects(ext.getOrSet('k', () => ({ not: 'bytes' }) as never), InvalidValueError, /factory result/);
     expect(await fx.row('k')).to.equal(undefined);

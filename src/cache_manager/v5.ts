@@ -1,0 +1,101 @@
+import { InvalidValueError } from '../errors.js';
+import type { PgStoreOptions } from '../options.js';
+import { PgStore } from '../store.js';
+
+/** Options of {@link pgStore}: PgStore's, plus what cache-manager 5 passes to a store factory. */
+export interface PgStoreV5Config extends PgStoreOptions {
+  /** Default time-to-live in milliseconds (cache-manager 5's `ttl`); 0 or none: entries never expire. */
+  ttl?: number;
+  /** Prefix of every key this store writes; `reset()` and `keys()` then only touch keys with it. */
+  prefix?: string;
+  /** Use this PgStore instead of creating one. */
+  store?: PgStore;
+  /** cache-manager 5 options, accepted and left to cache-manager. */
+  refreshThreshold?: number;
+  isCacheable?: (value: unknown) => boolean;
+  onBackgroundRefreshError?: (error: unknown) => void;
+}
+
+/**
+ * The cache-manager 5 `Store` interface on PostgreSQL. Values are stored as JSON text (as the
+ * cache-manager 5 Redis store does), under `prefix + key` with no Keyv envelope.
+ */
+export interface PgStoreV5 {
+  readonly name: 'postgres';
+  /** The underlying PgStore (for `ext`, `disconnect()`, ...). */
+  readonly store: PgStore;
+  get<T>(key: string): Promise<T | undefined>;
+  /** `ttl` in milliseconds; without it the config's `ttl`; 0: never expires. */
+  set<T>(key: string, data: T, ttl?: number): Promise<void>;
+  del(key: string): Promise<void>;
+  /** Deletes every key with the prefix, or the whole table when there is no prefix. */
+  reset(): Promise<void>;
+  mset(entries: Array<[string, unknown]>, ttl?: number): Promise<void>;
+  mget(...keys: string[]): Promise<unknown[]>;
+  mdel(...keys: string[]): Promise<void>;
+  /** Keys matching a glob (`*`, `?`), without the prefix. */
+  keys(pattern?: string): Promise<string[]>;
+  /** Milliseconds left; -1 when the entry never expires, -2 when it is missing (Redis' PTTL convention). */
+  ttl(key: string): Promise<number>;
+  disconnect(): Promise<void>;
+}
+
+const V5_ONLY = ['ttl', 'prefix', 'store', 'refreshThreshold', 'isCacheable', 'onBackgroundRefreshError'] as const;
+
+/**
+ * A cache-manager 5 store factory: `const cache = await caching(pgStore, { ttl: 60_000 })`.
+ * The connection options are PgStore's (`uri`, `table`, ...); `new PgStore()` defaults apply.
+ */
+export async function pgStore(config: PgStoreV5Config = {}): Promise<PgStoreV5> {
+  const storeOptions: Record<string, unknown> = { ...config };
+  for (const key of V5_ONLY) delete storeOptions[key];
+  const store = config.store ?? new PgStore(storeOptions as PgStoreOptions);
+  const prefix = config.prefix ?? '';
+  const defaultTtl = config.ttl;
+  const id = (key: string) => prefix + key;
+  const encode = (data: unknown) => {
+    const text = JSON.stringify(data);
+    if (text === undefined) throw new InvalidValueError(`cache-manager 5 values must be JSON-serializable; got ${typeof data}.`);
+    return text;
+  };
+  const decode = <T>(text: string | undefined): T | undefined => (text === undefined ? undefined : (JSON.parse(text) as T));
+  const ttlOf = (ttl: number | undefined) => {
+    const ms = ttl ?? defaultTtl;
+    return ms && ms > 0 ? ms : undefined;
+  };
+  const escapedPrefix = prefix.replace(/[\\*?]/g, '\\$&');
+
+  return {
+    name: 'postgres',
+    store,
+    get: async <T>(key: string) => decode<T>(await store.get<string>(id(key))),
+    set: async (key, data, ttl) => {
+      await store.set(id(key), encode(data), ttlOf(ttl));
+    },
+    del: async (key) => {
+      await store.delete(id(key));
+    },
+    reset: async () => {
+      if (prefix) await store.ext.deletePattern(`${escapedPrefix}*`);
+      else await store.ext.deletePattern('*', { all: true });
+    },
+    mset: async (entries, ttl) => {
+      await store.setMany(entries.map(([key, data]) => ({ key: id(key), value: encode(data), ttl: ttlOf(ttl) })));
+    },
+    mget: async (...keys) => (await store.getMany<string>(keys.map(id))).map((text) => decode(text)),
+    mdel: async (...keys) => {
+      await store.deleteMany(keys.map(id));
+    },
+    keys: async (pattern = '*') => {
+      const found: string[] = [];
+      for await (const key of store.ext.scan(escapedPrefix + pattern)) found.push(key.slice(prefix.length));
+      return found;
+    },
+    ttl: async (key) => {
+      const left = await store.ext.ttl(id(key));
+      if (left === undefined) return -2;
+      return left === Number.POSITIVE_INFINITY ? -1 : left;
+    },
+    disconnect: () => store.disconnect(),
+  };
+}
