@@ -1,5 +1,6 @@
 import type { Rows } from './batching/rows.js';
 import type { Executor } from './executor.js';
+import type { Observer } from './observer.js';
 import type { ResolvedOptions } from './options.js';
 import type { Sql } from './sql.js';
 
@@ -12,6 +13,8 @@ export interface StoreContext {
   readonly exec: Executor;
   /** Single-key reads and writes, batched per tick when the store's `batching` is on. */
   readonly rows: Rows;
+  /** Counters and events. */
+  readonly observer: Observer;
   readonly sql: Sql;
   readonly options: ResolvedOptions;
   /** Resolves once the table is ready; rejects with StoreClosedError after disconnect(). */

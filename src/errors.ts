@@ -136,6 +136,28 @@ export class LockNotHeldError extends CachePostgresError {
   }
 }
 
+/** A factory did not finish within `hardTimeout` (it goes on in the background and stores its result). */
+export class FactoryTimeoutError extends CachePostgresError {
+  static readonly code = 'E_FACTORY_HARD_TIMEOUT';
+  readonly key: string;
+  constructor(key: string, timeoutMs: number) {
+    super(FactoryTimeoutError.code, `The factory for ${JSON.stringify(key)} did not finish within ${Math.round(timeoutMs)} ms (hardTimeout).`);
+    this.key = key;
+  }
+}
+
+/** A value too large for a wrapper's `maxValueSize`; nothing was stored. */
+export class ValueTooLargeError extends CachePostgresError {
+  static readonly code = 'E_VALUE_TOO_LARGE';
+  readonly size: number;
+  readonly limit: number;
+  constructor(size: number, limit: number) {
+    super(ValueTooLargeError.code, `The value takes ${size} bytes once stored; maxValueSize allows ${limit}.`);
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
 /** Every error class by code, for `err instanceof errors.E_INVALID_KEY` checks. */
 export const errors = {
   E_INVALID_OPTION: InvalidOptionError,
@@ -149,4 +171,6 @@ export const errors = {
   E_COUNTER_OVERFLOW: CounterOverflowError,
   E_LOCK_TIMEOUT: LockTimeoutError,
   E_LOCK_NOT_HELD: LockNotHeldError,
+  E_FACTORY_HARD_TIMEOUT: FactoryTimeoutError,
+  E_VALUE_TOO_LARGE: ValueTooLargeError,
 } as const;

@@ -1,7 +1,14 @@
-export { PgStore, type PgStoreEvents, type PgStoreKeyvOptions } from './store.js';
+export { PgStore, type PgStoreKeyvOptions } from './store.js';
+export type { Counters, PgStoreEvents } from './observer.js';
 export type { PgStoreOptions } from './options.js';
 export {
   CacheExt,
+  type CachedOptions,
+  type Decorators,
+  type EarlyOptions,
+  type FailoverOptions,
+  type GraceOptions,
+  type KeyOption,
   type CounterOptions,
   type DeletePatternOptions,
   type DeleteTagsOptions,
@@ -18,6 +25,12 @@ export {
 export { type Duration, parseDuration } from './duration.js';
 export { MAX_KEY_LENGTH } from './keys.js';
 export {
+  type CompressionOptions,
+  type PayloadOptions,
+  type Serializer,
+  serializers,
+} from './serialization.js';
+export {
   CachePostgresError,
   InvalidOptionError,
   InvalidDurationError,
@@ -30,5 +43,7 @@ export {
   CounterOverflowError,
   LockTimeoutError,
   LockNotHeldError,
+  FactoryTimeoutError,
+  ValueTooLargeError,
   errors,
 } from './errors.js';

@@ -57,6 +57,13 @@ export interface PgStoreOptions {
    */
   expirationScanInterval?: Duration;
   /**
+   * How long the expiration scan keeps a row after it expired. Expired rows are invisible to every
+   * normal read either way; keeping them lets grace periods and `failover` serve the last value.
+   * Set it to at least the largest `maxStale` you use.
+   * @default 0
+   */
+  retainExpiredFor?: Duration;
+  /**
    * Rows deleted per statement by the expiration scan and by `clear()`, so no statement holds
    * many row locks for long.
    * @default 1000
@@ -105,6 +112,7 @@ export interface ResolvedOptions {
   readonly useWal: boolean;
   readonly enableExpirationScan: boolean;
   readonly expirationScanIntervalMs: number;
+  readonly retainExpiredForMs: number;
   readonly deleteBatchSize: number;
   readonly defaultSlidingExpirationMs: number;
   readonly iterationLimit: number;
@@ -115,7 +123,7 @@ export interface ResolvedOptions {
 
 const KNOWN = new Set<string>([
   'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'schema', 'table', 'createIfNotExists', 'useWal',
-  'enableExpirationScan', 'expirationScanInterval', 'deleteBatchSize', 'defaultSlidingExpiration',
+  'enableExpirationScan', 'expirationScanInterval', 'retainExpiredFor', 'deleteBatchSize', 'defaultSlidingExpiration',
   'iterationLimit', 'batching', 'maxBatchSize', 'clock',
 ]);
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
@@ -159,6 +167,7 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
     useWal: boolean(raw, 'useWal', false),
     enableExpirationScan: boolean(raw, 'enableExpirationScan', true),
     expirationScanIntervalMs: duration(raw, 'expirationScanInterval', '30m'),
+    retainExpiredForMs: duration(raw, 'retainExpiredFor', 0),
     deleteBatchSize: positiveInteger(raw, 'deleteBatchSize', 1000),
     defaultSlidingExpirationMs: duration(raw, 'defaultSlidingExpiration', '20m'),
     iterationLimit: positiveInteger(raw, 'iterationLimit', 100),
@@ -224,7 +233,11 @@ function positiveInteger(
   return value;
 }
 
-function duration(raw: PgStoreOptions, name: 'expirationScanInterval' | 'defaultSlidingExpiration', fallback: Duration): number {
+function duration(
+  raw: PgStoreOptions,
+  name: 'expirationScanInterval' | 'defaultSlidingExpiration' | 'retainExpiredFor',
+  fallback: Duration,
+): number {
   try {
     return parseDuration(raw[name] ?? fallback, name);
   } catch (error) {

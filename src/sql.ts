@@ -56,6 +56,7 @@ export interface Sql {
   readonly incr: Statement;
   /** getOrSet: the advisory lock .NET's GetOrCreateAsync and Python's get_or_create take on a key. */
   readonly keyLock: Statement;
+  readonly tryKeyLock: Statement;
   /** getOrSet: `lock_timeout` for the rest of the transaction (a string such as '1500ms'). */
   readonly setLockTimeout: Statement;
   /** `schema.table_locks`: lease locks, apart from cache rows. */
@@ -67,6 +68,12 @@ export interface Sql {
   readonly lockIsLocked: Statement;
   readonly locksInspect: Statement;
   readonly deleteExpiredBatch: Statement;
+  /** Counts and size for stats(). */
+  readonly stats: Statement;
+  /** A value even if expired, when it expired no earlier than $2 (grace and failover). Never slides. */
+  readonly getStale: Statement;
+  /** get, plus the row's absolute expiry (for early refresh). */
+  readonly getWithExpiry: Statement;
   readonly inspect: Statement;
   readonly ddlLock: Statement;
   /** DDL pieces, run only when the inspection says they are missing. */
@@ -212,6 +219,13 @@ RETURNING convert_from(c.value, 'UTF8') AS value`),
 SELECT (SELECT ok FROM lock) AS locked, (SELECT count(*) FROM victims)::int AS selected,
   (SELECT count(*) FROM gone)::int AS deleted`),
 
+    stats: named('stats', `SELECT count(*)::int8 AS rows, count(*) FILTER (WHERE expiresattime >= $1::timestamptz)::int8 AS live,
+  pg_total_relation_size($2::regclass)::int8 AS bytes FROM ${t}`),
+
+    getStale: named('get_stale', `SELECT value, expiresattime FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
+
+    getWithExpiry: named('get_with_expiry', readSliding('id = $1', '$2', 'value, abs')),
+
     // What exists, read from the catalog (never by name: rule 19 of the contract).
     inspect: named('inspect', `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema_exists, t.*
 FROM (SELECT 1) AS one LEFT JOIN LATERAL (
@@ -228,6 +242,7 @@ FROM (SELECT 1) AS one LEFT JOIN LATERAL (
 ) AS t ON true`),
 
     keyLock: named('key_lock', `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`),
+    tryKeyLock: named('try_key_lock', `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked`),
 
     setLockTimeout: named('set_lock_timeout', `SELECT set_config('lock_timeout', $1, true)`),
 

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { CachePostgresError, InvalidValueError, StoreClosedError } from './errors.js';
 import { deleteInBatches } from './batch_delete.js';
 import { type RowWrite, Rows } from './batching/rows.js';
+import { type Counters, Observer, type PgStoreEvents } from './observer.js';
 import { Executor } from './executor.js';
 import { CacheExt } from './ext/index.js';
 import { ALL_KEYS, prefixRange, validateKey } from './keys.js';
@@ -18,14 +19,6 @@ export interface PgStoreKeyvOptions {
   schema: string;
   table: string;
   [key: string]: unknown;
-}
-
-/** Events of a {@link PgStore}. */
-export interface PgStoreEvents {
-  /** A failure. Keyv forwards these to its own `'error'` event. */
-  error: [error: Error];
-  /** The expiration scan (or `clearExpired()`) physically deleted `count` expired rows. */
-  'expired-deleted': [info: { count: number }];
 }
 
 interface IdValueRow { id: string; value: Buffer }
@@ -69,6 +62,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   readonly #sql: Sql;
   readonly #exec: Executor;
   readonly #rows: Rows;
+  readonly #observer: Observer;
   #ready: Promise<void> | undefined;
   #isReady = false;
   #closed = false;
@@ -83,12 +77,18 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     super();
     this.#options = resolveOptions(options);
     this.#sql = buildSql(this.#options.schema, this.#options.table);
+    this.#observer = new Observer((event, ...args) => {
+      if (event === 'error') this.#background(args[0]);
+      // EventEmitter's typed emit cannot follow a generic event name; the Observer's signature checks it.
+      else (this.emit as (name: string, ...payload: unknown[]) => boolean)(event, ...args);
+    });
     this.#exec = new Executor(this.#options, this.#sql.display, (error) => this.#background(error));
-    this.#rows = new Rows(this.#exec, this.#sql, { ...this.#options, maxInFlight: BATCHES_IN_FLIGHT });
+    this.#rows = new Rows(this.#exec, this.#sql, { ...this.#options, maxInFlight: BATCHES_IN_FLIGHT, observer: this.#observer });
     this.opts = { dialect: 'postgres', url: describe(this.#options), schema: this.#options.schema, table: this.#options.table };
     this.ext = new CacheExt({
       exec: this.#exec,
       rows: this.#rows,
+      observer: this.#observer,
       sql: this.#sql,
       options: this.#options,
       prepare: (operation) => this.#prepare(operation),
@@ -228,8 +228,9 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   }
 
   /**
-   * Physically deletes expired rows now, in batches, if no other instance is doing it at this moment
-   * (then this call deletes nothing). The background scan calls this. Resolves to the rows deleted.
+   * Physically deletes expired rows now (those expired longer than `retainExpiredFor` ago), in batches,
+   * if no other instance is doing it at this moment (then this call deletes nothing). The background
+   * scan calls this. Resolves to the rows deleted.
    */
   async clearExpired(): Promise<number> {
     await this.#prepare('clearExpired');
@@ -239,14 +240,25 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     for (;;) {
       const [row] = await this.#exec.query<{ locked: boolean; selected: number; deleted: number }>(
         this.#sql.deleteExpiredBatch,
-        [this.#now(), batch, lockName],
+        [new Date(this.#options.clock() - this.#options.retainExpiredForMs).toISOString(), batch, lockName],
       );
       if (!row?.locked) break;
       total += row.deleted;
       if (row.selected < batch || this.#closed) break;
     }
-    if (total > 0) this.emit('expired-deleted', { count: total });
+    if (total > 0) this.#observer.expiredDeleted(total);
     return total;
+  }
+
+  /**
+   * Counters since the store was created (hits, misses, stale serves, factory calls and errors, lock
+   * waits, refreshes, expired rows deleted) and the table's rows and bytes. The row counts scan the
+   * table: call it for monitoring, not per request.
+   */
+  async stats(): Promise<Counters & { rows: number; liveRows: number; bytes: number }> {
+    await this.#prepare('stats');
+    const [row] = await this.#exec.query<{ rows: string; live: string; bytes: string }>(this.#sql.stats, [this.#now(), this.#sql.qualified]);
+    return { ...this.#observer.counters, rows: Number(row!.rows), liveRows: Number(row!.live), bytes: Number(row!.bytes) };
   }
 
   /**

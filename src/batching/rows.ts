@@ -1,4 +1,5 @@
 import type { Executor } from '../executor.js';
+import type { Observer } from '../observer.js';
 import type { Sql } from '../sql.js';
 import { Batcher } from './batcher.js';
 
@@ -35,6 +36,8 @@ export interface RowsOptions {
   readonly maxInFlight: number;
   /** Application clock (epoch ms). */
   readonly clock: () => number;
+  /** Counts hits and misses. */
+  readonly observer: Observer;
 }
 
 /**
@@ -68,9 +71,11 @@ export class Rows {
 
   /** The live value of `id` (a sliding row is extended in the same statement), or undefined. */
   async get(id: string): Promise<Buffer | undefined> {
-    if (this.#options.batching) return this.#gets.load(id);
-    const rows = await this.#exec.query<{ value: Buffer }>(this.#sql.get, [id, this.#now()]);
-    return rows[0]?.value;
+    let value: Buffer | undefined;
+    if (this.#options.batching) value = await this.#gets.load(id);
+    else value = (await this.#exec.query<{ value: Buffer }>(this.#sql.get, [id, this.#now()]))[0]?.value;
+    this.#options.observer.read(id, value !== undefined);
+    return value;
   }
 
   /** Upserts one row (all columns replaced). */

@@ -122,3 +122,32 @@ function uniqueKeys(keys: Iterable<string>): string[] {
 function isIterable(value: unknown): value is Iterable<unknown> {
   return typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function';
 }
+
+/**
+ * The last value at `key` even if expired, when it expired at most `maxStaleMs` ago (Infinity: any
+ * retained row). Never extends anything. Expired rows exist only until a scan deletes them: see the
+ * store's `retainExpiredFor`.
+ */
+export async function staleEntry(
+  context: StoreContext,
+  key: string,
+  maxStaleMs: number,
+): Promise<{ value: Buffer; expiredMsAgo: number } | undefined> {
+  const now = context.options.clock();
+  const since = Number.isFinite(maxStaleMs) ? new Date(now - maxStaleMs).toISOString() : '-infinity';
+  const [row] = await context.exec.query<{ value: Buffer; expiresattime: Date | number }>(context.sql.getStale, [key, since]);
+  if (!row) return undefined;
+  const expires = typeof row.expiresattime === 'number' ? row.expiresattime : row.expiresattime.getTime();
+  return { value: row.value, expiredMsAgo: Math.max(0, now - expires) };
+}
+
+/** The live value with its absolute expiry (a sliding row is extended, as by get). */
+export async function getEntryWithExpiry(
+  context: StoreContext,
+  key: string,
+): Promise<{ value: Buffer; absoluteExpiration: Date | undefined } | undefined> {
+  const [row] = await context.exec.query<{ value: Buffer; abs: Date | number | null }>(context.sql.getWithExpiry, [key, isoNow(context)]);
+  context.observer.read(key, row !== undefined);
+  if (!row) return undefined;
+  return { value: row.value, absoluteExpiration: row.abs instanceof Date ? row.abs : undefined };
+}

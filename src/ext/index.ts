@@ -6,11 +6,15 @@ import {
 import type { EntryOptions } from './entry_options.js';
 import { type Factory, type FactoryContext, GetOrSet, type GetOrSetOptions } from './get_or_set.js';
 import { type LockHandle, type LockOptions, Locks } from './locks.js';
+import { createDecorators, type Decorators } from './decorators.js';
+import { type CachedOptions, type EarlyOptions, type FailoverOptions, type KeyOption, Wrappers } from './wrappers.js';
+import type { GraceOptions } from './get_or_set.js';
 import { type DeletePatternOptions, deleteByPattern, getByPattern, type PatternOptions, scanKeys } from './patterns.js';
 import { type DeleteTagsOptions, deleteByTags } from './tags.js';
 import type { EntryValue } from './values.js';
 
 export type {
+  CachedOptions, Decorators, EarlyOptions, FailoverOptions, GraceOptions, KeyOption,
   CounterOptions, DeletePatternOptions, DeleteTagsOptions, EntryInfo, EntryOptions, EntryValue, Factory, FactoryContext, GetOrSetOptions,
   LockHandle, LockOptions, PatternOptions,
 };
@@ -27,12 +31,15 @@ export class CacheExt {
   readonly #context: StoreContext;
   readonly #getOrSet: GetOrSet;
   readonly #locks: Locks;
+  readonly #wrappers: Wrappers;
+  #decorators: Decorators | undefined;
 
   /** @internal Built by PgStore. */
   constructor(context: StoreContext) {
     this.#context = context;
     this.#getOrSet = new GetOrSet(context);
     this.#locks = new Locks(context);
+    this.#wrappers = new Wrappers(context, this.#getOrSet, this.#locks);
   }
 
   /** The value's bytes, or `undefined` when missing or expired. A sliding entry is extended in the same statement. */
@@ -167,5 +174,35 @@ export class CacheExt {
   /** True when someone holds a running lease on `name`. */
   isLocked(name: string): Promise<boolean> {
     return this.#locks.isLocked(name);
+  }
+
+  /**
+   * Memoizes `fn` in the cache: `key` renders each call's entry key from its arguments ('user:{0}'),
+   * hits take no lock, misses go through getOrSet (one computation across processes). Values go
+   * through a serializer (JSON by default), optionally compressed.
+   */
+  cached<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: CachedOptions<A>): (...args: A) => Promise<R> {
+    return this.#wrappers.cached(fn, options);
+  }
+
+  /**
+   * Like `cached`, but when `fn` fails with one of `errors`, serves the last value, even expired, up
+   * to `maxStale` (as stale: it is not stored again as fresh). Without one, the original error.
+   */
+  failover<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: FailoverOptions<A>): (...args: A) => Promise<R> {
+    return this.#wrappers.failover(fn, options);
+  }
+
+  /**
+   * Like `cached` with an absolute `ttl`, but once an entry is older than `earlyTtl`, callers get it
+   * at once while one background refresh (one across all processes) replaces it.
+   */
+  early<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: EarlyOptions<A>): (...args: A) => Promise<R> {
+    return this.#wrappers.early(fn, options);
+  }
+
+  /** `@cached(...)`, `@failover(...)` and `@early(...)` as standard (TC39) method decorators. */
+  get decorators(): Decorators {
+    return (this.#decorators ??= createDecorators(this.#wrappers));
   }
 }
