@@ -1,7 +1,12 @@
 /**
- * Counters and typed events in one place: every module reports through an Observer, the store turns
- * reports into events (listeners are optional and cheap when absent) and `stats()` reads the counters.
+ * Counters, typed events and OpenTelemetry in one place: every module reports through an Observer,
+ * the store turns reports into events (listeners are optional and cheap when absent), `stats()`
+ * reads the counters, and the same reports feed OpenTelemetry metrics and spans through
+ * `@opentelemetry/api`, which does nothing until the application registers an SDK.
  */
+import { type Attributes, type Counter, metrics, SpanStatusCode, trace } from '@opentelemetry/api';
+
+const tracer = trace.getTracer('cache-postgres');
 
 /** The events of a PgStore, with their payloads. */
 export interface PgStoreEvents {
@@ -37,52 +42,95 @@ export interface Counters {
 
 type Emit = <K extends keyof PgStoreEvents>(event: K, ...args: PgStoreEvents[K]) => void;
 
+/** OpenTelemetry counter names, one per entry of {@link Counters}. */
+const METRICS: Record<keyof Counters, string> = {
+  hits: 'cache_postgres.hits',
+  misses: 'cache_postgres.misses',
+  staleServed: 'cache_postgres.stale_served',
+  factoryCalls: 'cache_postgres.factory.calls',
+  factoryErrors: 'cache_postgres.factory.errors',
+  lockWaits: 'cache_postgres.lock.waits',
+  refreshes: 'cache_postgres.refreshes',
+  expiredDeleted: 'cache_postgres.expired_deleted',
+};
+
 export class Observer {
   readonly counters: Counters = {
     hits: 0, misses: 0, staleServed: 0, factoryCalls: 0, factoryErrors: 0, lockWaits: 0, refreshes: 0, expiredDeleted: 0,
   };
   readonly #emit: Emit;
+  readonly #metrics: Record<keyof Counters, Counter>;
+  readonly #attributes: Attributes;
 
-  constructor(emit: Emit) {
+  /**
+   * @param table `schema.table`, the `cache_postgres.table` attribute of every metric and span
+   */
+  constructor(emit: Emit, table: string) {
     this.#emit = emit;
+    this.#attributes = { 'cache_postgres.table': table };
+    // Taken from the global provider now: an SDK registered before the store is created is used.
+    const meter = metrics.getMeter('cache-postgres');
+    this.#metrics = Object.fromEntries(
+      Object.entries(METRICS).map(([counter, name]) => [counter, meter.createCounter(name)]),
+    ) as Record<keyof Counters, Counter>;
+  }
+
+  #count(counter: keyof Counters, by = 1): void {
+    this.counters[counter] += by;
+    this.#metrics[counter].add(by, this.#attributes);
+  }
+
+  /** Runs `fn` in an OpenTelemetry span named `name`, recording its failure. */
+  span<T>(name: string, key: string, fn: () => Promise<T>): Promise<T> {
+    return tracer.startActiveSpan(name, { attributes: { ...this.#attributes, 'cache_postgres.key': key } }, async (span) => {
+      try {
+        return await fn();
+      } catch (error) {
+        span.recordException(error instanceof Error ? error : String(error));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
   }
 
   read(key: string, found: boolean): void {
     if (found) {
-      this.counters.hits++;
+      this.#count('hits');
       this.#emit('hit', { key });
     } else {
-      this.counters.misses++;
+      this.#count('misses');
       this.#emit('miss', { key });
     }
   }
 
   staleServed(key: string, reason: 'grace' | 'soft-timeout' | 'failover', expiredMsAgo: number): void {
-    this.counters.staleServed++;
+    this.#count('staleServed');
     this.#emit('stale-served', { key, reason, expiredMsAgo });
   }
 
   factoryCall(): void {
-    this.counters.factoryCalls++;
+    this.#count('factoryCalls');
   }
 
   factoryError(key: string, error: unknown, background: boolean): void {
-    this.counters.factoryErrors++;
+    this.#count('factoryErrors');
     this.#emit('factory-error', { key, error, background });
   }
 
   lockWait(key: string, waitedMs: number): void {
-    this.counters.lockWaits++;
+    this.#count('lockWaits');
     this.#emit('lock-wait', { key, waitedMs });
   }
 
   refreshed(key: string): void {
-    this.counters.refreshes++;
+    this.#count('refreshes');
     this.#emit('refresh', { key });
   }
 
   expiredDeleted(count: number): void {
-    this.counters.expiredDeleted += count;
+    this.#count('expiredDeleted', count);
     this.#emit('expired-deleted', { count });
   }
 

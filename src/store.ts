@@ -81,7 +81,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
       if (event === 'error') this.#background(args[0]);
       // EventEmitter's typed emit cannot follow a generic event name; the Observer's signature checks it.
       else (this.emit as (name: string, ...payload: unknown[]) => boolean)(event, ...args);
-    });
+    }, `${this.#options.schema}.${this.#options.table}`);
     this.#exec = new Executor(this.#options, this.#sql.display, (error) => this.#background(error));
     this.#rows = new Rows(this.#exec, this.#sql, { ...this.#options, maxInFlight: BATCHES_IN_FLIGHT, observer: this.#observer });
     this.opts = { dialect: 'postgres', url: describe(this.#options), schema: this.#options.schema, table: this.#options.table };

@@ -105,7 +105,9 @@ export class GetOrSet {
     const flight = this.#flights.get(key);
     // Joiners get their own copy: a Buffer shared between callers could be mutated under another one.
     if (flight) return Buffer.from(await flight);
-    const started = this.#fetch(key, factory, call).finally(() => this.#flights.delete(key));
+    const started = this.#context.observer.span('cache-postgres getOrSet', key, () => this.#fetch(key, factory, call)).finally(() =>
+      this.#flights.delete(key),
+    );
     this.#flights.set(key, started);
     return started;
   }
