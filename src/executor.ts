@@ -18,6 +18,7 @@ export class Executor {
   readonly #pool: pg.Pool;
   readonly #owned: boolean;
   readonly #table: string;
+  readonly #prepare: boolean;
   #roundTrips = 0;
 
   /**
@@ -27,6 +28,7 @@ export class Executor {
    */
   constructor(options: ResolvedOptions, table: string, onPoolError: (error: Error) => void) {
     this.#table = table;
+    this.#prepare = options.preparedStatements;
     if (options.pool) {
       this.#pool = options.pool;
       this.#owned = false;
@@ -57,7 +59,7 @@ export class Executor {
     for (let attempt = 1; ; attempt++) {
       this.#roundTrips++;
       try {
-        const result = await this.#pool.query<R>(queryConfig(statement, values));
+        const result = await this.#pool.query<R>(queryConfig(statement, values, this.#prepare));
         return result.rows;
       } catch (error) {
         if (attempt < MAX_ATTEMPTS && RETRYABLE.has((error as { code?: string }).code ?? '')) continue;
@@ -81,7 +83,7 @@ export class Executor {
     const query: TransactionQuery = async <R extends object>(statement: Statement | string, values: unknown[] = []) => {
       this.#roundTrips++;
       try {
-        return (await client.query<R>(queryConfig(statement, values))).rows;
+        return (await client.query<R>(queryConfig(statement, values, this.#prepare))).rows;
       } catch (error) {
         throw new QueryError(typeof statement === 'string' ? statement.split(/\s/, 3).join(' ') : statement.label, this.#table, error);
       }
@@ -116,7 +118,7 @@ export class Executor {
 }
 
 /** node-postgres prepares a statement once per connection when it has a name; plain text runs unprepared. */
-function queryConfig(statement: Statement | string, values: unknown[]): pg.QueryConfig {
+function queryConfig(statement: Statement | string, values: unknown[], prepare: boolean): pg.QueryConfig {
   if (typeof statement === 'string') return { text: statement, values };
-  return statement.prepared ? { name: statement.name, text: statement.text, values } : { text: statement.text, values };
+  return prepare && statement.prepared ? { name: statement.name, text: statement.text, values } : { text: statement.text, values };
 }

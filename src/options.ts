@@ -92,6 +92,13 @@ export interface PgStoreOptions {
    */
   maxBatchSize?: number;
   /**
+   * Send hot statements as named prepared statements (parsed and planned once per connection). Turn it
+   * off behind a pooler that cannot keep them across its server connections: PgBouncer before 1.21 in
+   * transaction mode, or later versions without `max_prepared_statements`.
+   * @default true
+   */
+  preparedStatements?: boolean;
+  /**
    * The application clock, in epoch milliseconds. Every statement is passed this time as `now`
    * (never the server's NOW()), exactly as .NET and Python do. Inject one in tests to move time.
    * @default Date.now
@@ -118,13 +125,14 @@ export interface ResolvedOptions {
   readonly iterationLimit: number;
   readonly batching: boolean;
   readonly maxBatchSize: number;
+  readonly preparedStatements: boolean;
   readonly clock: () => number;
 }
 
 const KNOWN = new Set<string>([
   'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'schema', 'table', 'createIfNotExists', 'useWal',
   'enableExpirationScan', 'expirationScanInterval', 'retainExpiredFor', 'deleteBatchSize', 'defaultSlidingExpiration',
-  'iterationLimit', 'batching', 'maxBatchSize', 'clock',
+  'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'clock',
 ]);
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 const MIN_SCAN_INTERVAL_MS = 5 * 60_000;
@@ -173,6 +181,7 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
     iterationLimit: positiveInteger(raw, 'iterationLimit', 100),
     batching: boolean(raw, 'batching', true),
     maxBatchSize: positiveInteger(raw, 'maxBatchSize', 500),
+    preparedStatements: boolean(raw, 'preparedStatements', true),
     clock: clock(raw),
   };
   if (resolved.expirationScanIntervalMs < MIN_SCAN_INTERVAL_MS) {
@@ -215,7 +224,11 @@ function identifier(raw: PgStoreOptions, name: 'schema' | 'table', fallback: str
   return value;
 }
 
-function boolean(raw: PgStoreOptions, name: 'createIfNotExists' | 'useWal' | 'enableExpirationScan' | 'batching', fallback: boolean): boolean {
+function boolean(
+  raw: PgStoreOptions,
+  name: 'createIfNotExists' | 'useWal' | 'enableExpirationScan' | 'batching' | 'preparedStatements',
+  fallback: boolean,
+): boolean {
   const value = raw[name] ?? fallback;
   if (typeof value !== 'boolean') throw new InvalidOptionError(name, `expected true or false, got ${JSON.stringify(value)}.`);
   return value;
