@@ -125,9 +125,8 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     keys.forEach((key) => validateKey(key));
     if (keys.length === 0) return [];
     await this.#prepare('getMany');
-    const rows = await this.#exec.query<IdValueRow>(this.#sql.getMany, [keys, this.#now()]);
-    const found = new Map(rows.map((row) => [row.id, row.value.toString('utf8') as Value]));
-    return keys.map((key) => found.get(key));
+    const found = await this.#rows.getMany(keys);
+    return keys.map((key) => found.get(key)?.toString('utf8') as Value | undefined);
   }
 
   /**

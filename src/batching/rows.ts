@@ -78,6 +78,16 @@ export class Rows {
     return value;
   }
 
+  /** The live values among `ids` (one statement, sliding rows extended), by id. */
+  async getMany(ids: readonly string[]): Promise<Map<string, Buffer>> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return new Map();
+    const rows = await this.#exec.query<{ id: string; value: Buffer }>(this.#sql.getMany, [unique, this.#now()]);
+    const found = new Map(rows.map((row) => [row.id, row.value]));
+    for (const id of unique) this.#options.observer.read(id, found.has(id));
+    return found;
+  }
+
   /** Upserts one row (all columns replaced). */
   async set(row: RowWrite): Promise<void> {
     if (this.#options.batching) return this.#sets.load(row);

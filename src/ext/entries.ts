@@ -79,8 +79,7 @@ export async function getEntries(context: StoreContext, keys: Iterable<string>):
   const unique = uniqueKeys(keys);
   if (unique.length === 0) return new Map();
   await context.prepare('ext.getMany');
-  const rows = await context.exec.query<{ id: string; value: Buffer }>(context.sql.getMany, [unique, isoNow(context)]);
-  return new Map(rows.map((row) => [row.id, row.value]));
+  return context.rows.getMany(unique);
 }
 
 /** Accepts a Map, an object or [key, value] pairs; a later duplicate key wins. Same options for all. */

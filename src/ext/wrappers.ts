@@ -55,27 +55,15 @@ export class Wrappers {
   }
 
   cached<A extends unknown[], R>(fn: Fn<A, R>, options: CachedOptions<A>): (...args: A) => Promise<R> {
-    const run = this.cachedRunner<A, R>(options);
-    checkFunction(fn, 'cached');
-    return function (this: unknown, ...args: A) {
-      return run(args, () => fn.apply(this, args));
-    };
+    return bind(fn, this.cachedRunner<A, R>(options), 'cached');
   }
 
   failover<A extends unknown[], R>(fn: Fn<A, R>, options: FailoverOptions<A>): (...args: A) => Promise<R> {
-    const run = this.failoverRunner<A, R>(options);
-    checkFunction(fn, 'failover');
-    return function (this: unknown, ...args: A) {
-      return run(args, () => fn.apply(this, args));
-    };
+    return bind(fn, this.failoverRunner<A, R>(options), 'failover');
   }
 
   early<A extends unknown[], R>(fn: Fn<A, R>, options: EarlyOptions<A>): (...args: A) => Promise<R> {
-    const run = this.earlyRunner<A, R>(options);
-    checkFunction(fn, 'early');
-    return function (this: unknown, ...args: A) {
-      return run(args, () => fn.apply(this, args));
-    };
+    return bind(fn, this.earlyRunner<A, R>(options), 'early');
   }
 
   /** Hits take no lock; misses go through getOrSet (stampede-safe across processes). */
@@ -189,8 +177,16 @@ function checkOptions<T extends { key: unknown }>(options: T, wrapper: string): 
   return options;
 }
 
-function checkFunction(fn: unknown, wrapper: string): void {
+/** The wrapped function: keeps `this` (for methods) and hands the call's arguments to the runner. */
+function bind<A extends unknown[], R>(
+  fn: Fn<A, R>,
+  run: (args: A, compute: () => R | Promise<R>) => Promise<R>,
+  wrapper: string,
+): (...args: A) => Promise<R> {
   if (typeof fn !== 'function') throw new InvalidValueError(`${wrapper} wraps a function, got ${typeof fn}.`);
+  return function (this: unknown, ...args: A) {
+    return run(args, () => fn.apply(this, args));
+  };
 }
 
 function errorMatcher(errors: FailoverOptions<never>['errors']): (error: unknown) => boolean {
