@@ -39,6 +39,20 @@ try {
 
   await keyv.clear(); // only the demo: namespace
   console.log('after clear        ->', await keyv.get('user:42'));
+
+  // store.ext: what Keyv has no room for.
+  const { ext } = store;
+  let computed = 0;
+  const report = await Promise.all(
+    Array.from({ length: 5 }, () => ext.getOrSet('demo-report', async () => `report #${++computed}`, { absoluteExpirationRelative: '1m' })),
+  );
+  console.log('getOrSet x5        ->', report[0]!.toString(), `(factory ran ${computed} time)`);
+  console.log('incr x3            ->', await ext.incr('demo-hits'), await ext.incr('demo-hits'), await ext.incr('demo-hits', 10));
+  await ext.set('demo-product:1', 'book', { tags: ['products'], slidingExpiration: '20m' });
+  console.log('deleteTags         ->', await ext.deleteTags(['products']), 'deleted');
+  const getUser = ext.cached(async (id: number) => ({ id, at: Date.now() }), { key: 'demo-user:{0}', ttl: '1m' });
+  console.log('cached twice same  ->', (await getUser(7)).at === (await getUser(7)).at);
+  await ext.deletePattern('demo-*');
 } finally {
   await keyv.disconnect();
   await database.stop();
