@@ -79,6 +79,16 @@ describe('coordination across OS processes', function () {
     }
   });
 
+  it('early: an old entry is served at once by 2 processes and refreshed by exactly one of them', async () => {
+    // Written 35 s "ago" for a 1 min ttl: past the 30 s earlyTtl (age = ttl - time left to the absolute expiry).
+    await store.ext.set('early-key', JSON.stringify('original'), { absoluteExpirationRelative: '25s' });
+    const results = (await runTogether(2, ['early', testUrl(), table, 'early-key'])) as Array<{ served: string; refreshed: boolean; calls: number }>;
+    expect(results.map((r) => r.served)).to.deep.equal(['original', 'original']);
+    expect(results.reduce((sum, r) => sum + r.calls, 0)).to.equal(1);
+    expect(results.filter((r) => r.refreshed)).to.have.length(1);
+    expect(JSON.parse((await store.ext.getString('early-key'))!)).to.match(/^refreshed by \d+$/);
+  });
+
   it('a holder killed with SIGKILL keeps its lock until the ttl runs out, and no longer', async () => {
     const worker = startWorker(['hold', testUrl(), table, 'crash-lock', '1500ms']);
     await worker.ready;

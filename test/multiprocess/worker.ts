@@ -41,6 +41,22 @@ async function increments(name: string, counterKey: string, times: number) {
   return { observed };
 }
 
+async function early(key: string) {
+  let calls = 0;
+  const refreshed = new Promise<boolean>((resolve) => {
+    store.once('refresh', () => resolve(true));
+    // The other process may be the one refreshing: after this long, this one did not.
+    setTimeout(() => resolve(false), 1500).unref();
+  });
+  const read = store.ext.early(async () => {
+    calls++;
+    await sleep(100);
+    return `refreshed by ${process.pid}`;
+  }, { key, ttl: '1m', earlyTtl: '30s' });
+  const served = await read();
+  return { served, refreshed: await refreshed, calls };
+}
+
 async function hold(name: string, ttl: string) {
   // The lease starts at the clock reading taken inside lock(), so no earlier than this.
   const leaseStartsNoEarlierThan = Date.now();
@@ -56,6 +72,7 @@ async function main() {
   let result: unknown;
   if (task === 'stampede') result = await stampede(args[0]!, Number(args[1]), Number(args[2]));
   else if (task === 'increments') result = await increments(args[0]!, args[1]!, Number(args[2]));
+  else if (task === 'early') result = await early(args[0]!);
   else if (task === 'hold') {
     result = await hold(args[0]!, args[1]!);
     process.stdout.write(`${JSON.stringify(result)}\n`);
