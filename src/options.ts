@@ -76,6 +76,13 @@ export interface PgStoreOptions {
    */
   defaultSlidingExpiration?: Duration;
   /**
+   * A read extends a sliding entry only when that moves its expiry by at least this fraction of its
+   * sliding window (0 to 1), so a hot key is not rewritten on every read: after any read an entry
+   * still has at least (1 - this) of its window left. 0 writes on every read that moves the expiry.
+   * @default 0.1
+   */
+  slidingWriteThreshold?: number;
+  /**
    * Rows fetched per page by `iterator()` (keyset pagination: memory stays constant).
    * @default 100
    */
@@ -122,6 +129,7 @@ export interface ResolvedOptions {
   readonly retainExpiredForMs: number;
   readonly deleteBatchSize: number;
   readonly defaultSlidingExpirationMs: number;
+  readonly slidingWriteThreshold: number;
   readonly iterationLimit: number;
   readonly batching: boolean;
   readonly maxBatchSize: number;
@@ -131,7 +139,7 @@ export interface ResolvedOptions {
 
 const KNOWN = new Set<string>([
   'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'schema', 'table', 'createIfNotExists', 'useWal',
-  'enableExpirationScan', 'expirationScanInterval', 'retainExpiredFor', 'deleteBatchSize', 'defaultSlidingExpiration',
+  'enableExpirationScan', 'expirationScanInterval', 'retainExpiredFor', 'deleteBatchSize', 'defaultSlidingExpiration', 'slidingWriteThreshold',
   'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'clock',
 ]);
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
@@ -178,6 +186,7 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
     retainExpiredForMs: duration(raw, 'retainExpiredFor', 0),
     deleteBatchSize: positiveInteger(raw, 'deleteBatchSize', 1000),
     defaultSlidingExpirationMs: duration(raw, 'defaultSlidingExpiration', '20m'),
+    slidingWriteThreshold: fraction(raw, 'slidingWriteThreshold', 0.1),
     iterationLimit: positiveInteger(raw, 'iterationLimit', 100),
     batching: boolean(raw, 'batching', true),
     maxBatchSize: positiveInteger(raw, 'maxBatchSize', 500),
@@ -257,6 +266,14 @@ function duration(
     const message = error instanceof CachePostgresError ? error.message : String(error);
     throw new InvalidOptionError(name, message, { cause: error });
   }
+}
+
+function fraction(raw: PgStoreOptions, name: 'slidingWriteThreshold', fallback: number): number {
+  const value = raw[name] ?? fallback;
+  if (typeof value !== 'number' || !(value >= 0 && value <= 1)) {
+    throw new InvalidOptionError(name, `expected a fraction from 0 to 1, got ${JSON.stringify(value)}.`);
+  }
+  return value;
 }
 
 function clock(raw: PgStoreOptions): () => number {

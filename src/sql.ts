@@ -93,7 +93,12 @@ const SET_ALL = `value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
   absoluteexpiration = EXCLUDED.absoluteexpiration, tags = EXCLUDED.tags`;
 
 /** Builds every statement for one table. Identifiers must already be validated lower-case names. */
-export function buildSql(schema: string, table: string): Sql {
+/**
+ * @param slidingWriteThreshold a read extends a sliding row only when that moves its expiry by at least
+ *   this fraction of the sliding window, so a hot key is not rewritten on every read (0: every read)
+ */
+export function buildSql(schema: string, table: string, slidingWriteThreshold = 0): Sql {
+  if (!(slidingWriteThreshold >= 0 && slidingWriteThreshold <= 1)) throw new RangeError('slidingWriteThreshold must be in [0, 1]');
   const t = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`;
   const display = `${schema}.${table}`;
   const locksTable = derivedName(table, 'locks');
@@ -104,16 +109,19 @@ export function buildSql(schema: string, table: string): Sql {
   /**
    * A read that slides in the same round trip: `hit` selects the live rows matching `where`; the
    * data-modifying CTE `slid` writes only rows that have a sliding expiration, to
-   * LEAST(now + sliding, absolute), so rows without one are read with no write at all.
-   * `now` is the placeholder of the application clock.
+   * LEAST(now + sliding, absolute), so rows without one are read with no write at all, and only when
+   * that moves the expiry forward by more than the threshold's share of the window (a hot key is not
+   * rewritten on every read; an expiry is never moved back). `now` is the application clock's placeholder.
    */
+  const slideTo = (now: string) =>
+    `LEAST(${now}::timestamptz + hit.sliding * INTERVAL '1 second', COALESCE(hit.abs, 'infinity'::timestamptz))`;
   const readSliding = (where: string, now: string, select: string, tail = '') => `WITH hit AS (
-  SELECT id, value, slidingexpirationinseconds AS sliding, absoluteexpiration AS abs
+  SELECT id, value, slidingexpirationinseconds AS sliding, absoluteexpiration AS abs, expiresattime AS expires
   FROM ${t} WHERE ${where} AND expiresattime >= ${now}::timestamptz${tail}
 ), slid AS (
-  UPDATE ${t} AS c
-  SET expiresattime = LEAST(${now}::timestamptz + hit.sliding * INTERVAL '1 second', COALESCE(hit.abs, 'infinity'::timestamptz))
+  UPDATE ${t} AS c SET expiresattime = ${slideTo(now)}
   FROM hit WHERE c.id = hit.id AND hit.sliding IS NOT NULL AND c.expiresattime >= ${now}::timestamptz
+    AND ${slideTo(now)} > hit.expires + hit.sliding * ${Number(slidingWriteThreshold)} * INTERVAL '1 second'
 )
 SELECT ${select} FROM hit`;
 

@@ -76,7 +76,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   constructor(options?: PgStoreOptions | string) {
     super();
     this.#options = resolveOptions(options);
-    this.#sql = buildSql(this.#options.schema, this.#options.table);
+    this.#sql = buildSql(this.#options.schema, this.#options.table, this.#options.slidingWriteThreshold);
     this.#observer = new Observer((event, ...args) => {
       if (event === 'error') this.#background(args[0]);
       // EventEmitter's typed emit cannot follow a generic event name; the Observer's signature checks it.

@@ -59,6 +59,21 @@ describe('store.ext entries', () => {
       expect(await ext.refresh('missing')).to.equal(false);
     });
 
+    it('rewrites a hot sliding entry only when the slide moves it by more than slidingWriteThreshold of its window', async () => {
+      const clock = manualClock(T0);
+      const ext = fx.make({ clock, slidingWriteThreshold: 0.1 }).ext;
+      await ext.set('hot', 'v', { slidingExpiration: '100s' });
+      const written = (await fx.row('hot'))!.xmin;
+      clock.advance(9_000); // a 9 s move: under 10% of the window
+      expect(await ext.getString('hot')).to.equal('v');
+      expect(await ext.refresh('hot')).to.equal(true);
+      expect((await fx.row('hot'))!.xmin).to.equal(written);
+      expect((await fx.row('hot'))!.expiresattime).to.deep.equal(at(100_000));
+      clock.advance(2_000); // 11 s: over it
+      await ext.get('hot');
+      expect((await fx.row('hot'))!.expiresattime).to.deep.equal(at(111_000));
+    });
+
     it('reads an entry without sliding expiration without writing it', async () => {
       const ext = fx.make().ext;
       await ext.set('abs', 'v', { absoluteExpirationRelative: '1h' });
