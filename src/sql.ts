@@ -44,6 +44,8 @@ export interface Sql {
   readonly info: Statement;
   readonly upsert: Statement;
   readonly upsertRows: Statement;
+  /** One tick's gets and sets in one statement: upsertRows' parameters from $3, the read's ids and now as $1, $2. */
+  readonly readWrite: Statement;
   readonly delete: Statement;
   readonly deleteMany: Statement;
   readonly deleteRangeBatch: Statement;
@@ -176,6 +178,21 @@ SELECT u.id, u.value, u.expires, u.sliding, u.abs,
 FROM UNNEST($1::text[], $2::bytea[], $3::timestamptz[], $4::bigint[], $5::timestamptz[], $6::text[])
   AS u(id, value, expires, sliding, abs, tags)
 ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
+
+    // The reads see the table as it was before this statement's writes (one snapshot): as if the tick's
+    // gets ran just before its sets. Rows being written are not slid, so no row is modified twice.
+    readWrite: named('read_write', `WITH written AS (
+  INSERT INTO ${t} (${COLUMNS})
+  SELECT u.id, u.value, u.expires, u.sliding, u.abs,
+    CASE WHEN u.tags IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(u.tags::json)) END
+  FROM UNNEST($3::text[], $4::bytea[], $5::timestamptz[], $6::bigint[], $7::timestamptz[], $8::text[])
+    AS u(id, value, expires, sliding, abs, tags)
+  ON CONFLICT (id) DO UPDATE SET ${SET_ALL}
+  RETURNING 1
+), ${readSliding('id = ANY($1::text[])', '$2', 'id, value').replace('WITH hit AS', 'hit AS').replace(
+      'c.expiresattime >= $2::timestamptz',
+      'c.expiresattime >= $2::timestamptz AND c.id <> ALL($3::text[])',
+    )}`),
 
     delete: named('delete', `DELETE FROM ${t} WHERE id = $1 RETURNING expiresattime >= $2::timestamptz AS live`),
 

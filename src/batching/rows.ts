@@ -20,6 +20,8 @@ export interface CounterCreate {
   readonly tags: readonly string[] | null;
 }
 
+type ReadOrWrite = { read: string } | { write: RowWrite };
+
 interface Increment {
   id: string;
   delta: bigint;
@@ -42,17 +44,18 @@ export interface RowsOptions {
 
 /**
  * The one place where single-key reads and writes become SQL, for PgStore and store.ext alike.
- * With batching on, concurrent calls issued in the same tick share one statement per kind: gets one
- * `= ANY($1)` read (sliding in the same statement), sets one multi-row upsert, deletes and has-checks
- * one statement each, and increments of the same key one statement whose total each caller sees
- * split as if the calls had run one after another. Each caller keeps its own result.
+ * With batching on, concurrent calls issued in the same tick share statements: the tick's gets and
+ * sets one statement (an `= ANY($1)` read, sliding in the same statement, beside a multi-row upsert;
+ * measured: the same throughput as a statement per kind, with half the statements), deletes and
+ * has-checks one statement each, and increments of the same key one statement whose total each
+ * caller sees split as if the calls had run one after another. Each caller keeps its own result.
  */
 export class Rows {
   readonly #exec: Executor;
   readonly #sql: Sql;
   readonly #options: RowsOptions;
-  readonly #gets: Batcher<string, Buffer | undefined>;
-  readonly #sets: Batcher<RowWrite, void>;
+  /** Gets and sets share a batch: a tick's mix is one statement. */
+  readonly #readsAndWrites: Batcher<ReadOrWrite, Buffer | undefined>;
   readonly #deletes: Batcher<string, boolean>;
   readonly #hases: Batcher<string, boolean>;
   readonly #increments: Batcher<Increment, bigint>;
@@ -62,8 +65,7 @@ export class Rows {
     this.#sql = sql;
     this.#options = options;
     const batch = { maxBatchSize: options.maxBatchSize, maxInFlight: options.maxInFlight };
-    this.#gets = new Batcher((ids) => this.#getBatch(ids), batch);
-    this.#sets = new Batcher((rows) => this.#setBatch(rows), batch);
+    this.#readsAndWrites = new Batcher((items) => this.#readWriteBatch(items), batch);
     this.#deletes = new Batcher((ids) => this.#deleteBatch(ids), batch);
     this.#hases = new Batcher((ids) => this.#hasBatch(ids), batch);
     this.#increments = new Batcher((items) => this.#incrementBatch(items), batch);
@@ -72,7 +74,7 @@ export class Rows {
   /** The live value of `id` (a sliding row is extended in the same statement), or undefined. */
   async get(id: string): Promise<Buffer | undefined> {
     let value: Buffer | undefined;
-    if (this.#options.batching) value = await this.#gets.load(id);
+    if (this.#options.batching) value = await this.#readsAndWrites.load({ read: id });
     else value = (await this.#exec.query<{ value: Buffer }>(this.#sql.get, [id, this.#now()]))[0]?.value;
     this.#options.observer.read(id, value !== undefined);
     return value;
@@ -90,7 +92,10 @@ export class Rows {
 
   /** Upserts one row (all columns replaced). */
   async set(row: RowWrite): Promise<void> {
-    if (this.#options.batching) return this.#sets.load(row);
+    if (this.#options.batching) {
+      await this.#readsAndWrites.load({ write: row });
+      return;
+    }
     await this.#writeRows([row]);
   }
 
@@ -127,36 +132,49 @@ export class Rows {
     return new Date(this.#options.clock()).toISOString();
   }
 
-  async #getBatch(ids: string[]): Promise<Array<Buffer | undefined>> {
-    const unique = ids.length === 1 ? ids : [...new Set(ids)];
-    const rows = await this.#exec.query<{ id: string; value: Buffer }>(this.#sql.getMany, [unique, this.#now()]);
+  async #readWriteBatch(items: ReadOrWrite[]): Promise<Array<Buffer | undefined>> {
+    const ids: string[] = [];
+    const writes = new Map<string, RowWrite>();
+    for (const item of items) {
+      if ('read' in item) ids.push(item.read);
+      else writes.set(item.write.id, item.write); // a later duplicate wins
+    }
+    const unique = [...new Set(ids)];
+    let rows: Array<{ id: string; value: Buffer }> = [];
+    if (writes.size === 0) {
+      rows = await this.#exec.query(this.#sql.getMany, [unique, this.#now()]);
+    } else if (unique.length === 0) {
+      await this.#writeRows([...writes.values()]);
+    } else {
+      rows = await this.#exec.query(this.#sql.readWrite, [unique, this.#now(), ...this.#rowArrays([...writes.values()])]);
+    }
     const found = new Map(rows.map((row) => [row.id, row.value]));
     // A caller asking twice for one key in a tick gets its own copy: Buffers are mutable.
     const handedOut = new Set<string>();
-    return ids.map((id) => {
-      const value = found.get(id);
-      if (value === undefined || !handedOut.has(id)) {
-        handedOut.add(id);
+    return items.map((item) => {
+      if (!('read' in item)) return undefined;
+      const value = found.get(item.read);
+      if (value === undefined || !handedOut.has(item.read)) {
+        handedOut.add(item.read);
         return value;
       }
       return Buffer.from(value);
     });
   }
 
-  async #setBatch(rows: RowWrite[]): Promise<void[]> {
-    await this.setMany(rows);
-    return rows.map(() => undefined);
-  }
-
-  async #writeRows(rows: readonly RowWrite[]): Promise<void> {
-    await this.#exec.query(this.#sql.upsertRows, [
+  #rowArrays(rows: readonly RowWrite[]): unknown[] {
+    return [
       rows.map((r) => r.id),
       rows.map((r) => r.value),
       rows.map((r) => r.expires),
       rows.map((r) => r.sliding),
       rows.map((r) => r.absolute),
       rows.map((r) => (r.tags === null ? null : JSON.stringify(r.tags))),
-    ]);
+    ];
+  }
+
+  async #writeRows(rows: readonly RowWrite[]): Promise<void> {
+    await this.#exec.query(this.#sql.upsertRows, this.#rowArrays(rows));
   }
 
   async #deleteBatch(ids: string[]): Promise<boolean[]> {
