@@ -88,8 +88,8 @@ export interface PgStoreOptions {
    */
   iterationLimit?: number;
   /**
-   * Fold the single-key calls (get, set, delete, has, incr) issued in the same tick into one statement
-   * per kind, DataLoader-style. Each caller still gets its own result and its own error.
+   * Fold the single-key calls (get, set, delete, has, incr) issued in the same tick into few statements
+   * (the gets and sets in one), DataLoader-style. Each caller still gets its own result and its own error.
    * @default true
    */
   batching?: boolean;

@@ -30,7 +30,7 @@ interface Increment {
 
 /** Options of {@link Rows}. */
 export interface RowsOptions {
-  /** Fold the single-key calls of one tick into one statement per kind. */
+  /** Fold the single-key calls of one tick into few statements (gets and sets share one). */
   readonly batching: boolean;
   /** Most keys per batched statement. */
   readonly maxBatchSize: number;
