@@ -3,15 +3,14 @@ import { type CounterOptions, increment } from './counters.js';
 import {
   deleteEntries, deleteEntry, type EntryInfo, entryInfo, getEntries, getEntry, hasEntry, refreshEntry, setEntries, setEntry,
 } from './entries.js';
-import type { EntryOptions } from './entry_options.js';
-import { type Factory, type FactoryContext, GetOrSet, type GetOrSetOptions } from './get_or_set.js';
-import { type LockHandle, type LockOptions, Locks } from './locks.js';
 import { createDecorators, type Decorators } from './decorators.js';
-import { type CachedOptions, type EarlyOptions, type FailoverOptions, type KeyOption, Wrappers } from './wrappers.js';
-import type { GraceOptions } from './get_or_set.js';
+import type { EntryOptions } from './entry_options.js';
+import { type Factory, type FactoryContext, GetOrSet, type GetOrSetOptions, type GraceOptions } from './get_or_set.js';
+import { type LockHandle, type LockOptions, Locks } from './locks.js';
 import { type DeletePatternOptions, deleteByPattern, getByPattern, type PatternOptions, scanKeys } from './patterns.js';
 import { type DeleteTagsOptions, deleteByTags } from './tags.js';
 import type { EntryValue } from './values.js';
+import { type CachedOptions, type EarlyOptions, type FailoverOptions, type KeyOption, Wrappers } from './wrappers.js';
 
 export type {
   CachedOptions, Decorators, EarlyOptions, FailoverOptions, GraceOptions, KeyOption,
