@@ -162,14 +162,25 @@ export class Rows {
     });
   }
 
+  /** upsertRows' parameters: the values travel as one binary bytea with offsets and lengths. */
   #rowArrays(rows: readonly RowWrite[]): unknown[] {
+    const offsets: number[] = [];
+    const lengths: number[] = [];
+    let offset = 1; // substring() counts from 1
+    for (const row of rows) {
+      offsets.push(offset);
+      lengths.push(row.value.length);
+      offset += row.value.length;
+    }
     return [
       rows.map((r) => r.id),
-      rows.map((r) => r.value),
+      Buffer.concat(rows.map((r) => r.value), offset - 1),
       rows.map((r) => r.expires),
       rows.map((r) => r.sliding),
       rows.map((r) => r.absolute),
       rows.map((r) => (r.tags === null ? null : JSON.stringify(r.tags))),
+      offsets,
+      lengths,
     ];
   }
 
