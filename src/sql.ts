@@ -90,6 +90,12 @@ export interface Sql {
 }
 
 const COLUMNS = 'id, value, expiresattime, slidingexpirationinseconds, absoluteexpiration, tags';
+/**
+ * Values are read as base64 text, decoded by {@link bytesOf}. The text format's hex for bytea is
+ * twice the size and cost node-postgres 0.21 ms of CPU per 20 rows of 1 KiB against 0.12 ms for
+ * base64 (its binary mode is no way out: it decodes every field as UTF-8 first, corrupting bytes).
+ */
+const VALUE = `encode(value, 'base64') AS b64`;
 const SET_ALL = `value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
   slidingexpirationinseconds = EXCLUDED.slidingexpirationinseconds,
   absoluteexpiration = EXCLUDED.absoluteexpiration, tags = EXCLUDED.tags`;
@@ -167,8 +173,8 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`;
     qualified: t,
     display,
 
-    get: named('get', readSliding('id = $1', '$2', 'value')),
-    getMany: named('get_many', readSliding('id = ANY($1::text[])', '$2', 'id, value')),
+    get: named('get', readSliding('id = $1', '$2', VALUE)),
+    getMany: named('get_many', readSliding('id = ANY($1::text[])', '$2', `id, ${VALUE}`)),
     refresh: named('refresh', readSliding('id = $1', '$2', 'count(*)::int AS live')),
 
     has: named('has', `SELECT 1 AS live FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
@@ -190,7 +196,7 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
     // gets ran just before its sets. Rows being written are not slid, so no row is modified twice.
     readWrite: named(
       'read_write',
-      `WITH written AS (\n${insertRows(3)}\nRETURNING 1\n), ${readSliding('id = ANY($1::text[])', '$2', 'id, value', '', 'c.id <> ALL($3::text[])').slice('WITH '.length)}`,
+      `WITH written AS (\n${insertRows(3)}\nRETURNING 1\n), ${readSliding('id = ANY($1::text[])', '$2', `id, ${VALUE}`, '', 'c.id <> ALL($3::text[])').slice('WITH '.length)}`,
     ),
 
     delete: named('delete', `DELETE FROM ${t} WHERE id = $1 RETURNING expiresattime >= $2::timestamptz AS live`),
@@ -200,13 +206,13 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
     deleteRangeBatch: named('delete_range_batch', deleteBatch(inRange, '$3', '$4')),
 
     // Keyset pagination: $4 is the last key of the previous page ('' on the first, below every key).
-    iterateRange: named('iterate_range', `SELECT id, value FROM ${t}
+    iterateRange: named('iterate_range', `SELECT id, ${VALUE} FROM ${t}
 WHERE ${inRange} AND id > $4 AND expiresattime >= $3::timestamptz ORDER BY id LIMIT $5`),
 
     scanPattern: named('scan_pattern', `SELECT id FROM ${t}
 WHERE ${inPattern} AND id > $4 AND expiresattime >= $5::timestamptz ORDER BY id LIMIT $6`),
 
-    getPatternPage: named('get_pattern_page', `${readSliding(`${inPattern} AND id > $4`, '$5', 'id, value', ' ORDER BY id LIMIT $6')} ORDER BY id`),
+    getPatternPage: named('get_pattern_page', `${readSliding(`${inPattern} AND id > $4`, '$5', `id, ${VALUE}`, ' ORDER BY id LIMIT $6')} ORDER BY id`),
 
     deletePatternBatch: named('delete_pattern_batch', deleteBatch(inPattern, '$4', '$5')),
 
@@ -246,9 +252,9 @@ SELECT (SELECT ok FROM lock) AS locked, (SELECT count(*) FROM victims)::int AS s
     stats: named('stats', `SELECT count(*)::int8 AS rows, count(*) FILTER (WHERE expiresattime >= $1::timestamptz)::int8 AS live,
   pg_total_relation_size($2::regclass)::int8 AS bytes FROM ${t}`),
 
-    getStale: named('get_stale', `SELECT value, expiresattime FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
+    getStale: named('get_stale', `SELECT ${VALUE}, expiresattime FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
 
-    getWithExpiry: named('get_with_expiry', readSliding('id = $1', '$2', 'value, abs')),
+    getWithExpiry: named('get_with_expiry', readSliding('id = $1', '$2', `${VALUE}, abs`)),
 
     // What exists, read from the catalog (never by name: rule 19 of the contract).
     inspect: named('inspect', `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema_exists, t.*
@@ -320,6 +326,11 @@ WHERE name = $1 AND owner = $2 AND token = $3::bigint AND expiresat >= $4::times
 )`,
     }),
   });
+}
+
+/** The bytes of a value read by one of the statements above (which send it as base64 text). */
+export function bytesOf(row: { b64: string }): Buffer {
+  return Buffer.from(row.b64, 'base64');
 }
 
 /**

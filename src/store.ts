@@ -9,7 +9,7 @@ import { ALL_KEYS, prefixRange, validateKey } from './keys.js';
 import { type PgStoreOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { ExpirationScanner } from './scanner.js';
 import { ensureSchema } from './schema.js';
-import { buildSql, type Sql } from './sql.js';
+import { buildSql, bytesOf, type Sql } from './sql.js';
 
 /** What Keyv reads from a store's `opts`: `dialect: 'postgres'` is what makes Keyv 5 wire `keyv.iterator`. */
 export interface PgStoreKeyvOptions {
@@ -21,7 +21,7 @@ export interface PgStoreKeyvOptions {
   [key: string]: unknown;
 }
 
-interface IdValueRow { id: string; value: Buffer }
+interface IdValueRow { id: string; b64: string }
 const INFINITY = 'infinity';
 /**
  * Batched statements of one kind running at once. One keeps batches large: with more, callers
@@ -220,7 +220,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     for (;;) {
       // '' sorts below every key: the first page starts at the range's lower bound.
       const rows = await this.#exec.query<IdValueRow>(this.#sql.iterateRange, [range.lower, range.upper, this.#now(), after ?? '', limit]);
-      for (const row of rows) yield [row.id, row.value.toString('utf8')];
+      for (const row of rows) yield [row.id, bytesOf(row).toString('utf8')];
       if (rows.length < limit || this.#closed) return;
       after = rows[rows.length - 1]!.id;
     }

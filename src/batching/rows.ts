@@ -1,6 +1,6 @@
 import type { Executor } from '../executor.js';
 import type { Observer } from '../observer.js';
-import type { Sql } from '../sql.js';
+import { bytesOf, type Sql } from '../sql.js';
 import { Batcher } from './batcher.js';
 
 /** One row to write: the five contract columns plus tags, timestamps as ISO strings (or 'infinity'). */
@@ -75,7 +75,10 @@ export class Rows {
   async get(id: string): Promise<Buffer | undefined> {
     let value: Buffer | undefined;
     if (this.#options.batching) value = await this.#readsAndWrites.load({ read: id });
-    else value = (await this.#exec.query<{ value: Buffer }>(this.#sql.get, [id, this.#now()]))[0]?.value;
+    else {
+      const [row] = await this.#exec.query<{ b64: string }>(this.#sql.get, [id, this.#now()]);
+      value = row && bytesOf(row);
+    }
     this.#options.observer.read(id, value !== undefined);
     return value;
   }
@@ -84,8 +87,8 @@ export class Rows {
   async getMany(ids: readonly string[]): Promise<Map<string, Buffer>> {
     const unique = [...new Set(ids)];
     if (unique.length === 0) return new Map();
-    const rows = await this.#exec.query<{ id: string; value: Buffer }>(this.#sql.getMany, [unique, this.#now()]);
-    const found = new Map(rows.map((row) => [row.id, row.value]));
+    const rows = await this.#exec.query<{ id: string; b64: string }>(this.#sql.getMany, [unique, this.#now()]);
+    const found = new Map(rows.map((row) => [row.id, bytesOf(row)]));
     for (const id of unique) this.#options.observer.read(id, found.has(id));
     return found;
   }
@@ -140,7 +143,7 @@ export class Rows {
       else writes.set(item.write.id, item.write); // a later duplicate wins
     }
     const unique = [...new Set(ids)];
-    let rows: Array<{ id: string; value: Buffer }> = [];
+    let rows: Array<{ id: string; b64: string }> = [];
     if (writes.size === 0) {
       rows = await this.#exec.query(this.#sql.getMany, [unique, this.#now()]);
     } else if (unique.length === 0) {
@@ -148,7 +151,7 @@ export class Rows {
     } else {
       rows = await this.#exec.query(this.#sql.readWrite, [unique, this.#now(), ...this.#rowArrays([...writes.values()])]);
     }
-    const found = new Map(rows.map((row) => [row.id, row.value]));
+    const found = new Map(rows.map((row) => [row.id, bytesOf(row)]));
     // A caller asking twice for one key in a tick gets its own copy: Buffers are mutable.
     const handedOut = new Set<string>();
     return items.map((item) => {

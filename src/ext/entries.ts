@@ -1,6 +1,7 @@
 import { isoNow, type StoreContext } from '../context.js';
 import { InvalidValueError } from '../errors.js';
 import { validateKey } from '../keys.js';
+import { bytesOf } from '../sql.js';
 import { type EntryOptions, resolveEntryOptions } from './entry_options.js';
 import { type EntryValue, toBytes } from './values.js';
 
@@ -134,10 +135,10 @@ export async function staleEntry(
 ): Promise<{ value: Buffer; expiredMsAgo: number } | undefined> {
   const now = context.options.clock();
   const since = Number.isFinite(maxStaleMs) ? new Date(now - maxStaleMs).toISOString() : '-infinity';
-  const [row] = await context.exec.query<{ value: Buffer; expiresattime: Date | number }>(context.sql.getStale, [key, since]);
+  const [row] = await context.exec.query<{ b64: string; expiresattime: Date | number }>(context.sql.getStale, [key, since]);
   if (!row) return undefined;
   const expires = typeof row.expiresattime === 'number' ? row.expiresattime : row.expiresattime.getTime();
-  return { value: row.value, expiredMsAgo: Math.max(0, now - expires) };
+  return { value: bytesOf(row), expiredMsAgo: Math.max(0, now - expires) };
 }
 
 /** The live value with its absolute expiry (a sliding row is extended, as by get). */
@@ -145,8 +146,8 @@ export async function getEntryWithExpiry(
   context: StoreContext,
   key: string,
 ): Promise<{ value: Buffer; absoluteExpiration: Date | undefined } | undefined> {
-  const [row] = await context.exec.query<{ value: Buffer; abs: Date | number | null }>(context.sql.getWithExpiry, [key, isoNow(context)]);
+  const [row] = await context.exec.query<{ b64: string; abs: Date | number | null }>(context.sql.getWithExpiry, [key, isoNow(context)]);
   context.observer.read(key, row !== undefined);
   if (!row) return undefined;
-  return { value: row.value, absoluteExpiration: row.abs instanceof Date ? row.abs : undefined };
+  return { value: bytesOf(row), absoluteExpiration: row.abs instanceof Date ? row.abs : undefined };
 }

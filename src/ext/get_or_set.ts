@@ -2,6 +2,7 @@ import { isoNow, type StoreContext } from '../context.js';
 import type { Duration } from '../duration.js';
 import { FactoryTimeoutError, InvalidOptionError, InvalidValueError, LockTimeoutError, QueryError } from '../errors.js';
 import { validateKey } from '../keys.js';
+import { bytesOf } from '../sql.js';
 import { getEntry, setEntry, staleEntry } from './entries.js';
 import { duration, type EntryOptions, resolveEntryOptions } from './entry_options.js';
 import { type EntryValue, toBytes } from './values.js';
@@ -238,8 +239,9 @@ export class GetOrSet {
       // Only the wait for the key lock is bounded, not the upsert's row lock below.
       if (call.lockTimeoutMs !== undefined) await query(sql.setLockTimeout, ['0']);
       // `now` after the lock: a long wait must not shorten the new entry's life or miss a fresh hit.
-      const [hit] = await query<{ value: Buffer }>(sql.get, [key, isoNow(this.#context)]);
-      if (hit && !call.forceFresh && call.isFresh(hit.value)) return hit.value;
+      const [found] = await query<{ b64: string }>(sql.get, [key, isoNow(this.#context)]);
+      const hit = found && bytesOf(found);
+      if (hit && !call.forceFresh && call.isFresh(hit)) return hit;
       const { value, options } = await this.#produce(key, factory, call, state);
       const row = resolveEntryOptions(options, this.#context.options.clock(), this.#context.options.defaultSlidingExpirationMs);
       await query(sql.upsert, [key, value, row.expires, row.sliding, row.absolute, row.tags]);

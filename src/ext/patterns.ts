@@ -2,6 +2,7 @@ import { deleteInBatches } from '../batch_delete.js';
 import { isoNow, type StoreContext } from '../context.js';
 import { InvalidValueError } from '../errors.js';
 import { ALL_KEYS, type KeyRange, escapeLike, prefixRange } from '../keys.js';
+import { bytesOf } from '../sql.js';
 
 /** Options of the key-pattern methods. */
 export interface PatternOptions {
@@ -94,10 +95,10 @@ export async function getByPattern(context: StoreContext, pattern: string, optio
   const found = new Map<string, Buffer>();
   let after = '';
   for (;;) {
-    const rows = await context.exec.query<{ id: string; value: Buffer }>(context.sql.getPatternPage, [
+    const rows = await context.exec.query<{ id: string; b64: string }>(context.sql.getPatternPage, [
       compiled.range.lower, compiled.range.upper, compiled.like, after, isoNow(context), batchSize,
     ]);
-    for (const row of rows) found.set(row.id, row.value);
+    for (const row of rows) found.set(row.id, bytesOf(row));
     if (rows.length < batchSize) return found;
     after = rows[rows.length - 1]!.id;
   }
