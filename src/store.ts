@@ -175,8 +175,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     keys.forEach((key) => validateKey(key));
     if (keys.length === 0) return false;
     await this.#prepare('deleteMany');
-    const rows = await this.#exec.query<{ live: boolean }>(this.#sql.deleteMany, [keys, this.#now()]);
-    return rows.some((row) => row.live);
+    return (await this.#rows.deleteMany(keys)).size > 0;
   }
 
   /**

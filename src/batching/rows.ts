@@ -109,6 +109,14 @@ export class Rows {
     if (byId.size > 0) await this.#writeRows([...byId.values()]);
   }
 
+  /** Deletes every id in one statement; resolves to the ids of the live entries deleted. */
+  async deleteMany(ids: readonly string[]): Promise<Set<string>> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return new Set();
+    const rows = await this.#exec.query<{ id: string; live: boolean }>(this.#sql.deleteMany, [unique, this.#now()]);
+    return new Set(rows.filter((row) => row.live).map((row) => row.id));
+  }
+
   /** Deletes `id`; true when a live entry was deleted. */
   async delete(id: string): Promise<boolean> {
     if (this.#options.batching) return this.#deletes.load(id);
@@ -192,8 +200,7 @@ export class Rows {
   }
 
   async #deleteBatch(ids: string[]): Promise<boolean[]> {
-    const rows = await this.#exec.query<{ id: string; live: boolean }>(this.#sql.deleteMany, [[...new Set(ids)], this.#now()]);
-    const live = new Set(rows.filter((row) => row.live).map((row) => row.id));
+    const live = await this.deleteMany(ids);
     // As if one after another: only the first delete of a key in the batch found it.
     return ids.map((id) => live.delete(id));
   }

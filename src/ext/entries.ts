@@ -106,8 +106,7 @@ export async function deleteEntries(context: StoreContext, keys: Iterable<string
   const unique = uniqueKeys(keys);
   if (unique.length === 0) return 0;
   await context.prepare('ext.deleteMany');
-  const rows = await context.exec.query<{ live: boolean }>(context.sql.deleteMany, [unique, isoNow(context)]);
-  return rows.filter((row) => row.live).length;
+  return (await context.rows.deleteMany(unique)).size;
 }
 
 function uniqueKeys(keys: Iterable<string>): string[] {

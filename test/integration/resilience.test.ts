@@ -197,6 +197,19 @@ describe('resilience: wrappers, timeouts, grace, serializers, events', () => {
       await rejects(store.ext.getOrSet('never-cached', failing, options), DownstreamError);
     });
 
+    it('hard timeout with grace: serves the stale value instead of the error', async () => {
+      const clock = manualClock();
+      const store = fx.make({ clock, retainExpiredFor: '1h' });
+      await store.ext.set('hard-grace', 'stale but served', { absoluteExpirationRelative: '1m' });
+      clock.advance(61_000);
+      const value = await store.ext.getOrSet('hard-grace', async () => {
+        await sleep(150);
+        return 'too late';
+      }, { hardTimeout: 30, grace: { maxStale: '10m' } });
+      expect(value.toString()).to.equal('stale but served');
+      await waitFor(async () => (await store.ext.getString('hard-grace')) === 'too late', 5000, 'the background result');
+    });
+
     it('jitter spreads the stored expiry within the given fraction', async () => {
       const clock = manualClock();
       const ext = fx.make({ clock }).ext;
