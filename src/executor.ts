@@ -7,6 +7,12 @@ import type { Statement } from './sql.js';
 const RETRYABLE = new Set(['40P01', '40001']);
 const MAX_ATTEMPTS = 3;
 
+/** One statement of a pipeline and its parameters. */
+export interface PipelinePart {
+  readonly statement: Statement;
+  readonly values: unknown[];
+}
+
 /** Runs statements inside an open transaction; see {@link Executor.transaction}. */
 export type TransactionQuery = <R extends object = Record<string, unknown>>(statement: Statement | string, values?: unknown[]) => Promise<R[]>;
 
@@ -19,6 +25,8 @@ export class Executor {
   readonly #owned: boolean;
   readonly #table: string;
   readonly #prepare: boolean;
+  readonly #pipelining: boolean;
+  readonly #lane: Lane;
   #roundTrips = 0;
 
   /**
@@ -33,10 +41,20 @@ export class Executor {
       this.#pool = options.pool;
       this.#owned = false;
     } else {
-      this.#pool = new pg.Pool({ ...options.poolConfig, connectionString: options.connectionString, max: options.poolMax });
+      this.#pool = new pg.Pool({
+        ...options.poolConfig,
+        connectionString: options.connectionString,
+        max: options.poolMax,
+        ...(options.pipelining && options.preparedStatements ? { pipeline: true } : {}),
+      });
       this.#owned = true;
       this.#pool.on('error', onPoolError);
     }
+    // node-postgres pipelines only on clients created with `pipeline: true`; a borrowed pool says so in
+    // its options. Pipelines and unnamed statements are both what a pooler without prepared-statement
+    // support mishandles, so one setting turns both off.
+    this.#pipelining = options.pipelining && options.preparedStatements && this.#pool.options?.pipeline === true;
+    this.#lane = new Lane(this.#pool);
   }
 
   /** Statements sent since the store was created (each is one round trip). */
@@ -66,6 +84,35 @@ export class Executor {
         throw new QueryError(statement.label, this.#table, error);
       }
     }
+  }
+
+  /** True when {@link Executor.pipeline} sends its statements in one round trip. */
+  get pipelining(): boolean {
+    return this.#pipelining;
+  }
+
+  /**
+   * Sends every part back to back, in order, in one round trip (requires {@link Executor.pipelining}).
+   * Pipelines issued while others are in flight join them on the same connection (see {@link Lane}).
+   * Each part runs in its own implicit transaction and settles on its own: a failed part does not fail
+   * the others, and a retryable failure (deadlock) runs again alone.
+   * @returns each part's rows, or the QueryError that part ended with
+   */
+  async pipeline(parts: readonly PipelinePart[]): Promise<Array<unknown[] | QueryError>> {
+    this.#roundTrips++;
+    const settled = await this.#lane.run(parts.map((part) => queryConfig(part.statement, part.values, true)));
+    return Promise.all(
+      settled.map(async (outcome, i) => {
+        if (outcome.status === 'fulfilled') return outcome.value;
+        const part = parts[i]!;
+        if (!RETRYABLE.has((outcome.reason as { code?: string }).code ?? '')) return new QueryError(part.statement.label, this.#table, outcome.reason);
+        try {
+          return await this.query(part.statement, part.values);
+        } catch (error) {
+          return error as QueryError;
+        }
+      }),
+    );
   }
 
   /**
@@ -121,4 +168,74 @@ export class Executor {
 function queryConfig(statement: Statement | string, values: unknown[], prepare: boolean): pg.QueryConfig {
   if (typeof statement === 'string') return { text: statement, values };
   return prepare && statement.prepared ? { name: statement.name, text: statement.text, values } : { text: statement.text, values };
+}
+
+/**
+ * The connection that pipelines share: the first pipeline checks one out, pipelines issued while any
+ * is in flight are written behind it on the same connection, and the last one to finish returns it.
+ * So two batches in flight overlap (PostgreSQL runs one while Node handles the other's rows) on a
+ * single backend, in the order they were issued: never two backends competing for the cores, never a
+ * later batch overtaking an earlier one. When other work waits for a pooled connection, new
+ * pipelines wait for the lane to drain and queue behind it, so a pool of one is never monopolized.
+ */
+class Lane {
+  readonly #pool: pg.Pool;
+  #held: Promise<pg.PoolClient> | undefined;
+  #connected = false;
+  #inFlight = 0;
+  #broken: Error | undefined;
+  #drained: Array<() => void> = [];
+
+  constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  async run(configs: pg.QueryConfig[]): Promise<Array<PromiseSettledResult<unknown[]>>> {
+    // Only once connected: until then the pool's waiting count includes the lane's own checkout.
+    while (this.#connected && this.#pool.waitingCount > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
+    let held = this.#held;
+    if (!held) {
+      held = this.#held = this.#pool.connect();
+      held.then(
+        () => {
+          if (this.#held === held) this.#connected = true;
+        },
+        () => {},
+      );
+    }
+    this.#inFlight++;
+    let client: pg.PoolClient;
+    try {
+      client = await held;
+    } catch (error) {
+      this.#settle(held, error as Error);
+      return configs.map(() => ({ status: 'rejected', reason: error }));
+    }
+    // One socket write for the whole pipeline, not one per statement: on loopback each write costs
+    // about as much CPU as a small statement. node-postgres corks around each statement; corks nest.
+    const stream = (client as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
+    stream?.cork?.();
+    let pending: Array<Promise<unknown[]>>;
+    try {
+      pending = configs.map((config) => client.query(config).then((result) => result.rows as unknown[]));
+    } finally {
+      stream?.uncork?.();
+    }
+    const settled = await Promise.allSettled(pending);
+    const failed = settled.find((outcome) => outcome.status === 'rejected');
+    this.#settle(held, failed ? (failed.reason as Error) : undefined);
+    return settled;
+  }
+
+  /** A pipeline finished; the last one out returns the connection (destroyed, like pool.query does, after any error). */
+  #settle(held: Promise<pg.PoolClient>, error: Error | undefined): void {
+    this.#broken ??= error;
+    if (--this.#inFlight > 0) return;
+    const broken = this.#broken;
+    this.#held = undefined;
+    this.#connected = false;
+    this.#broken = undefined;
+    held.then((client) => client.release(broken), () => {});
+    for (const wake of this.#drained.splice(0)) wake();
+  }
 }

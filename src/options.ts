@@ -106,6 +106,16 @@ export interface PgStoreOptions {
    */
   preparedStatements?: boolean;
   /**
+   * Send the statements of one batch back to back on one connection without waiting for each answer
+   * (node-postgres' pipeline mode): a read and the slide of its sliding rows go as two plain statements
+   * in one round trip, which PostgreSQL runs in half the time of the single statement that does both
+   * (measured). Needs `preparedStatements` (a pooler that cannot keep prepared statements cannot keep
+   * pipelines either) and, with a borrowed `pool`, one created with `pipeline: true`; otherwise
+   * the single-statement form is used.
+   * @default true
+   */
+  pipelining?: boolean;
+  /**
    * The application clock, in epoch milliseconds. Every statement is passed this time as `now`
    * (never the server's NOW()), exactly as .NET and Python do. Inject one in tests to move time.
    * @default Date.now
@@ -134,13 +144,14 @@ export interface ResolvedOptions {
   readonly batching: boolean;
   readonly maxBatchSize: number;
   readonly preparedStatements: boolean;
+  readonly pipelining: boolean;
   readonly clock: () => number;
 }
 
 const KNOWN = new Set<string>([
   'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'schema', 'table', 'createIfNotExists', 'useWal',
   'enableExpirationScan', 'expirationScanInterval', 'retainExpiredFor', 'deleteBatchSize', 'defaultSlidingExpiration', 'slidingWriteThreshold',
-  'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'clock',
+  'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'pipelining', 'clock',
 ]);
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 const MIN_SCAN_INTERVAL_MS = 5 * 60_000;
@@ -191,6 +202,7 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
     batching: boolean(raw, 'batching', true),
     maxBatchSize: positiveInteger(raw, 'maxBatchSize', 500),
     preparedStatements: boolean(raw, 'preparedStatements', true),
+    pipelining: boolean(raw, 'pipelining', true),
     clock: clock(raw),
   };
   if (resolved.expirationScanIntervalMs < MIN_SCAN_INTERVAL_MS) {
@@ -235,7 +247,7 @@ function identifier(raw: PgStoreOptions, name: 'schema' | 'table', fallback: str
 
 function boolean(
   raw: PgStoreOptions,
-  name: 'createIfNotExists' | 'useWal' | 'enableExpirationScan' | 'batching' | 'preparedStatements',
+  name: 'createIfNotExists' | 'useWal' | 'enableExpirationScan' | 'batching' | 'preparedStatements' | 'pipelining',
   fallback: boolean,
 ): boolean {
   const value = raw[name] ?? fallback;

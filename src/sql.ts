@@ -39,6 +39,9 @@ export interface Sql {
   readonly get: Statement;
   readonly getMany: Statement;
   readonly refresh: Statement;
+  /** Pipelined reads: slide the sliding rows among ids $1 at now $2, then select them (same parameters). */
+  readonly slideMany: Statement;
+  readonly selectMany: Statement;
   readonly has: Statement;
   readonly hasMany: Statement;
   readonly info: Statement;
@@ -121,15 +124,18 @@ export function buildSql(schema: string, table: string, slidingWriteThreshold = 
    * that moves the expiry forward by more than the threshold's share of the window (a hot key is not
    * rewritten on every read; an expiry is never moved back). `now` is the application clock's placeholder.
    */
-  const slideTo = (now: string) =>
-    `LEAST(${now}::timestamptz + hit.sliding * INTERVAL '1 second', COALESCE(hit.abs, 'infinity'::timestamptz))`;
+  const slideTo = (now: string, sliding = 'hit.sliding', abs = 'hit.abs') =>
+    `LEAST(${now}::timestamptz + ${sliding} * INTERVAL '1 second', COALESCE(${abs}, 'infinity'::timestamptz))`;
+  /** The slide's second condition: it moves the expiry by more than the threshold's share of the window. */
+  const movesEnough = (target: string, expires: string, sliding: string) =>
+    `${target} > ${expires} + ${sliding} * ${Number(slidingWriteThreshold)} * INTERVAL '1 second'`;
   const readSliding = (where: string, now: string, select: string, tail = '', alsoRequire = '') => `WITH hit AS (
   SELECT id, value, slidingexpirationinseconds AS sliding, absoluteexpiration AS abs, expiresattime AS expires
   FROM ${t} WHERE ${where} AND expiresattime >= ${now}::timestamptz${tail}
 ), slid AS (
   UPDATE ${t} AS c SET expiresattime = ${slideTo(now)}
   FROM hit WHERE c.id = hit.id AND hit.sliding IS NOT NULL AND c.expiresattime >= ${now}::timestamptz${alsoRequire && ` AND ${alsoRequire}`}
-    AND ${slideTo(now)} > hit.expires + hit.sliding * ${Number(slidingWriteThreshold)} * INTERVAL '1 second'
+    AND ${movesEnough(slideTo(now), 'hit.expires', 'hit.sliding')}
 )
 SELECT ${select} FROM hit`;
 
@@ -176,6 +182,14 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`;
     get: named('get', readSliding('id = $1', '$2', VALUE)),
     getMany: named('get_many', readSliding('id = ANY($1::text[])', '$2', `id, ${VALUE}`)),
     refresh: named('refresh', readSliding('id = $1', '$2', 'count(*)::int AS live')),
+
+    // A pipelined read is these two plain statements in one round trip (see the `pipelining` option):
+    // the slide first, then the read. PostgreSQL runs the pair in about half the time of getMany, whose
+    // data-modifying CTE costs as much when it writes nothing (measured with pgbench on 20-key reads).
+    slideMany: named('slide_many', `UPDATE ${t} SET expiresattime = ${slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration')}
+WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz AND slidingexpirationinseconds IS NOT NULL
+  AND ${movesEnough(slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration'), 'expiresattime', 'slidingexpirationinseconds')}`),
+    selectMany: named('select_many', `SELECT id, ${VALUE} FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz`),
 
     has: named('has', `SELECT 1 AS live FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
 

@@ -24,9 +24,10 @@ export interface PgStoreKeyvOptions {
 interface IdValueRow { id: string; b64: string }
 const INFINITY = 'infinity';
 /**
- * Batched statements of one kind running at once. One keeps batches large: with more, callers
- * released at different moments form separate, smaller batches (a 90/10 get/set mix from 20 callers
- * on this 2-core machine: 45k ops/s with one, 39k with two, 26k with four).
+ * Batched statements of one kind running at once on separate connections. One keeps batches large:
+ * with more, callers released at different moments form separate, smaller batches (a 90/10 get/set
+ * mix from 20 callers on this 2-core machine: 45k ops/s with one, 39k with two, 26k with four).
+ * Pipelined gets and sets are the exception (two halves on one connection; see Rows).
  */
 const BATCHES_IN_FLIGHT = 1;
 const MAX_DATE_MS = 8.64e15;

@@ -19,6 +19,13 @@ export interface BatcherOptions {
   maxBatchSize: number;
   /** Most batches dispatched and not yet completed. */
   maxInFlight: number;
+  /**
+   * With `maxInFlight` 2 or more: a batch of at least this many items that starts while nothing is in
+   * flight is cut in two halves, dispatched one after the other. The halves then stay apart (each
+   * half's callers come back together and form the next batch of their own), so one half is being
+   * answered while the other is being handled. 0 never splits.
+   */
+  splitWhenIdle?: number;
 }
 
 /**
@@ -77,6 +84,11 @@ export class Batcher<I, R> {
       const batch = this.#full.shift() ?? this.#open;
       if (!batch) return;
       if (batch === this.#open) this.#open = undefined;
+      const split = this.#options.splitWhenIdle ?? 0;
+      if (split > 0 && this.#inFlight === 0 && this.#options.maxInFlight >= 2 && batch.items.length >= split) {
+        const half = Math.ceil(batch.items.length / 2);
+        this.#full.unshift({ items: batch.items.splice(half), callbacks: batch.callbacks.splice(half) });
+      }
       this.#run(batch);
     }
   }

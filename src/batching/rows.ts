@@ -22,6 +22,19 @@ export interface CounterCreate {
 
 type ReadOrWrite = { read: string } | { write: RowWrite };
 
+/**
+ * Smallest idle batch cut in two overlapping halves: below it, a second statement costs more than the
+ * overlap saves.
+ */
+const SPLIT_WHEN_IDLE = 8;
+
+/** A row of the reads: the key and its value as base64 text. */
+type BytesRow = { id: string; b64: string };
+
+function valuesById(rows: readonly BytesRow[]): Map<string, Buffer> {
+  return new Map(rows.map((row) => [row.id, bytesOf(row)]));
+}
+
 interface Increment {
   id: string;
   delta: bigint;
@@ -65,7 +78,11 @@ export class Rows {
     this.#sql = sql;
     this.#options = options;
     const batch = { maxBatchSize: options.maxBatchSize, maxInFlight: options.maxInFlight };
-    this.#readsAndWrites = new Batcher((items) => this.#readWriteBatch(items), batch);
+    // Pipelined, two batches overlap on one connection (the executor's lane), in issue order.
+    this.#readsAndWrites = new Batcher(
+      (items) => this.#readWriteBatch(items),
+      exec.pipelining ? { ...batch, maxInFlight: Math.max(2, options.maxInFlight), splitWhenIdle: SPLIT_WHEN_IDLE } : batch,
+    );
     this.#deletes = new Batcher((ids) => this.#deleteBatch(ids), batch);
     this.#hases = new Batcher((ids) => this.#hasBatch(ids), batch);
     this.#increments = new Batcher((items) => this.#incrementBatch(items), batch);
@@ -75,6 +92,7 @@ export class Rows {
   async get(id: string): Promise<Buffer | undefined> {
     let value: Buffer | undefined;
     if (this.#options.batching) value = await this.#readsAndWrites.load({ read: id });
+    else if (this.#exec.pipelining) value = (await this.#readPipelined([id])).get(id);
     else {
       const [row] = await this.#exec.query<{ b64: string }>(this.#sql.get, [id, this.#now()]);
       value = row && bytesOf(row);
@@ -87,8 +105,9 @@ export class Rows {
   async getMany(ids: readonly string[]): Promise<Map<string, Buffer>> {
     const unique = [...new Set(ids)];
     if (unique.length === 0) return new Map();
-    const rows = await this.#exec.query<{ id: string; b64: string }>(this.#sql.getMany, [unique, this.#now()]);
-    const found = new Map(rows.map((row) => [row.id, bytesOf(row)]));
+    let found: Map<string, Buffer>;
+    if (this.#exec.pipelining) found = await this.#readPipelined(unique);
+    else found = valuesById(await this.#exec.query<{ id: string; b64: string }>(this.#sql.getMany, [unique, this.#now()]));
     for (const id of unique) this.#options.observer.read(id, found.has(id));
     return found;
   }
@@ -143,7 +162,7 @@ export class Rows {
     return new Date(this.#options.clock()).toISOString();
   }
 
-  async #readWriteBatch(items: ReadOrWrite[]): Promise<Array<Buffer | undefined>> {
+  async #readWriteBatch(items: ReadOrWrite[]): Promise<Array<Buffer | undefined | Error>> {
     const ids: string[] = [];
     const writes = new Map<string, RowWrite>();
     for (const item of items) {
@@ -151,19 +170,12 @@ export class Rows {
       else writes.set(item.write.id, item.write); // a later duplicate wins
     }
     const unique = [...new Set(ids)];
-    let rows: Array<{ id: string; b64: string }> = [];
-    if (writes.size === 0) {
-      rows = await this.#exec.query(this.#sql.getMany, [unique, this.#now()]);
-    } else if (unique.length === 0) {
-      await this.#writeRows([...writes.values()]);
-    } else {
-      rows = await this.#exec.query(this.#sql.readWrite, [unique, this.#now(), ...this.#rowArrays([...writes.values()])]);
-    }
-    const found = new Map(rows.map((row) => [row.id, bytesOf(row)]));
+    const { found, readError, writeError } = await this.#readAndWrite(unique, [...writes.values()]);
     // A caller asking twice for one key in a tick gets its own copy: Buffers are mutable.
     const handedOut = new Set<string>();
     return items.map((item) => {
-      if (!('read' in item)) return undefined;
+      if (!('read' in item)) return writeError;
+      if (readError) return readError;
       const value = found.get(item.read);
       if (value === undefined || !handedOut.has(item.read)) {
         handedOut.add(item.read);
@@ -171,6 +183,42 @@ export class Rows {
       }
       return Buffer.from(value);
     });
+  }
+
+  /**
+   * One tick's reads and writes in one round trip; the reads see the table as it was before the
+   * writes (as if the tick's gets ran just before its sets). Pipelined, reads and writes fail apart.
+   */
+  async #readAndWrite(
+    ids: string[],
+    writes: RowWrite[],
+  ): Promise<{ found: Map<string, Buffer>; readError?: Error; writeError?: Error }> {
+    const now = this.#now();
+    if (this.#exec.pipelining) {
+      const reads = ids.length > 0 ? [{ statement: this.#sql.slideMany, values: [ids, now] }, { statement: this.#sql.selectMany, values: [ids, now] }] : [];
+      const upsert = writes.length > 0 ? [{ statement: this.#sql.upsertRows, values: this.#rowArrays(writes) }] : [];
+      const results = await this.#exec.pipeline([...reads, ...upsert]);
+      const [slid, selected] = reads.length > 0 ? results : [];
+      const written = upsert.length > 0 ? results[results.length - 1] : undefined;
+      const readError = slid instanceof Error ? slid : selected instanceof Error ? selected : undefined;
+      return {
+        found: selected && !(selected instanceof Error) ? valuesById(selected as BytesRow[]) : new Map(),
+        ...(readError ? { readError } : {}),
+        ...(written instanceof Error ? { writeError: written } : {}),
+      };
+    }
+    let rows: BytesRow[] = [];
+    if (writes.length === 0) rows = await this.#exec.query(this.#sql.getMany, [ids, now]);
+    else if (ids.length === 0) await this.#exec.query(this.#sql.upsertRows, this.#rowArrays(writes));
+    else rows = await this.#exec.query(this.#sql.readWrite, [ids, now, ...this.#rowArrays(writes)]);
+    return { found: valuesById(rows) };
+  }
+
+  /** The live values among `ids`, sliding rows extended: two statements, one round trip. */
+  async #readPipelined(ids: string[]): Promise<Map<string, Buffer>> {
+    const { found, readError } = await this.#readAndWrite(ids, []);
+    if (readError) throw readError;
+    return found;
   }
 
   /** upsertRows' parameters: the values travel as one binary bytea with offsets and lengths. */

@@ -47,7 +47,8 @@ export function useCacheTable(prefix: string) {
   };
 
   before(async () => {
-    pool = new pg.Pool({ connectionString: testUrl(), max: 4 });
+    // Pipelined, like the pool a store creates for itself; batching.test.ts covers a pool without.
+    pool = new pg.Pool({ connectionString: testUrl(), max: 4, pipeline: true });
     const creator = new PgStore({ pool, table, enableExpirationScan: false });
     await creator.has('create-the-table');
     await creator.disconnect();

@@ -1,5 +1,8 @@
 import { expect } from 'chai';
-import { InvalidKeyError, NotACounterError } from '../../src/index.js';
+import pg from 'pg';
+import { InvalidKeyError, NotACounterError, PgStore, QueryError } from '../../src/index.js';
+import { manualClock } from '../helpers/assert.js';
+import { sql, testUrl } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
 
 describe('auto-batching of concurrent single-key calls', () => {
@@ -10,15 +13,64 @@ describe('auto-batching of concurrent single-key calls', () => {
     return store.roundTrips - before;
   };
 
-  it('sends the gets of one tick as one statement, each caller getting its own value', async () => {
+  it('sends the gets of one tick as two overlapping halves on one connection, each caller getting its own value', async () => {
     const store = fx.make();
     await store.setMany(Array.from({ length: 30 }, (_, i) => ({ key: `k${i}`, value: `v${i}` })));
+    let checkouts = 0;
+    const count = () => checkouts++;
+    fx.pool.on('acquire', count);
     let values: unknown[] = [];
     const n = await statements(store, async () => {
       values = await Promise.all(Array.from({ length: 30 }, (_, i) => store.get(`k${i}`)));
     });
-    expect(n).to.equal(1);
+    fx.pool.off('acquire', count);
+    expect(n).to.equal(2);
+    expect(checkouts).to.equal(1);
     expect(values).to.deep.equal(Array.from({ length: 30 }, (_, i) => `v${i}`));
+  });
+
+  it('sends the gets of one tick as one statement without pipelining', async () => {
+    const store = fx.make({ pipelining: false });
+    await store.setMany(Array.from({ length: 30 }, (_, i) => ({ key: `k${i}`, value: `v${i}` })));
+    let values: unknown[] = [];
+    expect(await statements(store, async () => {
+      values = await Promise.all(Array.from({ length: 30 }, (_, i) => store.get(`k${i}`)));
+    })).to.equal(1);
+    expect(values).to.deep.equal(Array.from({ length: 30 }, (_, i) => `v${i}`));
+  });
+
+  it('pipelines only on a pool created with pipeline: true: a borrowed plain pool reads and slides in one statement', async () => {
+    const plain = new pg.Pool({ connectionString: testUrl(), max: 2 });
+    const clock = manualClock();
+    const store = new PgStore({ pool: plain, table: fx.table, enableExpirationScan: false, clock });
+    try {
+      await store.ext.set('slides', 'v', { slidingExpiration: '100s' });
+      clock.advance(50_000);
+      let values: unknown[] = [];
+      expect(await statements(store, async () => {
+        values = await Promise.all(Array.from({ length: 10 }, () => store.ext.getString('slides')));
+      })).to.equal(1);
+      expect(values).to.deep.equal(Array(10).fill('v'));
+      expect(((await fx.row('slides'))!.expiresattime as Date).getTime()).to.equal(clock() + 100_000);
+    } finally {
+      await store.disconnect();
+      await plain.end();
+    }
+  });
+
+  it('keeps errors apart in a pipeline: a write the table refuses fails alone, the reads beside it succeed', async () => {
+    const store = fx.make();
+    await store.set('readable', 'A');
+    await sql(`ALTER TABLE public.${fx.table} ADD CONSTRAINT no_poison CHECK (value <> convert_to('poison', 'UTF8'))`);
+    try {
+      const [read, write, other] = await Promise.allSettled([store.get('readable'), store.set('p', 'poison'), store.get('missing')]);
+      expect(read).to.deep.equal({ status: 'fulfilled', value: 'A' });
+      expect(other).to.deep.equal({ status: 'fulfilled', value: undefined });
+      expect((write as PromiseRejectedResult).reason).to.be.instanceOf(QueryError).and.have.property('sqlState', '23514');
+      expect(await store.get('readable')).to.equal('A'); // the lane's connection was replaced and works
+    } finally {
+      await sql(`ALTER TABLE public.${fx.table} DROP CONSTRAINT no_poison`);
+    }
   });
 
   it('hands a key read twice in one tick to each caller as its own Buffer', async () => {

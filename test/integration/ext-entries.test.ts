@@ -9,9 +9,11 @@ const at = (ms: number) => new Date(T0 + ms);
 describe('store.ext entries', () => {
   const fx = useCacheTable('cp_ext');
 
-  describe('expiry semantics', () => {
+  // Both ways a read can slide: pipelined (slide and select in one round trip) and one statement.
+  for (const pipelining of [true, false]) describe(`expiry semantics (pipelining: ${pipelining})`, () => {
+    const make = (options: Parameters<typeof fx.make>[0] = {}) => fx.make({ ...options, pipelining });
     it('applies the default sliding expiration when no expiry is given, even with tags', async () => {
-      const ext = fx.make({ clock: manualClock(T0), defaultSlidingExpiration: '20m' }).ext;
+      const ext = make({ clock: manualClock(T0), defaultSlidingExpiration: '20m' }).ext;
       await ext.set('plain', 'v');
       await ext.set('tagged', 'v', { tags: ['t'] });
       for (const id of ['plain', 'tagged']) {
@@ -24,7 +26,7 @@ describe('store.ext entries', () => {
 
     it('caps the first expiry and every slide at the absolute expiry', async () => {
       const clock = manualClock(T0);
-      const ext = fx.make({ clock }).ext;
+      const ext = make({ clock }).ext;
       await ext.set('k', 'v', { slidingExpiration: '10m', absoluteExpirationRelative: '15m' });
       expect((await fx.row('k'))!.expiresattime).to.deep.equal(at(600_000));
       clock.advance(540_000);
@@ -35,14 +37,14 @@ describe('store.ext entries', () => {
     });
 
     it('truncates sliding expirations to whole seconds, as the column stores them', async () => {
-      const ext = fx.make({ clock: manualClock(T0) }).ext;
+      const ext = make({ clock: manualClock(T0) }).ext;
       await ext.set('k', 'v', { slidingExpiration: 1999 });
       expect((await fx.row('k'))!.slidingexpirationinseconds).to.equal('1');
     });
 
     it('slides on get, getMany and refresh; never on has, info or ttl', async () => {
       const clock = manualClock(T0);
-      const ext = fx.make({ clock }).ext;
+      const ext = make({ clock }).ext;
       await ext.setMany({ a: '1', b: '2' }, { slidingExpiration: '1m' });
       clock.advance(30_000);
       const xmin = (await fx.row('a'))!.xmin;
@@ -61,7 +63,7 @@ describe('store.ext entries', () => {
 
     it('rewrites a hot sliding entry only when the slide moves it by more than slidingWriteThreshold of its window', async () => {
       const clock = manualClock(T0);
-      const ext = fx.make({ clock, slidingWriteThreshold: 0.1 }).ext;
+      const ext = make({ clock, slidingWriteThreshold: 0.1 }).ext;
       await ext.set('hot', 'v', { slidingExpiration: '100s' });
       const written = (await fx.row('hot'))!.xmin;
       clock.advance(9_000); // a 9 s move: under 10% of the window
@@ -75,7 +77,7 @@ describe('store.ext entries', () => {
     });
 
     it('reads an entry without sliding expiration without writing it', async () => {
-      const ext = fx.make().ext;
+      const ext = make().ext;
       await ext.set('abs', 'v', { absoluteExpirationRelative: '1h' });
       const xmin = (await fx.row('abs'))!.xmin;
       await ext.get('abs');
@@ -86,7 +88,7 @@ describe('store.ext entries', () => {
     });
 
     it('tells never-expiring entries apart in info and ttl', async () => {
-      const store = fx.make();
+      const store = make();
       await store.set('keyv:forever', '1'); // Keyv without TTL: expiresattime = infinity
       expect(await store.ext.ttl('keyv:forever')).to.equal(Number.POSITIVE_INFINITY);
       expect(await store.ext.info('keyv:forever')).to.deep.equal({
@@ -96,7 +98,7 @@ describe('store.ext entries', () => {
     });
 
     it('uses exact row ids: no Keyv namespace prefix', async () => {
-      const store = fx.make();
+      const store = make();
       store.namespace = 'keyv';
       await store.ext.set('user:1', 'raw');
       expect(await fx.ids()).to.deep.equal(['user:1']);

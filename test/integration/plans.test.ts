@@ -49,6 +49,8 @@ describe('query plans (as the statements run: generic plans for prepared ones)',
   const cases: Array<[string, () => Statement, string[], unknown[]]> = [
     ['get', () => s().get, ['text', 'timestamptz'], ['ns1:1', now]],
     ['getMany', () => s().getMany, ['text[]', 'timestamptz'], ['{ns1:1,ns2:2}', now]],
+    ['the pipelined read', () => s().selectMany, ['text[]', 'timestamptz'], ['{ns1:1,ns2:2}', now]],
+    ['the pipelined slide', () => s().slideMany, ['text[]', 'timestamptz'], ['{ns1:1,ns2:2}', now]],
     ['has', () => s().has, ['text', 'timestamptz'], ['ns1:1', now]],
     ['delete', () => s().delete, ['text', 'timestamptz'], ['ns1:1', now]],
     ['iterator page of a namespace', () => s().iterateRange, ['text', 'text', 'timestamptz', 'text', 'int'], ['ns9:', 'ns9;', now, '', 100]],
