@@ -87,4 +87,23 @@ describe('Batcher', () => {
     // Unlimited, this load ran ~1,250 batches of ~1.6 calls; held batches keep them large.
     expect(sizes.length).to.be.lessThan(400);
   });
+
+  it('cuts a batch that starts idle into two halves that stay apart, and never cuts one while the other runs', async () => {
+    const batches: number[][] = [];
+    const batcher = new Batcher<number, number>(async (items) => {
+      batches.push([...items]);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      return items;
+    }, { maxBatchSize: 500, maxInFlight: 2, splitWhenIdle: 8 });
+    expect(await Promise.all([1, 2, 3].map((i) => batcher.load(i)))).to.deep.equal([1, 2, 3]); // under 8: whole
+    batches.length = 0;
+    let next = 0;
+    await Promise.all(Array.from({ length: 20 }, async () => {
+      for (let i = next++; i < 400; i = next++) expect(await batcher.load(i)).to.equal(i);
+    }));
+    expect(batches[0]).to.deep.equal(Array.from({ length: 10 }, (_, i) => i)); // first half, in call order
+    expect(batches[1]).to.deep.equal(Array.from({ length: 10 }, (_, i) => i + 10));
+    // Each half's callers come back together: halves of ten all along, not ever smaller pieces.
+    expect(batches.slice(0, -2).every((batch) => batch.length === 10)).to.equal(true);
+  });
 });
