@@ -1,11 +1,15 @@
 /**
- * npm run bench [-- --url postgres://... --ops 20000 --quick]
+ * npm run bench [-- --url postgres://... --ops 20000 --rounds 3 --quick]
  *
  * The Python library's four scenarios (100 keys, 1 KiB values, 20 concurrent workers): read-heavy
  * (90% get / 10% set), write-heavy (10/90), an atomic counter on one key, and a stampede (20 callers,
  * one cold key, 200 ms factory). Every target runs in this one process, one after another, against
  * the same PostgreSQL (and the local Redis), and is reported with ratios to @keyv/postgres and
  * @keyv/redis. Results are also written to bench/results/<time>.json.
+ *
+ * Rounds: every target runs every scenario once per round, round after round, and each figure is the
+ * median over the rounds. This machine's speed drifts by tens of percent within a minute; measured
+ * one target after another only once, a ratio says as much about the moment as about the target.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -19,6 +23,7 @@ const { values: args } = parseArgs({
     url: { type: 'string' },
     redis: { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
     ops: { type: 'string', default: '20000' },
+    rounds: { type: 'string', default: '3' },
     workers: { type: 'string', default: '20' },
     only: { type: 'string' },
     quick: { type: 'boolean', default: false },
@@ -30,6 +35,7 @@ const KEYS = 100;
 const OPS = Number(args.ops);
 const WORKERS = Number(args.workers);
 const WARMUP = Math.min(2000, Math.ceil(OPS / 10));
+const ROUNDS = args.quick ? 1 : Math.max(1, Number(args.rounds));
 const VALUE = 'x'.repeat(1024);
 const keyAt = (i: number) => `key:${i % KEYS}`;
 
@@ -44,6 +50,8 @@ interface Result {
   failures: number;
   factoryCalls?: number;
   note?: string;
+  /** ops/s of each round, when there were several. */
+  rounds?: number[];
 }
 
 type Op = (ops: BenchOps, i: number) => Promise<unknown>;
@@ -121,33 +129,57 @@ async function stampede(ops: BenchOps): Promise<Omit<Result, 'target' | 'scenari
   };
 }
 
-async function runTarget(target: Target): Promise<Result[] | string> {
-  let ops: BenchOps;
-  try {
-    ops = await target.open();
-  } catch (error) {
-    return `skipped: ${(error as Error).message}`;
-  }
-  const results: Result[] = [];
-  try {
-    await ops.clear();
-    for (let i = 0; i < KEYS; i++) await ops.set(keyAt(i), VALUE);
-    for (const scenario of scenarios) {
-      await drive(ops, scenario.op, WARMUP);
-      const measured = await drive(ops, scenario.op, OPS);
-      const note = scenario.name.startsWith('counter') && !target.atomicIncr ? 'get-then-set, not atomic' : undefined;
-      results.push({ target: target.name, scenario: scenario.name, ...measured, ...(note ? { note } : {}) });
+interface Opened {
+  target: Target;
+  ops: BenchOps;
+}
+
+/** Opens every target and writes its keys; a target that cannot run here is reported as skipped. */
+async function openAll(list: Target[], skipped: Record<string, string>): Promise<Opened[]> {
+  const opened: Opened[] = [];
+  for (const target of list) {
+    try {
+      const ops = await target.open();
+      await ops.clear();
+      for (let i = 0; i < KEYS; i++) await ops.set(keyAt(i), VALUE);
+      opened.push({ target, ops });
+    } catch (error) {
+      skipped[target.name] = `skipped: ${(error as Error).message}`;
+      console.log(`${target.name}: ${skipped[target.name]}`);
     }
-    const stampeded = await stampede(ops);
+  }
+  return opened;
+}
+
+/** The round whose ops/s is the median of the rounds (its latencies come with it). */
+function median(runs: Result[]): Result {
+  const sorted = [...runs].sort((a, b) => a.opsPerSec - b.opsPerSec);
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, rounds: runs.map((r) => Math.round(r.opsPerSec)) };
+}
+
+/** Every scenario on every target, round after round; then the stampede once per target. */
+async function runAll(opened: Opened[]): Promise<Result[]> {
+  const runs = new Map<string, Result[]>();
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const scenario of scenarios) {
+      for (const { target, ops } of opened) {
+        await drive(ops, scenario.op, WARMUP);
+        const measured = await drive(ops, scenario.op, OPS);
+        const note = scenario.name.startsWith('counter') && !target.atomicIncr ? 'get-then-set, not atomic' : undefined;
+        const key = `${target.name}\n${scenario.name}`;
+        runs.set(key, [...(runs.get(key) ?? []), { target: target.name, scenario: scenario.name, ...measured, ...(note ? { note } : {}) }]);
+      }
+    }
+    console.log(`round ${round} of ${ROUNDS} done`);
+  }
+  const results = [...runs.values()].map(median);
+  for (const { target, ops } of opened) {
     results.push({
       target: target.name,
       scenario: 'stampede (20 callers, 200 ms factory)',
-      ...stampeded,
+      ...(await stampede(ops)),
       ...(target.stampedeSafe ? {} : { note: 'naive get-then-set' }),
     });
-  } finally {
-    await ops.clear().catch(() => {});
-    await ops.close();
   }
   return results;
 }
@@ -179,7 +211,10 @@ async function main() {
   const version = (await client.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
   await client.end();
   console.log(`PostgreSQL ${version} (${database.source}), Node ${process.version}, ${os.cpus().length} cores, ${os.cpus()[0]?.model}`);
-  console.log(`${KEYS} keys, 1 KiB values, ${WORKERS} workers, ${fmt(OPS)} operations per scenario after ${fmt(WARMUP)} warm-up\n`);
+  console.log(
+    `${KEYS} keys, 1 KiB values, ${WORKERS} workers, ${fmt(OPS)} operations per scenario after ${fmt(WARMUP)} warm-up, ` +
+      `median of ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} (every target once per round)\n`,
+  );
 
   const all: Result[] = [];
   const skipped: Record<string, string> = {};
@@ -192,15 +227,14 @@ async function main() {
     await warm.clear();
     await warm.close();
 
-    for (const target of targets(database.url, args.redis!)) {
-      if (args.only && !target.name.includes(args.only)) continue;
-      const outcome = await runTarget(target);
-      if (typeof outcome === 'string') {
-        skipped[target.name] = outcome;
-        console.log(`${target.name}: ${outcome}`);
-      } else {
-        all.push(...outcome);
-        console.log(`${target.name}: done`);
+    const chosen = targets(database.url, args.redis!).filter((target) => !args.only || target.name.includes(args.only));
+    const opened = await openAll(chosen, skipped);
+    try {
+      all.push(...(await runAll(opened)));
+    } finally {
+      for (const { ops } of opened) {
+        await ops.clear().catch(() => {});
+        await ops.close();
       }
     }
     report(all, skipped);
@@ -213,7 +247,7 @@ async function main() {
     }
     mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
     const file = new URL(`./results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url);
-    writeFileSync(file, JSON.stringify({ postgres: version, source: database.source, node: process.version, cores: os.cpus().length, results: all, skipped, memory: mem }, null, 2));
+    writeFileSync(file, JSON.stringify({ rounds: ROUNDS, postgres: version, source: database.source, node: process.version, cores: os.cpus().length, results: all, skipped, memory: mem }, null, 2));
     console.log(`\nWritten to ${file.pathname}`);
   } finally {
     await database.stop();
@@ -236,6 +270,7 @@ function report(results: Result[], skipped: Record<string, string>) {
         'p50 ms': fmt(r.p50Ms, 2),
         'p99 ms': fmt(r.p99Ms, 2),
         failures: r.failures,
+        ...(ROUNDS > 1 ? { 'rounds ops/s': r.rounds?.map((v) => fmt(v / 1000, 0) + 'k').join(' ') ?? '' } : {}),
         ...(r.factoryCalls !== undefined ? { 'factory calls': r.factoryCalls } : {}),
         'x @keyv/postgres': pgPeer ? fmt(r.opsPerSec / pgPeer, 2) : '-',
         'x @keyv/redis': redisPeer ? fmt(r.opsPerSec / redisPeer, 2) : skipped['@keyv/redis'] ? 'skipped' : '-',

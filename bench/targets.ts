@@ -101,7 +101,7 @@ export function targets(pgUrl: string, redisUrl: string): Target[] {
   return [
     pgStoreTarget('PgStore/Keyv unlogged pool 10', pgUrl, { poolMax: 10, table: 'bench_unlogged' }),
     pgStoreTarget('PgStore/Keyv logged pool 10', pgUrl, { poolMax: 10, table: 'bench_logged', useWal: true }),
-    pgStoreTarget('PgStore/Keyv pool 1', pgUrl, { poolMax: 1, table: 'bench_unlogged' }),
+    pgStoreTarget('PgStore/Keyv pool 1', pgUrl, { poolMax: 1, table: 'bench_pool1' }),
     extTarget(pgUrl),
     {
       name: '@keyv/postgres',
