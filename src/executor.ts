@@ -7,6 +7,19 @@ import type { Statement } from './sql.js';
 const RETRYABLE = new Set(['40P01', '40001']);
 const MAX_ATTEMPTS = 3;
 
+/** `application_name` of the connection {@link Executor.listen} opens, so it can be told apart. */
+export const LISTENER_NAME = 'cache-postgres listener';
+
+/** What {@link Executor.listen} reports to. */
+export interface ListenHandlers {
+  /** A notification's payload. */
+  message(payload: string): void;
+  /** True once listening; false when the connection is lost or listening stops. */
+  state(listening: boolean): void;
+  /** Why the connection was lost. */
+  error(error: Error): void;
+}
+
 /** One statement of a pipeline and its parameters. */
 export interface PipelinePart {
   readonly statement: Statement;
@@ -27,6 +40,8 @@ export class Executor {
   readonly #prepare: boolean;
   readonly #pipelining: boolean;
   readonly #lane: Lane;
+  /** Settings for a connection of its own (LISTEN needs a session, not a pooled connection). */
+  readonly #sessionConfig: pg.ClientConfig;
   #roundTrips = 0;
 
   /**
@@ -55,6 +70,9 @@ export class Executor {
     // support mishandles, so one setting turns both off.
     this.#pipelining = options.pipelining && options.preparedStatements && this.#pool.options?.pipeline === true;
     this.#lane = new Lane(this.#pool);
+    this.#sessionConfig = options.pool
+      ? { ...this.#pool.options }
+      : { ...options.poolConfig, connectionString: options.connectionString };
   }
 
   /** Statements sent since the store was created (each is one round trip). */
@@ -151,6 +169,61 @@ export class Executor {
     } finally {
       client.release(broken);
     }
+  }
+
+  /**
+   * LISTENs on `channel` on a connection of its own, reconnecting (with backoff, on an unref'd timer)
+   * until stopped. `state(true)` once listening, `state(false)` when the connection is lost: whatever
+   * was said on the channel meanwhile is lost too.
+   */
+  listen(channel: string, handlers: ListenHandlers): { stop(): Promise<void> } {
+    let client: pg.Client | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    let delay = 100;
+    const lost = (gone: pg.Client, error?: Error) => {
+      if (client !== gone) return; // an earlier attempt, already replaced
+      client = undefined;
+      gone.removeAllListeners('notification');
+      gone.end().catch(() => {});
+      handlers.state(false);
+      if (error) handlers.error(new QueryError(`LISTEN ${channel}`, this.#table, error));
+      if (stopped) return;
+      timer = setTimeout(connect, delay);
+      timer.unref();
+      delay = Math.min(delay * 2, 5000);
+    };
+    const connect = () => {
+      timer = undefined;
+      if (stopped) return;
+      const attempt = new pg.Client({ ...this.#sessionConfig, application_name: LISTENER_NAME });
+      client = attempt;
+      attempt.on('error', (error) => lost(attempt, error));
+      attempt.on('end', () => lost(attempt));
+      attempt.on('notification', (message) => handlers.message(message.payload ?? ''));
+      attempt
+        .connect()
+        .then(() => attempt.query(`LISTEN ${pg.escapeIdentifier(channel)}`))
+        .then(
+          () => {
+            if (client !== attempt) return;
+            delay = 100;
+            handlers.state(true);
+          },
+          (error: Error) => lost(attempt, error),
+        );
+    };
+    connect();
+    return {
+      stop: async () => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        const last = client;
+        client = undefined;
+        handlers.state(false);
+        if (last) await last.end().catch(() => {});
+      },
+    };
   }
 
   /** The pool, for the schema memo and for sharing checks. */

@@ -116,11 +116,39 @@ export interface PgStoreOptions {
    */
   pipelining?: boolean;
   /**
+   * An in-process tier in front of PostgreSQL: a get of an entry read recently is answered from memory,
+   * with no round trip. `true` takes the defaults. Off by default: it trades freshness for speed.
+   *
+   * What stays true: an entry is never served past its own expiry; entries with a sliding expiration
+   * are never kept (their reads must slide the row); this store's own writes, deletes and clears are
+   * seen at once; writes of other stores with `localCache` on (any process) reach this one through
+   * PostgreSQL LISTEN/NOTIFY, usually within milliseconds. What does not: a write this process hears
+   * nothing of (.NET, Python, a store without `localCache`, SQL by hand) is seen once the memory copy
+   * is `ttl` old. The notifications need a session connection: not through PgBouncer in transaction mode.
+   * @default false
+   */
+  localCache?: boolean | LocalCacheOptions;
+  /**
    * The application clock, in epoch milliseconds. Every statement is passed this time as `now`
    * (never the server's NOW()), exactly as .NET and Python do. Inject one in tests to move time.
    * @default Date.now
    */
   clock?: () => number;
+}
+
+/** Options of the in-process tier ({@link PgStoreOptions.localCache}). */
+export interface LocalCacheOptions {
+  /**
+   * Most entries kept; the least recently used one goes first.
+   * @default 10000
+   */
+  maxEntries?: number;
+  /**
+   * Longest time a copy is served from memory: the bound on staleness for writes this process
+   * is not notified of.
+   * @default '5s'
+   */
+  ttl?: Duration;
 }
 
 /** Options after defaults and validation: built once per store and frozen. */
@@ -145,13 +173,15 @@ export interface ResolvedOptions {
   readonly maxBatchSize: number;
   readonly preparedStatements: boolean;
   readonly pipelining: boolean;
+  /** Undefined when the in-process tier is off. */
+  readonly localCache: { readonly maxEntries: number; readonly ttlMs: number } | undefined;
   readonly clock: () => number;
 }
 
 const KNOWN = new Set<string>([
   'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'schema', 'table', 'createIfNotExists', 'useWal',
   'enableExpirationScan', 'expirationScanInterval', 'retainExpiredFor', 'deleteBatchSize', 'defaultSlidingExpiration', 'slidingWriteThreshold',
-  'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'pipelining', 'clock',
+  'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'pipelining', 'localCache', 'clock',
 ]);
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 const MIN_SCAN_INTERVAL_MS = 5 * 60_000;
@@ -203,6 +233,7 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
     maxBatchSize: positiveInteger(raw, 'maxBatchSize', 500),
     preparedStatements: boolean(raw, 'preparedStatements', true),
     pipelining: boolean(raw, 'pipelining', true),
+    localCache: localCache(raw.localCache),
     clock: clock(raw),
   };
   if (resolved.expirationScanIntervalMs < MIN_SCAN_INTERVAL_MS) {
@@ -253,6 +284,28 @@ function boolean(
   const value = raw[name] ?? fallback;
   if (typeof value !== 'boolean') throw new InvalidOptionError(name, `expected true or false, got ${JSON.stringify(value)}.`);
   return value;
+}
+
+function localCache(value: PgStoreOptions['localCache']): ResolvedOptions['localCache'] {
+  if (value === undefined || value === false) return undefined;
+  const given: LocalCacheOptions = value === true ? {} : value;
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    throw new InvalidOptionError('localCache', 'expected true, false or { maxEntries, ttl }.');
+  }
+  const unknown = Object.keys(given).find((name) => name !== 'maxEntries' && name !== 'ttl');
+  if (unknown) throw new InvalidOptionError('localCache', `unknown field "${unknown}". Known fields: maxEntries, ttl.`);
+  const maxEntries = given.maxEntries ?? 10_000;
+  if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
+    throw new InvalidOptionError('localCache', `maxEntries must be a positive integer, got ${JSON.stringify(given.maxEntries)}.`);
+  }
+  let ttlMs: number;
+  try {
+    ttlMs = parseDuration(given.ttl ?? '5s', 'localCache.ttl');
+  } catch (error) {
+    throw new InvalidOptionError('localCache', error instanceof CachePostgresError ? error.message : String(error), { cause: error });
+  }
+  if (ttlMs <= 0) throw new InvalidOptionError('localCache', 'ttl must be greater than zero.');
+  return Object.freeze({ maxEntries, ttlMs });
 }
 
 function positiveInteger(

@@ -41,6 +41,10 @@ export interface Sql {
   readonly refresh: Statement;
   /** Pipelined reads: slide the sliding rows among ids $1 at now $2, then select them (same parameters). */
   readonly slideMany: Statement;
+  /** The LISTEN/NOTIFY channel of the in-process tiers of this table (an identifier). */
+  readonly channel: string;
+  /** pg_notify($1 channel, $2 payload). */
+  readonly notify: Statement;
   readonly selectMany: Statement;
   readonly has: Statement;
   readonly hasMany: Statement;
@@ -108,12 +112,19 @@ const SET_ALL = `value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
  * @param slidingWriteThreshold a read extends a sliding row only when that moves its expiry by at least
  *   this fraction of the sliding window, so a hot key is not rewritten on every read (0: every read)
  */
-export function buildSql(schema: string, table: string, slidingWriteThreshold = 0): Sql {
+/**
+ * @param withExpiry reads also return `until`: the row's expiry in epoch ms, or NULL for a row with a
+ *   sliding expiration (what the in-process tier may keep, and for how long)
+ */
+export function buildSql(schema: string, table: string, slidingWriteThreshold = 0, withExpiry = false): Sql {
   if (!(slidingWriteThreshold >= 0 && slidingWriteThreshold <= 1)) throw new RangeError('slidingWriteThreshold must be in [0, 1]');
   const t = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`;
   const display = `${schema}.${table}`;
   const locksTable = derivedName(table, 'locks');
   const l = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(locksTable)}`;
+  const until = (sliding: string, expires: string) =>
+    withExpiry ? `, CASE WHEN ${sliding} IS NULL THEN (extract(epoch FROM ${expires}) * 1000)::float8 END AS until` : '';
+  const readColumns = `id, ${VALUE}${until('hit.sliding', 'hit.expires')}`;
   const named = (label: string, text: string, prepared = true): Statement =>
     Object.freeze({ label, text, prepared, name: `cp_${label}_${hash(`${t}\n${text}`)}` });
 
@@ -180,7 +191,7 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`;
     display,
 
     get: named('get', readSliding('id = $1', '$2', VALUE)),
-    getMany: named('get_many', readSliding('id = ANY($1::text[])', '$2', `id, ${VALUE}`)),
+    getMany: named('get_many', readSliding('id = ANY($1::text[])', '$2', readColumns)),
     refresh: named('refresh', readSliding('id = $1', '$2', 'count(*)::int AS live')),
 
     // A pipelined read is these two plain statements in one round trip (see the `pipelining` option):
@@ -189,7 +200,11 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`;
     slideMany: named('slide_many', `UPDATE ${t} SET expiresattime = ${slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration')}
 WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz AND slidingexpirationinseconds IS NOT NULL
   AND ${movesEnough(slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration'), 'expiresattime', 'slidingexpirationinseconds')}`),
-    selectMany: named('select_many', `SELECT id, ${VALUE} FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz`),
+    selectMany: named('select_many', `SELECT id, ${VALUE}${until('slidingexpirationinseconds', 'expiresattime')}
+FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz`),
+
+    channel: `cp_${hash(`${t}`)}`,
+    notify: named('notify', 'SELECT pg_notify($1, $2)'),
 
     has: named('has', `SELECT 1 AS live FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
 
@@ -210,7 +225,7 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
     // gets ran just before its sets. Rows being written are not slid, so no row is modified twice.
     readWrite: named(
       'read_write',
-      `WITH written AS (\n${insertRows(3)}\nRETURNING 1\n), ${readSliding('id = ANY($1::text[])', '$2', `id, ${VALUE}`, '', 'c.id <> ALL($3::text[])').slice('WITH '.length)}`,
+      `WITH written AS (\n${insertRows(3)}\nRETURNING 1\n), ${readSliding('id = ANY($1::text[])', '$2', readColumns, '', 'c.id <> ALL($3::text[])').slice('WITH '.length)}`,
     ),
 
     delete: named('delete', `DELETE FROM ${t} WHERE id = $1 RETURNING expiresattime >= $2::timestamptz AS live`),

@@ -77,7 +77,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   constructor(options?: PgStoreOptions | string) {
     super();
     this.#options = resolveOptions(options);
-    this.#sql = buildSql(this.#options.schema, this.#options.table, this.#options.slidingWriteThreshold);
+    this.#sql = buildSql(this.#options.schema, this.#options.table, this.#options.slidingWriteThreshold, this.#options.localCache !== undefined);
     this.#observer = new Observer((event, ...args) => {
       if (event === 'error') this.#background(args[0]);
       // EventEmitter's typed emit cannot follow a generic event name; the Observer's signature checks it.
@@ -188,7 +188,11 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     await this.#prepare('clear');
     const batch = this.#options.deleteBatchSize;
     const range = this.namespace ? prefixRange(`${this.namespace}:`) : ALL_KEYS;
-    await deleteInBatches(this.#exec, this.#sql.deleteRangeBatch, batch, () => [range.lower, range.upper, batch, this.#now()]);
+    try {
+      await deleteInBatches(this.#exec, this.#sql.deleteRangeBatch, batch, () => [range.lower, range.upper, batch, this.#now()]);
+    } finally {
+      this.#rows.written('all');
+    }
   }
 
   /** True when `key` has a live entry. Never extends a sliding expiration. */
@@ -254,10 +258,16 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * waits, refreshes, expired rows deleted) and the table's rows and bytes. The row counts scan the
    * table: call it for monitoring, not per request.
    */
-  async stats(): Promise<Counters & { rows: number; liveRows: number; bytes: number }> {
+  async stats(): Promise<Counters & { rows: number; liveRows: number; bytes: number; localEntries: number }> {
     await this.#prepare('stats');
     const [row] = await this.#exec.query<{ rows: string; live: string; bytes: string }>(this.#sql.stats, [this.#now(), this.#sql.qualified]);
-    return { ...this.#observer.counters, rows: Number(row!.rows), liveRows: Number(row!.live), bytes: Number(row!.bytes) };
+    return {
+      ...this.#observer.counters,
+      rows: Number(row!.rows),
+      liveRows: Number(row!.live),
+      bytes: Number(row!.bytes),
+      localEntries: this.#rows.localSize,
+    };
   }
 
   /**
@@ -268,6 +278,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#scanner?.stop();
+    await this.#rows.close();
     await this.#exec.end();
   }
 
@@ -283,6 +294,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
       () => {
         this.#isReady = true;
         this.#startScanner();
+        if (!this.#closed) this.#rows.start();
       },
       (error: unknown) => {
         this.#ready = undefined;

@@ -1,6 +1,8 @@
 import type { Executor } from '../executor.js';
 import type { Observer } from '../observer.js';
 import { bytesOf, type Sql } from '../sql.js';
+import { randomUUID } from 'node:crypto';
+import { decodeInvalidation, encodeInvalidation, LocalCache } from '../local/local_cache.js';
 import { Batcher } from './batcher.js';
 
 /** One row to write: the five contract columns plus tags, timestamps as ISO strings (or 'infinity'). */
@@ -28,12 +30,21 @@ type ReadOrWrite = { read: string } | { write: RowWrite };
  */
 const SPLIT_WHEN_IDLE = 8;
 
-/** A row of the reads: the key and its value as base64 text. */
-type BytesRow = { id: string; b64: string };
+/** A row of the reads: the key, its value as base64 text, and (with the in-process tier) its expiry. */
+type BytesRow = { id: string; b64: string; until?: number | null };
 
-function valuesById(rows: readonly BytesRow[]): Map<string, Buffer> {
-  return new Map(rows.map((row) => [row.id, bytesOf(row)]));
+/** A value read, and until when the in-process tier may keep it (null: never, it slides). */
+interface Found {
+  value: Buffer;
+  until: number | null;
 }
+
+function foundById(rows: readonly BytesRow[]): Map<string, Found> {
+  return new Map(rows.map((row) => [row.id, { value: bytesOf(row), until: row.until ?? null }]));
+}
+
+/** Marks a notification that invalidates everything. */
+const EVERYTHING = Symbol('everything');
 
 interface Increment {
   id: string;
@@ -53,6 +64,8 @@ export interface RowsOptions {
   readonly clock: () => number;
   /** Counts hits and misses. */
   readonly observer: Observer;
+  /** The in-process tier (undefined: off); reads must then return their rows' expiry (buildSql's withExpiry). */
+  readonly localCache?: { readonly maxEntries: number; readonly ttlMs: number } | undefined;
 }
 
 /**
@@ -68,10 +81,17 @@ export class Rows {
   readonly #sql: Sql;
   readonly #options: RowsOptions;
   /** Gets and sets share a batch: a tick's mix is one statement. */
-  readonly #readsAndWrites: Batcher<ReadOrWrite, Buffer | undefined>;
+  readonly #readsAndWrites: Batcher<ReadOrWrite, Found | undefined>;
   readonly #deletes: Batcher<string, boolean>;
   readonly #hases: Batcher<string, boolean>;
   readonly #increments: Batcher<Increment, bigint>;
+  readonly #local: LocalCache | undefined;
+  /** Tells the in-process tiers of other stores which keys changed: one NOTIFY per tick. */
+  readonly #notices: Batcher<string | typeof EVERYTHING, void>;
+  readonly #pendingNotices = new Set<Promise<void>>();
+  /** This store's name on the channel: it skips its own notifications. */
+  readonly #sender = randomUUID();
+  #listener: { stop(): Promise<void> } | undefined;
 
   constructor(exec: Executor, sql: Sql, options: RowsOptions) {
     this.#exec = exec;
@@ -86,61 +106,159 @@ export class Rows {
     this.#deletes = new Batcher((ids) => this.#deleteBatch(ids), batch);
     this.#hases = new Batcher((ids) => this.#hasBatch(ids), batch);
     this.#increments = new Batcher((items) => this.#incrementBatch(items), batch);
+    this.#notices = new Batcher((keys) => this.#notify(keys), batch);
+    if (options.localCache) this.#local = new LocalCache(options.localCache.maxEntries, options.localCache.ttlMs);
   }
 
-  /** The live value of `id` (a sliding row is extended in the same statement), or undefined. */
-  async get(id: string): Promise<Buffer | undefined> {
-    let value: Buffer | undefined;
-    if (this.#options.batching) value = await this.#readsAndWrites.load({ read: id });
-    else if (this.#exec.pipelining) value = (await this.#readPipelined([id])).get(id);
-    else {
-      const [row] = await this.#exec.query<{ b64: string }>(this.#sql.get, [id, this.#now()]);
-      value = row && bytesOf(row);
+  /**
+   * Starts listening for other stores' invalidations (with the in-process tier on; until it listens,
+   * the tier serves nothing). Called once the table is ready.
+   */
+  start(): void {
+    const local = this.#local;
+    if (!local || this.#listener) return;
+    this.#listener = this.#exec.listen(this.#sql.channel, {
+      message: (payload) => {
+        const message = decodeInvalidation(payload);
+        if (!message) return;
+        if (message.sender === this.#sender) return;
+        if (message.keys === 'all') local.flush();
+        else local.invalidate(message.keys);
+      },
+      state: (listening) => local.setEnabled(listening),
+      error: (error) => this.#options.observer.error(error),
+    });
+  }
+
+  /** Stops listening and waits for the notifications already sent. */
+  async close(): Promise<void> {
+    await this.#listener?.stop();
+    while (this.#pendingNotices.size > 0) await Promise.allSettled([...this.#pendingNotices]);
+  }
+
+  /** Entries held by the in-process tier (0 when it is off). */
+  get localSize(): number {
+    return this.#local?.size ?? 0;
+  }
+
+  /**
+   * Call after any write to rows of the table that did not go through this class (bulk deletes,
+   * getOrSet's transaction): drops them from the in-process tier here and in other stores.
+   */
+  written(ids: readonly string[] | 'all'): void {
+    const local = this.#local;
+    if (!local) return;
+    if (ids === 'all') {
+      local.flush();
+      this.#announce(this.#notices.load(EVERYTHING));
+      return;
     }
-    this.#options.observer.read(id, value !== undefined);
-    return value;
+    local.invalidate(ids);
+    for (const id of ids) this.#announce(this.#notices.load(id));
   }
 
-  /** The live values among `ids` (one statement, sliding rows extended), by id. */
+  #announce(sent: Promise<void>): void {
+    const tracked = sent.catch((error: unknown) => this.#options.observer.error(error));
+    this.#pendingNotices.add(tracked);
+    void tracked.finally(() => this.#pendingNotices.delete(tracked));
+  }
+
+  async #notify(keys: Array<string | typeof EVERYTHING>): Promise<void[]> {
+    const all = keys.includes(EVERYTHING);
+    const ids = all ? 'all' : [...new Set(keys as string[])];
+    await this.#exec.query(this.#sql.notify, [this.#sql.channel, encodeInvalidation(this.#sender, ids)]);
+    return keys.map(() => undefined);
+  }
+
+  /** The live value of `id` (a sliding row is extended in the same round trip), or undefined. */
+  async get(id: string): Promise<Buffer | undefined> {
+    const local = this.#local;
+    const held = local?.get(id, this.#options.clock());
+    if (held) {
+      this.#options.observer.read(id, true);
+      return held;
+    }
+    const stamp = local?.stamp() ?? 0;
+    let found: Found | undefined;
+    if (this.#options.batching) found = await this.#readsAndWrites.load({ read: id });
+    else if (this.#exec.pipelining) found = (await this.#readPipelined([id])).get(id);
+    else found = foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [[id], this.#now()])).get(id);
+    if (found) local?.keep(id, found.value, found.until, stamp, this.#options.clock());
+    this.#options.observer.read(id, found !== undefined);
+    return found?.value;
+  }
+
+  /** The live values among `ids` (one round trip, sliding rows extended), by id. */
   async getMany(ids: readonly string[]): Promise<Map<string, Buffer>> {
     const unique = [...new Set(ids)];
     if (unique.length === 0) return new Map();
-    let found: Map<string, Buffer>;
-    if (this.#exec.pipelining) found = await this.#readPipelined(unique);
-    else found = valuesById(await this.#exec.query<{ id: string; b64: string }>(this.#sql.getMany, [unique, this.#now()]));
-    for (const id of unique) this.#options.observer.read(id, found.has(id));
-    return found;
+    const local = this.#local;
+    const now = this.#options.clock();
+    const values = new Map<string, Buffer>();
+    const missing: string[] = [];
+    for (const id of unique) {
+      const held = local?.get(id, now);
+      if (held) values.set(id, held);
+      else missing.push(id);
+    }
+    if (missing.length > 0) {
+      const stamp = local?.stamp() ?? 0;
+      const found = this.#exec.pipelining
+        ? await this.#readPipelined(missing)
+        : foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [missing, this.#now()]));
+      const after = this.#options.clock();
+      for (const [id, { value, until }] of found) {
+        values.set(id, value);
+        local?.keep(id, value, until, stamp, after);
+      }
+    }
+    for (const id of unique) this.#options.observer.read(id, values.has(id));
+    return values;
   }
 
   /** Upserts one row (all columns replaced). */
   async set(row: RowWrite): Promise<void> {
-    if (this.#options.batching) {
-      await this.#readsAndWrites.load({ write: row });
-      return;
+    try {
+      if (this.#options.batching) await this.#readsAndWrites.load({ write: row });
+      else await this.#writeRows([row]);
+    } finally {
+      this.written([row.id]);
     }
-    await this.#writeRows([row]);
   }
 
   /** Writes many rows in one statement; a later duplicate id wins. */
   async setMany(rows: readonly RowWrite[]): Promise<void> {
     const byId = new Map<string, RowWrite>();
     for (const row of rows) byId.set(row.id, row);
-    if (byId.size > 0) await this.#writeRows([...byId.values()]);
+    if (byId.size === 0) return;
+    try {
+      await this.#writeRows([...byId.values()]);
+    } finally {
+      this.written([...byId.keys()]);
+    }
   }
 
   /** Deletes every id in one statement; resolves to the ids of the live entries deleted. */
   async deleteMany(ids: readonly string[]): Promise<Set<string>> {
     const unique = [...new Set(ids)];
     if (unique.length === 0) return new Set();
-    const rows = await this.#exec.query<{ id: string; live: boolean }>(this.#sql.deleteMany, [unique, this.#now()]);
-    return new Set(rows.filter((row) => row.live).map((row) => row.id));
+    try {
+      const rows = await this.#exec.query<{ id: string; live: boolean }>(this.#sql.deleteMany, [unique, this.#now()]);
+      return new Set(rows.filter((row) => row.live).map((row) => row.id));
+    } finally {
+      this.written(unique);
+    }
   }
 
   /** Deletes `id`; true when a live entry was deleted. */
   async delete(id: string): Promise<boolean> {
-    if (this.#options.batching) return this.#deletes.load(id);
-    const rows = await this.#exec.query<{ live: boolean }>(this.#sql.delete, [id, this.#now()]);
-    return rows[0]?.live === true;
+    if (this.#options.batching) return this.#deletes.load(id); // through deleteMany, which announces it
+    try {
+      const rows = await this.#exec.query<{ live: boolean }>(this.#sql.delete, [id, this.#now()]);
+      return rows[0]?.live === true;
+    } finally {
+      this.written([id]);
+    }
   }
 
   /** True when `id` is live. */
@@ -154,15 +272,19 @@ export class Rows {
    * `delta` with `create`'s expiry and tags (for coalesced calls: the first caller's).
    */
   async incr(id: string, delta: bigint, create: CounterCreate): Promise<bigint> {
-    if (this.#options.batching) return this.#increments.load({ id, delta, create });
-    return this.#incrementOne(id, delta, create);
+    try {
+      if (this.#options.batching) return await this.#increments.load({ id, delta, create });
+      return await this.#incrementOne(id, delta, create);
+    } finally {
+      this.written([id]);
+    }
   }
 
   #now(): string {
     return new Date(this.#options.clock()).toISOString();
   }
 
-  async #readWriteBatch(items: ReadOrWrite[]): Promise<Array<Buffer | undefined | Error>> {
+  async #readWriteBatch(items: ReadOrWrite[]): Promise<Array<Found | undefined | Error>> {
     const ids: string[] = [];
     const writes = new Map<string, RowWrite>();
     for (const item of items) {
@@ -176,12 +298,12 @@ export class Rows {
     return items.map((item) => {
       if (!('read' in item)) return writeError;
       if (readError) return readError;
-      const value = found.get(item.read);
-      if (value === undefined || !handedOut.has(item.read)) {
+      const hit = found.get(item.read);
+      if (hit === undefined || !handedOut.has(item.read)) {
         handedOut.add(item.read);
-        return value;
+        return hit;
       }
-      return Buffer.from(value);
+      return { value: Buffer.from(hit.value), until: hit.until };
     });
   }
 
@@ -192,7 +314,7 @@ export class Rows {
   async #readAndWrite(
     ids: string[],
     writes: RowWrite[],
-  ): Promise<{ found: Map<string, Buffer>; readError?: Error; writeError?: Error }> {
+  ): Promise<{ found: Map<string, Found>; readError?: Error; writeError?: Error }> {
     const now = this.#now();
     if (this.#exec.pipelining) {
       const reads = ids.length > 0 ? [{ statement: this.#sql.slideMany, values: [ids, now] }, { statement: this.#sql.selectMany, values: [ids, now] }] : [];
@@ -202,7 +324,7 @@ export class Rows {
       const written = upsert.length > 0 ? results[results.length - 1] : undefined;
       const readError = slid instanceof Error ? slid : selected instanceof Error ? selected : undefined;
       return {
-        found: selected && !(selected instanceof Error) ? valuesById(selected as BytesRow[]) : new Map(),
+        found: selected && !(selected instanceof Error) ? foundById(selected as BytesRow[]) : new Map(),
         ...(readError ? { readError } : {}),
         ...(written instanceof Error ? { writeError: written } : {}),
       };
@@ -211,11 +333,11 @@ export class Rows {
     if (writes.length === 0) rows = await this.#exec.query(this.#sql.getMany, [ids, now]);
     else if (ids.length === 0) await this.#exec.query(this.#sql.upsertRows, this.#rowArrays(writes));
     else rows = await this.#exec.query(this.#sql.readWrite, [ids, now, ...this.#rowArrays(writes)]);
-    return { found: valuesById(rows) };
+    return { found: foundById(rows) };
   }
 
-  /** The live values among `ids`, sliding rows extended: two statements, one round trip. */
-  async #readPipelined(ids: string[]): Promise<Map<string, Buffer>> {
+  /** The live rows among `ids`, sliding rows extended: two statements, one round trip. */
+  async #readPipelined(ids: string[]): Promise<Map<string, Found>> {
     const { found, readError } = await this.#readAndWrite(ids, []);
     if (readError) throw readError;
     return found;

@@ -226,7 +226,7 @@ export class GetOrSet {
   }
 
   #computeUnderLock(key: string, factory: Factory, call: Call, state: ComputationState): Promise<Buffer> {
-    const { exec, sql, observer } = this.#context;
+    const { exec, sql, observer, rows } = this.#context;
     return exec.transaction(async (query) => {
       if (call.lockTimeoutMs !== undefined) await query(sql.setLockTimeout, [`${Math.max(1, Math.ceil(call.lockTimeoutMs))}ms`]);
       // Try first: only a real wait is reported as one, and the common case stays one statement.
@@ -246,7 +246,7 @@ export class GetOrSet {
       const row = resolveEntryOptions(options, this.#context.options.clock(), this.#context.options.defaultSlidingExpirationMs);
       await query(sql.upsert, [key, value, row.expires, row.sliding, row.absolute, row.tags]);
       return value;
-    });
+    }).finally(() => rows.written([key])); // the in-process tiers drop what the transaction replaced
   }
 
   /** Runs the factory with a context that may replace the entry options; applies jitter; counts it. */

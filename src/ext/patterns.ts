@@ -112,9 +112,13 @@ export async function deleteByPattern(context: StoreContext, pattern: string, op
   }
   await context.prepare('ext.deletePattern');
   const batch = context.options.deleteBatchSize;
-  return deleteInBatches(context.exec, context.sql.deletePatternBatch, batch, () => [
-    compiled.range.lower, compiled.range.upper, compiled.like, batch, isoNow(context),
-  ]);
+  try {
+    return await deleteInBatches(context.exec, context.sql.deletePatternBatch, batch, () => [
+      compiled.range.lower, compiled.range.upper, compiled.like, batch, isoNow(context),
+    ]);
+  } finally {
+    context.rows.written('all');
+  }
 }
 
 function pageSize(value: unknown, fallback: number): number {

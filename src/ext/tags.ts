@@ -21,5 +21,9 @@ export async function deleteByTags(context: StoreContext, tags: readonly string[
   await context.prepare('ext.deleteTags');
   const statement = match === 'any' ? context.sql.deleteTagsAnyBatch : context.sql.deleteTagsAllBatch;
   const batch = context.options.deleteBatchSize;
-  return deleteInBatches(context.exec, statement, batch, () => [list, batch, isoNow(context)]);
+  try {
+    return await deleteInBatches(context.exec, statement, batch, () => [list, batch, isoNow(context)]);
+  } finally {
+    context.rows.written('all');
+  }
 }

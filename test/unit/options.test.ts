@@ -74,6 +74,12 @@ describe('options', () => {
     ['uri', { uri: 'postgres://a', connectionString: 'postgres://b' }, /not two different/],
     ['clock', { clock: 5 }, /function/],
     ['pool', { pool: {} }, /pg.Pool/],
+    ['localCache', { localCache: 'yes' }, /true, false or/],
+    ['localCache', { localCache: { maxEntries: 0 } }, /maxEntries must be a positive integer/],
+    ['localCache', { localCache: { ttl: 'soon' } }, /Invalid duration/],
+    ['localCache', { localCache: { ttl: 0 } }, /greater than zero/],
+    ['localCache', { localCache: { size: 5 } }, /unknown field "size"/],
+    ['pipelining', { pipelining: 1 }, /true or false/],
   ];
   for (const [option, input, message] of invalid) {
     it(`rejects ${JSON.stringify(input).slice(0, 60)} naming "${option}"`, async () => {

@@ -1,0 +1,82 @@
+import { expect } from 'chai';
+import { decodeInvalidation, encodeInvalidation, LocalCache } from '../../src/local/local_cache.js';
+
+const bytes = (text: string) => Buffer.from(text);
+
+describe('LocalCache', () => {
+  const make = (maxEntries = 10, ttlMs = 1000) => {
+    const cache = new LocalCache(maxEntries, ttlMs);
+    cache.setEnabled(true);
+    return cache;
+  };
+
+  it('evicts the least recently used entry, a hit counting as a use', () => {
+    const cache = make(2);
+    cache.keep('a', bytes('1'), Infinity, cache.stamp(), 0);
+    cache.keep('b', bytes('2'), Infinity, cache.stamp(), 0);
+    expect(cache.get('a', 0)!.toString()).to.equal('1');
+    cache.keep('c', bytes('3'), Infinity, cache.stamp(), 0);
+    expect(cache.get('b', 0)).to.equal(undefined);
+    expect(cache.get('a', 0)!.toString()).to.equal('1');
+    expect(cache.get('c', 0)!.toString()).to.equal('3');
+  });
+
+  it("serves until the earlier of its ttl and the row's expiry, and never a row that slides", () => {
+    const cache = make(10, 1000);
+    cache.keep('ttl', bytes('v'), Infinity, cache.stamp(), 0);
+    cache.keep('row', bytes('v'), 300, cache.stamp(), 0);
+    cache.keep('sliding', bytes('v'), null, cache.stamp(), 0);
+    expect(cache.get('row', 299)).to.not.equal(undefined);
+    expect(cache.get('row', 300)).to.equal(undefined);
+    expect(cache.get('ttl', 999)).to.not.equal(undefined);
+    expect(cache.get('ttl', 1000)).to.equal(undefined);
+    expect(cache.get('sliding', 0)).to.equal(undefined);
+  });
+
+  it('refuses what a read found when its key, or everything, was invalidated after the read began', () => {
+    const cache = make();
+    const early = cache.stamp();
+    cache.invalidate(['k']);
+    cache.keep('k', bytes('old'), Infinity, early, 0);
+    cache.keep('other', bytes('fine'), Infinity, early, 0);
+    expect(cache.get('k', 0)).to.equal(undefined);
+    expect(cache.get('other', 0)!.toString()).to.equal('fine');
+    cache.keep('k', bytes('new'), Infinity, cache.stamp(), 0); // a read begun after the write
+    expect(cache.get('k', 0)!.toString()).to.equal('new');
+    const beforeFlush = cache.stamp();
+    cache.flush();
+    cache.keep('late', bytes('old'), Infinity, beforeFlush, 0);
+    expect(cache.size).to.equal(0);
+  });
+
+  it('holds nothing while disabled, and drops everything when disabled', () => {
+    const cache = make();
+    cache.keep('k', bytes('v'), Infinity, cache.stamp(), 0);
+    cache.setEnabled(false);
+    expect(cache.size).to.equal(0);
+    cache.keep('k', bytes('v'), Infinity, cache.stamp(), 0);
+    expect(cache.get('k', 0)).to.equal(undefined);
+  });
+
+  it('hands out copies: a caller changing its Buffer changes nothing held', () => {
+    const cache = make();
+    const value = bytes('abc');
+    cache.keep('k', value, Infinity, cache.stamp(), 0);
+    value[0] = 0x58;
+    cache.get('k', 0)![1] = 0x58;
+    expect(cache.get('k', 0)!.toString()).to.equal('abc');
+  });
+});
+
+describe('invalidation messages', () => {
+  it('round-trip keys, and turn a list too long for NOTIFY into "everything"', () => {
+    expect(decodeInvalidation(encodeInvalidation('me', ['a', 'b\nc']))).to.deep.equal({ sender: 'me', keys: ['a', 'b\nc'] });
+    expect(decodeInvalidation(encodeInvalidation('me', 'all'))).to.deep.equal({ sender: 'me', keys: 'all' });
+    const many = Array.from({ length: 2000 }, (_, i) => `key:${i}`);
+    expect(decodeInvalidation(encodeInvalidation('me', many))).to.deep.equal({ sender: 'me', keys: 'all' });
+  });
+
+  it('ignores anything else said on the channel', () => {
+    for (const junk of ['', 'no newline', 'me\n{"a":1}', 'me\n[1,2]', 'me\nnot json']) expect(decodeInvalidation(junk)).to.equal(undefined);
+  });
+});
