@@ -191,11 +191,19 @@ async function memory(target: Target, total: number) {
     for (let i = 0; i < KEYS; i++) await ops.set(keyAt(i), VALUE);
     await drive(ops, scenarios[0]!.op, 20_000);
     global.gc?.();
-    const before = process.memoryUsage().rss;
+    const before = process.memoryUsage();
     await drive(ops, scenarios[0]!.op, total);
     global.gc?.();
-    const after = process.memoryUsage().rss;
-    return { target: target.name, operations: total, rssBeforeMb: before / 2 ** 20, rssAfterMb: after / 2 ** 20 };
+    const after = process.memoryUsage();
+    return {
+      target: target.name,
+      operations: total,
+      rssBeforeMb: before.rss / 2 ** 20,
+      rssAfterMb: after.rss / 2 ** 20,
+      // RSS also moves with how much heap V8 chooses to keep; live objects after a full GC show a leak.
+      heapUsedBeforeMb: before.heapUsed / 2 ** 20,
+      heapUsedAfterMb: after.heapUsed / 2 ** 20,
+    };
   } finally {
     await ops.clear().catch(() => {});
     await ops.close();
@@ -242,7 +250,8 @@ async function main() {
     if (!args.quick) {
       mem = await memory(targets(database.url, args.redis!)[0]!, Number(args['memory-ops']));
       console.log(
-        `\nMemory, ${mem.target}: RSS ${fmt(mem.rssBeforeMb, 1)} MB before and ${fmt(mem.rssAfterMb, 1)} MB after ${fmt(mem.operations)} operations (${fmt(mem.rssAfterMb - mem.rssBeforeMb, 1)} MB).`,
+        `\nMemory, ${mem.target}: RSS ${fmt(mem.rssBeforeMb, 1)} MB before and ${fmt(mem.rssAfterMb, 1)} MB after ${fmt(mem.operations)} operations (${fmt(mem.rssAfterMb - mem.rssBeforeMb, 1)} MB); ` +
+          `live heap after a full GC ${fmt(mem.heapUsedBeforeMb, 1)} MB and ${fmt(mem.heapUsedAfterMb, 1)} MB.`,
       );
     }
     mkdirSync(new URL('./results/', import.meta.url), { recursive: true });

@@ -50,13 +50,19 @@ function keyvOps(keyv: Keyv, close: () => Promise<void>): BenchOps {
   };
 }
 
-function pgStoreTarget(name: string, url: string, options: { useWal?: boolean; poolMax: number; table: string }): Target {
+function pgStoreTarget(name: string, url: string, options: { useWal?: boolean; poolMax: number; table: string; localCache?: boolean }): Target {
   return {
     name,
     atomicIncr: true,
     stampedeSafe: true,
     async open() {
-      const store = new PgStore({ uri: url, table: options.table, useWal: options.useWal ?? false, poolMax: options.poolMax });
+      const store = new PgStore({
+        uri: url,
+        table: options.table,
+        useWal: options.useWal ?? false,
+        poolMax: options.poolMax,
+        localCache: options.localCache ?? false,
+      });
       const keyv = new Keyv({ store, namespace: 'bench' });
       const ops = keyvOps(keyv, () => keyv.disconnect());
       return {
@@ -102,6 +108,8 @@ export function targets(pgUrl: string, redisUrl: string): Target[] {
     pgStoreTarget('PgStore/Keyv unlogged pool 10', pgUrl, { poolMax: 10, table: 'bench_unlogged' }),
     pgStoreTarget('PgStore/Keyv logged pool 10', pgUrl, { poolMax: 10, table: 'bench_logged', useWal: true }),
     pgStoreTarget('PgStore/Keyv pool 1', pgUrl, { poolMax: 1, table: 'bench_pool1' }),
+    // The opt-in in-process tier: reads served from memory between writes (see README, localCache).
+    pgStoreTarget('PgStore/Keyv + localCache', pgUrl, { poolMax: 10, table: 'bench_local', localCache: true }),
     extTarget(pgUrl),
     {
       name: '@keyv/postgres',
