@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { PgStore } from '../../src/index.js';
-import { dropTables, testUrl, uniqueTable } from '../helpers/db.js';
+import { dropTables, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 
 const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
 
@@ -87,6 +87,23 @@ describe('coordination across OS processes', function () {
     expect(results.reduce((sum, r) => sum + r.calls, 0)).to.equal(1);
     expect(results.filter((r) => r.refreshed)).to.have.length(1);
     expect(JSON.parse((await store.ext.getString('early-key'))!)).to.match(/^refreshed by \d+$/);
+  });
+
+  it("localCache: a value held in this process's memory is dropped when another process writes it", async () => {
+    const reader = new PgStore({ uri: testUrl(), table, enableExpirationScan: false, localCache: { ttl: '1h' } });
+    try {
+      await reader.set('l1:shared', 'before');
+      await waitFor(async () => {
+        const before = reader.roundTrips;
+        return (await reader.get('l1:shared')) === 'before' && reader.roundTrips === before;
+      }, 5000, 'the value to be held in memory');
+      const [written] = await runTogether(1, ['write', testUrl(), table, 'l1:shared', 'after']);
+      expect(written).to.deep.equal({ written: true });
+      // The ttl is an hour: only the other process's notification can explain a fresh read.
+      await waitFor(async () => (await reader.get('l1:shared')) === 'after', 5000, 'the notification from the other process');
+    } finally {
+      await reader.disconnect();
+    }
   });
 
   it('a holder killed with SIGKILL keeps its lock until the ttl runs out, and no longer', async () => {

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { PgStore } from '../../src/index.js';
 
 const [task, url, table, ...args] = process.argv.slice(2);
-const store = new PgStore({ uri: url!, table: table!, enableExpirationScan: false, poolMax: 5 });
+const store = new PgStore({ uri: url!, table: table!, enableExpirationScan: false, poolMax: 5, localCache: task === 'write' });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function stampede(key: string, callers: number, factoryMs: number) {
@@ -73,6 +73,10 @@ async function main() {
   if (task === 'stampede') result = await stampede(args[0]!, Number(args[1]), Number(args[2]));
   else if (task === 'increments') result = await increments(args[0]!, args[1]!, Number(args[2]));
   else if (task === 'early') result = await early(args[0]!);
+  else if (task === 'write') {
+    await store.set(args[0]!, args[1]!); // its notification is sent before disconnect() resolves
+    result = { written: true };
+  }
   else if (task === 'hold') {
     result = await hold(args[0]!, args[1]!);
     process.stdout.write(`${JSON.stringify(result)}\n`);
