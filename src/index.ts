@@ -1,6 +1,6 @@
 export { PgStore, type PgStoreKeyvOptions } from './store.js';
 export type { Counters, PgStoreEvents } from './observer.js';
-export type { PgStoreOptions } from './options.js';
+export type { LocalCacheOptions, PgStoreOptions } from './options.js';
 export {
   CacheExt,
   type CachedOptions,
