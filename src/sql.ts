@@ -123,7 +123,10 @@ export function buildSql(schema: string, table: string, slidingWriteThreshold = 
   const locksTable = derivedName(table, 'locks');
   const l = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(locksTable)}`;
   const until = (sliding: string, expires: string) =>
-    withExpiry ? `, CASE WHEN ${sliding} IS NULL THEN (extract(epoch FROM ${expires}) * 1000)::float8 END AS until` : '';
+    withExpiry
+      ? `, CASE WHEN ${sliding} IS NOT NULL THEN NULL WHEN ${expires} = 'infinity' THEN 'Infinity'::float8
+  ELSE (extract(epoch FROM ${expires}) * 1000)::float8 END AS until` // spelled out: before 14, extract gave no Infinity
+      : '';
   const readColumns = `id, ${VALUE}${until('hit.sliding', 'hit.expires')}`;
   const named = (label: string, text: string, prepared = true): Statement =>
     Object.freeze({ label, text, prepared, name: `cp_${label}_${hash(`${t}\n${text}`)}` });
