@@ -46,6 +46,8 @@ export interface Sql {
   /** pg_notify($1 channel, $2 payload). */
   readonly notify: Statement;
   readonly selectMany: Statement;
+  /** selectMany for text: the value in `escape` form as `esc` (decode with textOfEscaped). */
+  readonly selectManyText: Statement;
   readonly has: Statement;
   readonly hasMany: Statement;
   readonly info: Statement;
@@ -203,6 +205,10 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`;
     slideMany: named('slide_many', `UPDATE ${t} SET expiresattime = ${slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration')}
 WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz AND slidingexpirationinseconds IS NOT NULL
   AND ${movesEnough(slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration'), 'expiresattime', 'slidingexpirationinseconds')}`),
+    // The read for callers that want text (Keyv's JSON): `escape` form, which carries plain ASCII as
+    // itself (see textOfEscaped); base64 would cost a decode and a Buffer per row.
+    selectManyText: named('select_many_text', `SELECT id, encode(value, 'escape') AS esc${until('slidingexpirationinseconds', 'expiresattime')}
+FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz`),
     selectMany: named('select_many', `SELECT id, ${VALUE}${until('slidingexpirationinseconds', 'expiresattime')}
 FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz`),
 
@@ -361,6 +367,36 @@ WHERE name = $1 AND owner = $2 AND token = $3::bigint AND expiresat >= $4::times
 }
 
 /** The bytes of a value read by one of the statements above (which send it as base64 text). */
+/**
+ * The bytes of a value read in PostgreSQL's `escape` form: bytes 1-127 as themselves, a backslash
+ * doubled, NUL and bytes 128-255 as a backslash and three octal digits.
+ */
+export function bytesOfEscaped(text: string): Buffer {
+  if (text.indexOf('\\') === -1) return Buffer.from(text, 'latin1');
+  const out = Buffer.allocUnsafe(text.length);
+  let length = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x5c) out[length++] = c;
+    else if (text.charCodeAt(i + 1) === 0x5c) {
+      out[length++] = 0x5c;
+      i += 1;
+    } else {
+      out[length++] = ((text.charCodeAt(i + 1) - 48) << 6) | ((text.charCodeAt(i + 2) - 48) << 3) | (text.charCodeAt(i + 3) - 48);
+      i += 3;
+    }
+  }
+  return out.subarray(0, length);
+}
+
+/**
+ * The UTF-8 text of a value read in `escape` form. Without a backslash every byte is ASCII and the
+ * text is already the answer: no decoding, no copy (the common case for the JSON Keyv stores).
+ */
+export function textOfEscaped(text: string): string {
+  return text.indexOf('\\') === -1 ? text : bytesOfEscaped(text).toString('utf8');
+}
+
 export function bytesOf(row: { b64: string }): Buffer {
   return Buffer.from(row.b64, 'base64');
 }

@@ -114,7 +114,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     try {
       validateKey(key);
       await this.#prepare('get');
-      return (await this.#rows.get(key))?.toString('utf8') as Value | undefined;
+      return (await this.#rows.getText(key)) as Value | undefined;
     } catch (error) {
       this.#report(error);
       throw error;

@@ -1,8 +1,9 @@
-import type { Executor } from '../executor.js';
-import type { Observer } from '../observer.js';
-import { bytesOf, type Sql } from '../sql.js';
 import { randomUUID } from 'node:crypto';
+import { QueryError } from '../errors.js';
+import type { Executor } from '../executor.js';
 import { decodeInvalidation, encodeInvalidation, LocalCache } from '../local/local_cache.js';
+import type { Observer } from '../observer.js';
+import { bytesOf, bytesOfEscaped, type Sql, textOfEscaped } from '../sql.js';
 import { Batcher } from './batcher.js';
 
 /** One row to write: the five contract columns plus tags, timestamps as ISO strings (or 'infinity'). */
@@ -22,7 +23,8 @@ export interface CounterCreate {
   readonly tags: readonly string[] | null;
 }
 
-type ReadOrWrite = { read: string } | { write: RowWrite };
+/** A read (`text`: the caller wants UTF-8 text, not bytes) or a write of one tick. */
+type ReadOrWrite = { read: string; text: boolean } | { write: RowWrite };
 
 /**
  * Smallest idle batch cut in two overlapping halves. Small batches come from light load, where the
@@ -33,14 +35,29 @@ const SPLIT_WHEN_IDLE = 8;
 /** A row of the reads: the key, its value as base64 text, and (with the in-process tier) its expiry. */
 type BytesRow = { id: string; b64: string; until?: number | null };
 
-/** A value read, and until when the in-process tier may keep it (null: never, it slides). */
-interface Found {
-  value: Buffer;
-  until: number | null;
+/** A row of the text reads: the value in PostgreSQL's `escape` form. */
+type EscapedRow = { id: string; esc: string; until?: number | null };
+
+/**
+ * A value read, as bytes or (for text reads) in `escape` form, and until when the in-process tier may
+ * keep it (null: never, it slides).
+ */
+type Found = ({ value: Buffer } | { escaped: string }) & { until: number | null };
+
+function foundById(rows: ReadonlyArray<BytesRow | EscapedRow>): Map<string, Found> {
+  return new Map(
+    rows.map((row) => [row.id, 'esc' in row ? { escaped: row.esc, until: row.until ?? null } : { value: bytesOf(row), until: row.until ?? null }]),
+  );
 }
 
-function foundById(rows: readonly BytesRow[]): Map<string, Found> {
-  return new Map(rows.map((row) => [row.id, { value: bytesOf(row), until: row.until ?? null }]));
+/** The bytes of a value read (a Buffer the caller owns). */
+function bytesOfFound(found: Found): Buffer {
+  return 'value' in found ? found.value : bytesOfEscaped(found.escaped);
+}
+
+/** The UTF-8 text of a value read. */
+function textOfFound(found: Found): string {
+  return 'value' in found ? found.value.toString('utf8') : textOfEscaped(found.escaped);
 }
 
 /** Marks a notification that invalidates everything. */
@@ -172,20 +189,35 @@ export class Rows {
 
   /** The live value of `id` (a sliding row is extended in the same round trip), or undefined. */
   async get(id: string): Promise<Buffer | undefined> {
+    const found = await this.#read(id, false);
+    return found && bytesOfFound(found);
+  }
+
+  /** {@link Rows.get} as UTF-8 text (what Keyv stores), read without a detour through bytes when it can. */
+  async getText(id: string): Promise<string | undefined> {
+    const found = await this.#read(id, true);
+    return found && textOfFound(found);
+  }
+
+  async #read(id: string, text: boolean): Promise<Found | undefined> {
     const local = this.#local;
     const held = local?.get(id, this.#options.clock());
     if (held) {
       this.#options.observer.read(id, true);
-      return held;
+      return { value: held, until: null };
     }
     const stamp = local?.stamp() ?? 0;
     let found: Found | undefined;
-    if (this.#options.batching) found = await this.#readsAndWrites.load({ read: id });
+    if (this.#options.batching) found = await this.#readsAndWrites.load({ read: id, text });
     else if (this.#exec.pipelining) found = (await this.#readPipelined([id])).get(id);
     else found = foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [[id], this.#now()])).get(id);
-    if (found) local?.keep(id, found.value, found.until, stamp, this.#options.clock());
+    if (found && local) {
+      const bytes = bytesOfFound(found);
+      local.keep(id, bytes, found.until, stamp, this.#options.clock());
+      found = { value: bytes, until: found.until };
+    }
     this.#options.observer.read(id, found !== undefined);
-    return found?.value;
+    return found;
   }
 
   /** The live values among `ids` (one round trip, sliding rows extended), by id. */
@@ -207,9 +239,10 @@ export class Rows {
         ? await this.#readPipelined(missing)
         : foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [missing, this.#now()]));
       const after = this.#options.clock();
-      for (const [id, { value, until }] of found) {
+      for (const [id, hit] of found) {
+        const value = bytesOfFound(hit);
         values.set(id, value);
-        local?.keep(id, value, until, stamp, after);
+        local?.keep(id, value, hit.until, stamp, after);
       }
     }
     for (const id of unique) this.#options.observer.read(id, values.has(id));
@@ -285,21 +318,21 @@ export class Rows {
   }
 
   async #readWriteBatch(items: ReadOrWrite[]): Promise<Array<Found | undefined | Error>> {
-    const ids: string[] = [];
+    const bytes = new Set<string>();
+    const texts = new Set<string>();
     const writes = new Map<string, RowWrite>();
     for (const item of items) {
-      if ('read' in item) ids.push(item.read);
+      if ('read' in item) (item.text ? texts : bytes).add(item.read);
       else writes.set(item.write.id, item.write); // a later duplicate wins
     }
-    const unique = [...new Set(ids)];
-    const { found, readError, writeError } = await this.#readAndWrite(unique, [...writes.values()]);
+    const { found, readError, writeError } = await this.#readAndWrite([...bytes], [...texts], [...writes.values()]);
     // A caller asking twice for one key in a tick gets its own copy: Buffers are mutable.
     const handedOut = new Set<string>();
     return items.map((item) => {
       if (!('read' in item)) return writeError;
       if (readError) return readError;
       const hit = found.get(item.read);
-      if (hit === undefined || !handedOut.has(item.read)) {
+      if (hit === undefined || !('value' in hit) || !handedOut.has(item.read)) {
         handedOut.add(item.read);
         return hit;
       }
@@ -309,22 +342,31 @@ export class Rows {
 
   /**
    * One tick's reads and writes in one round trip; the reads see the table as it was before the
-   * writes (as if the tick's gets ran just before its sets). Pipelined, reads and writes fail apart.
+   * writes (as if the tick's gets ran just before its sets). Pipelined, reads and writes fail apart,
+   * and text reads come in `escape` form. A key read both ways is answered once, as bytes.
    */
   async #readAndWrite(
-    ids: string[],
+    byteIds: string[],
+    textIds: string[],
     writes: RowWrite[],
   ): Promise<{ found: Map<string, Found>; readError?: Error; writeError?: Error }> {
     const now = this.#now();
+    const asBytes = new Set(byteIds);
+    const asText = textIds.filter((id) => !asBytes.has(id));
+    const ids = [...asBytes, ...asText];
     if (this.#exec.pipelining) {
-      const reads = ids.length > 0 ? [{ statement: this.#sql.slideMany, values: [ids, now] }, { statement: this.#sql.selectMany, values: [ids, now] }] : [];
+      const selects = [
+        ...(asBytes.size > 0 ? [{ statement: this.#sql.selectMany, values: [[...asBytes], now] }] : []),
+        ...(asText.length > 0 ? [{ statement: this.#sql.selectManyText, values: [asText, now] }] : []),
+      ];
+      const reads = ids.length > 0 ? [{ statement: this.#sql.slideMany, values: [ids, now] }, ...selects] : [];
       const upsert = writes.length > 0 ? [{ statement: this.#sql.upsertRows, values: this.#rowArrays(writes) }] : [];
       const results = await this.#exec.pipeline([...reads, ...upsert]);
-      const [slid, selected] = reads.length > 0 ? results : [];
+      const readResults = results.slice(0, reads.length);
       const written = upsert.length > 0 ? results[results.length - 1] : undefined;
-      const readError = slid instanceof Error ? slid : selected instanceof Error ? selected : undefined;
+      const readError = readResults.find((result): result is QueryError => result instanceof QueryError);
       return {
-        found: selected && !(selected instanceof Error) ? foundById(selected as BytesRow[]) : new Map(),
+        found: readError ? new Map() : foundById(readResults.slice(1).flat() as Array<BytesRow | EscapedRow>),
         ...(readError ? { readError } : {}),
         ...(written instanceof Error ? { writeError: written } : {}),
       };
@@ -338,7 +380,7 @@ export class Rows {
 
   /** The live rows among `ids`, sliding rows extended: two statements, one round trip. */
   async #readPipelined(ids: string[]): Promise<Map<string, Found>> {
-    const { found, readError } = await this.#readAndWrite(ids, []);
+    const { found, readError } = await this.#readAndWrite(ids, [], []);
     if (readError) throw readError;
     return found;
   }

@@ -73,6 +73,31 @@ describe('auto-batching of concurrent single-key calls', () => {
     }
   });
 
+  it('reads text (Keyv) in escape form and bytes in base64, exact for every byte value, in one tick or apart', async () => {
+    const store = fx.make();
+    const values: Record<string, Buffer> = {
+      ascii: Buffer.from('{"value":"plain ascii"}'),
+      backslashes: Buffer.from(JSON.stringify({ value: 'say "hi"\n\\ C:\\path' })),
+      unicode: Buffer.from(JSON.stringify({ value: 'café, 東京, 🚀' })),
+      everyByte: Buffer.from(Array.from({ length: 512 }, (_, i) => i % 256)),
+      nul: Buffer.from([0, 0x5c, 0x30, 0x30, 0x30, 0]), // NUL, then a backslash followed by digits
+      empty: Buffer.alloc(0),
+    };
+    await store.ext.setMany(values, { absoluteExpirationRelative: '1h' });
+    const names = Object.keys(values);
+    // Same tick: both kinds of read of every key share one pipeline.
+    const [texts, bytes] = await Promise.all([
+      Promise.all(names.map((name) => store.get(name))),
+      Promise.all(names.map((name) => store.ext.get(name))),
+    ]);
+    const textsAlone = await Promise.all(names.map((name) => store.get(name)));
+    names.forEach((name, i) => {
+      expect(texts[i], name).to.equal(values[name]!.toString('utf8'));
+      expect(textsAlone[i], name).to.equal(values[name]!.toString('utf8'));
+      expect(bytes[i]!.equals(values[name]!), name).to.equal(true);
+    });
+  });
+
   it('hands a key read twice in one tick to each caller as its own Buffer', async () => {
     const store = fx.make();
     await store.ext.set('dup', 'same');
