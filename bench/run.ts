@@ -19,7 +19,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startTestDatabase } from '../src/testing/index.js';
-import { type BenchOps, type Target, targets } from './targets.js';
+import { BENCH_TABLES, type BenchOps, type Target, targets } from './targets.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -173,9 +173,10 @@ function median(runs: Result[]): Result {
 }
 
 /** Every scenario on every target, round after round; then the stampede once per target. */
-async function runAll(opened: Opened[]): Promise<Result[]> {
+async function runAll(opened: Opened[], beforeRound: () => Promise<void>): Promise<Result[]> {
   const runs = new Map<string, Result[]>();
   for (let round = 1; round <= ROUNDS; round++) {
+    await beforeRound();
     for (const scenario of scenarios) {
       for (const { target, ops } of opened) {
         await drive(ops, scenario.op, WARMUP);
@@ -251,7 +252,12 @@ async function main() {
   const client = new pg.Client(database.url);
   await client.connect();
   const version = (await client.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
-  await client.end();
+  // Fresh tables each run, vacuumed before each round: every target meets the same table state.
+  // (Without this, dead rows of earlier runs pile up where autovacuum is off, as on this machine.)
+  for (const table of BENCH_TABLES) await client.query(`DROP TABLE IF EXISTS public.${table}, public.${table}_locks`);
+  const vacuum = async () => {
+    for (const table of BENCH_TABLES) await client.query(`VACUUM public.${table}`).catch(() => {}); // absent: target skipped
+  };
   console.log(`PostgreSQL ${version} (${database.source}), Node ${process.version}, ${os.cpus().length} cores, ${os.cpus()[0]?.model}`);
   console.log(
     `${KEYS} keys, 1 KiB values, ${WORKERS} workers, ${fmt(OPS)} operations per scenario after ${fmt(WARMUP)} warm-up, ` +
@@ -272,7 +278,7 @@ async function main() {
     const chosen = targets(database.url, args.redis!).filter((target) => !args.only || target.name.includes(args.only));
     const opened = await openAll(chosen, skipped);
     try {
-      all.push(...(await runAll(opened)));
+      all.push(...(await runAll(opened, vacuum)));
     } finally {
       for (const { ops } of opened) {
         await ops.clear().catch(() => {});
@@ -293,6 +299,7 @@ async function main() {
     writeFileSync(file, JSON.stringify({ rounds: ROUNDS, postgres: version, source: database.source, node: process.version, cores: os.cpus().length, results: all, skipped, memory: mem }, null, 2));
     console.log(`\nWritten to ${file.pathname}`);
   } finally {
+    await client.end();
     await database.stop();
   }
 }

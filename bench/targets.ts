@@ -103,6 +103,9 @@ function extTarget(url: string): Target {
   };
 }
 
+/** Every table the targets write, so a run can start them fresh and vacuum them between rounds. */
+export const BENCH_TABLES = ['bench_unlogged', 'bench_logged', 'bench_pool1', 'bench_local', 'bench_ext', 'bench_keyv_postgres'];
+
 export function targets(pgUrl: string, redisUrl: string): Target[] {
   return [
     pgStoreTarget('PgStore/Keyv unlogged pool 10', pgUrl, { poolMax: 10, table: 'bench_unlogged' }),
