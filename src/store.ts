@@ -113,7 +113,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async get<Value = string>(key: string): Promise<Value | undefined> {
     try {
       validateKey(key);
-      await this.#prepare('get');
+      if (!this.#usable()) await this.#prepare('get');
       return (await this.#rows.getText(key)) as Value | undefined;
     } catch (error) {
       this.#report(error);
@@ -140,7 +140,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     const bytes = toBytes(value);
     const now = this.#options.clock();
     const expires = expiry(ttl, now);
-    await this.#prepare('set');
+    if (!this.#usable()) await this.#prepare('set');
     await this.#rows.set({ id: key, value: bytes, expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null });
     return true;
   }
@@ -284,6 +284,11 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
 
   #now(): string {
     return new Date(this.#options.clock()).toISOString();
+  }
+
+  /** Ready and open: the hot paths skip awaiting {@link PgStore.#prepare} (an await costs a turn of the microtask queue). */
+  #usable(): boolean {
+    return this.#isReady && !this.#closed;
   }
 
   /** First call: ensure the table (memoised per pool and table), then start the scan. Later calls: a flag check. */
