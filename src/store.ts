@@ -92,7 +92,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
       observer: this.#observer,
       sql: this.#sql,
       options: this.#options,
-      prepare: (operation) => this.#prepare(operation),
+      prepare: (operation) => (this.#usable() ? undefined : this.#prepare(operation)),
     });
   }
 

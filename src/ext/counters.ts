@@ -33,7 +33,8 @@ export async function increment(
   if (ttl !== undefined && ttl <= 0) throw new InvalidValueError('ttl of a counter must be greater than zero.');
   const tags = resolveTags(options?.tags, 'tags', true);
   const absolute = ttl === undefined ? null : new Date(now + ttl).toISOString();
-  await context.prepare('incr');
+  const preparing = context.prepare('incr');
+  if (preparing) await preparing;
   let value: bigint;
   try {
     value = await context.rows.incr(key, delta, { expires: absolute ?? 'infinity', absolute, tags });

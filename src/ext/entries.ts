@@ -28,7 +28,8 @@ interface InfoRow {
 
 export async function getEntry(context: StoreContext, key: string): Promise<Buffer | undefined> {
   validateKey(key);
-  await context.prepare('ext.get');
+  const preparing = context.prepare('ext.get');
+  if (preparing) await preparing;
   return context.rows.get(key);
 }
 
@@ -36,7 +37,8 @@ export async function setEntry(context: StoreContext, key: string, value: EntryV
   validateKey(key);
   const bytes = toBytes(value);
   const row = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
-  await context.prepare('ext.set');
+  const preparing = context.prepare('ext.set');
+  if (preparing) await preparing;
   await context.rows.set({ id: key, value: bytes, ...row });
 }
 
