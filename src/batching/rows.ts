@@ -251,11 +251,14 @@ export class Rows {
 
   /** Upserts one row (all columns replaced). */
   async set(row: RowWrite): Promise<void> {
+    // Batched and pipelined, the other stores are told in the write's own pipeline (#readAndWrite).
+    const announced = this.#options.batching && this.#exec.pipelining;
     try {
       if (this.#options.batching) await this.#readsAndWrites.load({ write: row });
       else await this.#writeRows([row]);
     } finally {
-      this.written([row.id]);
+      if (announced) this.#local?.invalidate([row.id]);
+      else this.written([row.id]);
     }
   }
 
@@ -361,9 +364,16 @@ export class Rows {
       ];
       const reads = ids.length > 0 ? [{ statement: this.#sql.slideMany, values: [ids, now] }, ...selects] : [];
       const upsert = writes.length > 0 ? [{ statement: this.#sql.upsertRows, values: this.#rowArrays(writes) }] : [];
-      const results = await this.#exec.pipeline([...reads, ...upsert]);
+      // With the local tier, the other stores hear of the writes in the same round trip, right after them.
+      const notice =
+        this.#local && writes.length > 0
+          ? [{ statement: this.#sql.notify, values: [this.#sql.channel, encodeInvalidation(this.#sender, writes.map((row) => row.id))] }]
+          : [];
+      const results = await this.#exec.pipeline([...reads, ...upsert, ...notice]);
       const readResults = results.slice(0, reads.length);
-      const written = upsert.length > 0 ? results[results.length - 1] : undefined;
+      const written = upsert.length > 0 ? results[reads.length] : undefined;
+      const noticed = notice.length > 0 ? results[results.length - 1] : undefined;
+      if (noticed instanceof Error) this.#options.observer.error(noticed);
       const readError = readResults.find((result): result is QueryError => result instanceof QueryError);
       return {
         found: readError ? new Map() : foundById(readResults.slice(1).flat() as Array<BytesRow | EscapedRow>),
