@@ -7,8 +7,8 @@
  * the same PostgreSQL (and the local Redis), and is reported with ratios to @keyv/postgres and
  * @keyv/redis. Results are also written to bench/results/<time>.json.
  *
- * Rounds: every target runs every scenario once per round, round after round, and each figure is the
- * median over the rounds. This machine's speed drifts by tens of percent within a minute; measured
+ * Rounds: every target runs every scenario once per round, round after round (each round starting
+ * with another target), and each figure is the median over the rounds. This machine's speed drifts by tens of percent within a minute; measured
  * one target after another only once, a ratio says as much about the moment as about the target.
  */
 import { execFile } from 'node:child_process';
@@ -177,8 +177,12 @@ async function runAll(opened: Opened[], beforeRound: () => Promise<void>): Promi
   const runs = new Map<string, Result[]>();
   for (let round = 1; round <= ROUNDS; round++) {
     await beforeRound();
+    // Each round starts with another target: the one measured right after the vacuum (or after the
+    // previous scenario's last target) measured lower, whichever it was; the median leaves that round out.
+    const shift = (round - 1) % Math.max(1, opened.length);
+    const order = [...opened.slice(shift), ...opened.slice(0, shift)];
     for (const scenario of scenarios) {
-      for (const { target, ops } of opened) {
+      for (const { target, ops } of order) {
         await drive(ops, scenario.op, WARMUP);
         const measured = await drive(ops, scenario.op, OPS);
         const note = scenario.name.startsWith('counter') && !target.atomicIncr ? 'get-then-set, not atomic' : undefined;
