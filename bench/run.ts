@@ -8,8 +8,9 @@
  * @keyv/redis. Results are also written to bench/results/<time>.json.
  *
  * Rounds: every target runs every scenario once per round, round after round (each round starting
- * with another target), and each figure is the median over the rounds. This machine's speed drifts by tens of percent within a minute; measured
- * one target after another only once, a ratio says as much about the moment as about the target.
+ * with another target), and each figure is the median over the rounds. This machine's speed drifts
+ * by tens of percent within a minute; measured one target after another only once, a ratio says as
+ * much about the moment as about the target.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
