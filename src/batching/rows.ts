@@ -159,8 +159,9 @@ export class Rows {
   }
 
   /**
-   * Call after any write to rows of the table that did not go through this class (bulk deletes,
-   * getOrSet's transaction): drops them from the in-process tier here and in other stores.
+   * Drops written rows from the in-process tier here and tells the other stores (one NOTIFY per tick).
+   * Called after this class's own writes that do not announce themselves in their pipeline, and by
+   * writes that bypass it (bulk deletes, getOrSet's transaction).
    */
   written(ids: readonly string[] | 'all'): void {
     const local = this.#local;
