@@ -68,26 +68,92 @@ export class SchemaError extends CachePostgresError {
 /** The store was used after `disconnect()`. */
 export class StoreClosedError extends CachePostgresError {
   static readonly code = 'E_STORE_CLOSED';
-  constructor(operation: string) {
-    super(StoreClosedError.code, `Cannot call ${operation}() on a PgStore after disconnect().`);
+  /** @param detail replaces the default message's reason (e.g. for calls cut short by disconnect()) */
+  constructor(operation: string, detail?: string) {
+    super(StoreClosedError.code, detail ? `${operation}: ${detail}` : `Cannot call ${operation}() on a PgStore after disconnect().`);
   }
 }
 
 /** A statement failed in PostgreSQL or on the way to it. The `pg` error is the `cause`. */
 export class QueryError extends CachePostgresError {
-  static readonly code = 'E_QUERY_FAILED';
+  static readonly code: string = 'E_QUERY_FAILED';
   /** The name of the statement that failed, e.g. `get`. */
   readonly statement: string;
   /** The SQLSTATE reported by PostgreSQL (e.g. `42P01`), or a Node error code such as `ECONNREFUSED`. */
   readonly sqlState: string | undefined;
 
-  constructor(statement: string, table: string, cause: unknown) {
-    const reason = cause instanceof Error ? cause.message : String(cause);
-    super(QueryError.code, `Statement "${statement}" on ${table} failed: ${reason}`, { cause });
+  constructor(statement: string, table: string, cause: unknown, code = QueryError.code, detail?: string) {
+    const reason = detail ?? (cause instanceof Error ? cause.message : String(cause));
+    super(code, `Statement "${statement}" on ${table} failed: ${reason}`, { cause });
     this.statement = statement;
-    const code = (cause as { code?: unknown } | null)?.code;
-    this.sqlState = typeof code === 'string' ? code : undefined;
+    const causeCode = (cause as { code?: unknown } | null)?.code;
+    this.sqlState = typeof causeCode === 'string' ? causeCode : undefined;
   }
+
+  /**
+   * True when running the same call again may succeed: the connection was lost or refused, the
+   * statement ran out of time, or PostgreSQL chose it as a deadlock or serialization victim.
+   */
+  get retryable(): boolean {
+    return this.sqlState === '40P01' || this.sqlState === '40001';
+  }
+}
+
+/**
+ * No connection, or it was lost: refused, reset, terminated by the server (shutdown, restart,
+ * `pg_terminate_backend`), not established within `connectTimeout`, or no pooled connection free
+ * within it. The call may not have run, or may have run without its answer arriving: retry only
+ * what is safe to repeat (every cache write of this library is).
+ */
+export class ConnectionError extends QueryError {
+  static override readonly code = 'E_CONNECTION';
+  constructor(statement: string, table: string, cause: unknown, detail?: string) {
+    super(statement, table, cause, ConnectionError.code, detail);
+  }
+
+  override get retryable(): boolean {
+    return true;
+  }
+}
+
+/**
+ * A statement ran longer than `statementTimeout`: PostgreSQL cancelled it (nothing it would have
+ * written was written), or the server did not answer at all and the connection was closed.
+ */
+export class StatementTimeoutError extends QueryError {
+  static override readonly code = 'E_STATEMENT_TIMEOUT';
+  constructor(statement: string, table: string, cause: unknown, detail?: string) {
+    super(statement, table, cause, StatementTimeoutError.code, detail);
+  }
+
+  override get retryable(): boolean {
+    return true;
+  }
+}
+
+/** SQLSTATEs of a connection the server ended or refused (admin shutdown, crash, startup, class 08). */
+const CONNECTION_STATES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', '08P01']);
+/** Node's codes for a socket that failed. */
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN',
+  'ENOTFOUND', 'EAI_AGAIN', 'ENOENT',
+]);
+/** node-postgres' words for a connection that went away without a code. */
+const LOST = /Connection terminated|not queryable|timeout exceeded when trying to connect|timeout expired|Connection ended|socket hang up/i;
+
+/**
+ * The typed error for a failure of `statement`: a {@link ConnectionError} for a lost or refused
+ * connection, a {@link StatementTimeoutError} for a statement PostgreSQL cancelled for its time, else
+ * a {@link QueryError}. A CachePostgresError passes through unchanged.
+ */
+export function queryError(statement: string, table: string, cause: unknown): CachePostgresError {
+  if (cause instanceof CachePostgresError) return cause;
+  const code = (cause as { code?: unknown } | null)?.code;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  if (typeof code === 'string' && (CONNECTION_STATES.has(code) || SOCKET_CODES.has(code))) return new ConnectionError(statement, table, cause);
+  if (code === '57014' && /statement timeout/.test(message)) return new StatementTimeoutError(statement, table, cause);
+  if (code === undefined && LOST.test(message)) return new ConnectionError(statement, table, cause);
+  return new QueryError(statement, table, cause);
 }
 
 /** `incr`/`decr` met an entry whose value is not a decimal integer; the entry was left unchanged. */
@@ -167,6 +233,8 @@ export const errors = {
   E_SCHEMA: SchemaError,
   E_STORE_CLOSED: StoreClosedError,
   E_QUERY_FAILED: QueryError,
+  E_CONNECTION: ConnectionError,
+  E_STATEMENT_TIMEOUT: StatementTimeoutError,
   E_NOT_A_COUNTER: NotACounterError,
   E_COUNTER_OVERFLOW: CounterOverflowError,
   E_LOCK_TIMEOUT: LockTimeoutError,

@@ -1,11 +1,20 @@
 import pg from 'pg';
-import { QueryError } from './errors.js';
+import { Connections, type Lease, NO_ANSWER_GRACE_MS } from './connections.js';
+import { ConnectionError, queryError, type QueryError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { Statement } from './sql.js';
 
 /** deadlock_detected and serialization_failure: the statement was rolled back and may simply run again. */
 const RETRYABLE = new Set(['40P01', '40001']);
 const MAX_ATTEMPTS = 3;
+
+/**
+ * A batch (or pipeline) that has not answered after this long is late: later batches stop waiting
+ * behind it and go ahead on other connections (Batcher's `lateAfterMs`, and the executor's lanes).
+ * Far above a batch's usual time (well under 5 ms on loopback), so under normal load nothing changes;
+ * one row lock held elsewhere delays calls on other keys by about this much, not by the lock's time.
+ */
+export const LATE_AFTER_MS = 30;
 
 /** `application_name` of the connection {@link Executor.listen} opens, so it can be told apart. */
 export const LISTENER_NAME = 'cache-postgres listener';
@@ -26,12 +35,21 @@ export interface PipelinePart {
   readonly values: unknown[];
 }
 
-/** Runs statements inside an open transaction; see {@link Executor.transaction}. */
-export type TransactionQuery = <R extends object = Record<string, unknown>>(statement: Statement | string, values?: unknown[]) => Promise<R[]>;
+/**
+ * Runs statements inside an open transaction; see {@link Executor.transaction}. `timeoutMs` replaces
+ * the statement's time limit on the client side (Infinity: none), for a wait bounded otherwise.
+ */
+export type TransactionQuery = <R extends object = Record<string, unknown>>(
+  statement: Statement | string,
+  values?: unknown[],
+  timeoutMs?: number,
+) => Promise<R[]>;
 
 /**
- * The only module that talks to `pg`: it owns or borrows the pool, runs named statements, maps
- * failures to {@link QueryError} and counts round trips (so "a get is one round trip" is checkable).
+ * The only module that talks to `pg`: it owns or borrows the pool, runs named statements, types
+ * failures ({@link queryError}) and counts round trips (so "a get is one round trip" is checkable).
+ * Every connection it uses is checked out through {@link Connections}: bounded waits, an error
+ * listener while checked out, a watchdog per statement, and a close that settles every call.
  */
 export class Executor {
   readonly #pool: pg.Pool;
@@ -39,7 +57,10 @@ export class Executor {
   readonly #table: string;
   readonly #prepare: boolean;
   readonly #pipelining: boolean;
-  readonly #lane: Lane;
+  readonly #connections: Connections;
+  readonly #lanes: Lanes;
+  /** Client-side limit of one statement's answer (ms; Infinity: none). */
+  readonly #answerMs: number;
   /** Settings for a connection of its own (LISTEN needs a session, not a pooled connection). */
   readonly #sessionConfig: pg.ClientConfig;
   #roundTrips = 0;
@@ -52,27 +73,37 @@ export class Executor {
   constructor(options: ResolvedOptions, table: string, onPoolError: (error: Error) => void) {
     this.#table = table;
     this.#prepare = options.preparedStatements;
+    const statementMs = options.statementTimeoutMs;
     if (options.pool) {
       this.#pool = options.pool;
       this.#owned = false;
     } else {
       this.#pool = new pg.Pool({
+        // A cache must not keep a process alive, nor hang on a dead peer.
+        allowExitOnIdle: true,
+        keepAlive: true,
+        connectionTimeoutMillis: options.connectTimeoutMs,
+        // Enforced by PostgreSQL: a statement past its time is cancelled and writes nothing. Not sent
+        // with preparedStatements off, the PgBouncer setting: PgBouncer refuses unknown startup parameters.
+        ...(statementMs > 0 && options.preparedStatements ? { statement_timeout: statementMs } : {}),
         ...options.poolConfig,
         connectionString: options.connectionString,
         max: options.poolMax,
         ...(options.pipelining && options.preparedStatements ? { pipeline: true } : {}),
       });
       this.#owned = true;
-      this.#pool.on('error', onPoolError);
+      this.#pool.on('error', (error) => onPoolError(new ConnectionError('idle connection', table, error)));
     }
     // node-postgres pipelines only on clients created with `pipeline: true`; a borrowed pool says so in
     // its options. Pipelines and unnamed statements are both what a pooler without prepared-statement
     // support mishandles, so one setting turns both off.
     this.#pipelining = options.pipelining && options.preparedStatements && this.#pool.options?.pipeline === true;
-    this.#lane = new Lane(this.#pool);
+    this.#answerMs = statementMs > 0 ? statementMs + NO_ANSWER_GRACE_MS : Number.POSITIVE_INFINITY;
+    this.#connections = new Connections(this.#pool, table, options.connectTimeoutMs);
+    this.#lanes = new Lanes(this.#pool, this.#connections, this.#answerMs);
     this.#sessionConfig = options.pool
       ? { ...this.#pool.options }
-      : { ...options.poolConfig, connectionString: options.connectionString };
+      : { keepAlive: true, connectionTimeoutMillis: options.connectTimeoutMs, ...options.poolConfig, connectionString: options.connectionString };
   }
 
   /** Statements sent since the store was created (each is one round trip). */
@@ -85,6 +116,11 @@ export class Executor {
     return this.#owned;
   }
 
+  /** The client-side limit of one statement's answer, in ms (Infinity: none); see `statementTimeout`. */
+  get answerTimeoutMs(): number {
+    return this.#answerMs;
+  }
+
   /**
    * Runs one named statement on any pooled connection and returns its rows.
    * A statement chosen as a deadlock victim is retried: a single statement outside a transaction was
@@ -94,13 +130,18 @@ export class Executor {
   async query<R extends object = Record<string, unknown>>(statement: Statement, values: unknown[]): Promise<R[]> {
     for (let attempt = 1; ; attempt++) {
       this.#roundTrips++;
+      const lease = await this.#connections.acquire(statement.label);
+      let failed: unknown;
       try {
-        const result = await this.#pool.query<R>(queryConfig(statement, values, this.#prepare));
+        const result = await lease.watch(this.#answerMs, lease.client.query<R>(queryConfig(statement, values, this.#prepare)));
         return result.rows;
       } catch (error) {
-        if (attempt < MAX_ATTEMPTS && RETRYABLE.has((error as { code?: string }).code ?? '')) continue;
-        throw new QueryError(statement.label, this.#table, error);
+        failed = error;
+      } finally {
+        lease.release(failed);
       }
+      if (attempt < MAX_ATTEMPTS && RETRYABLE.has((failed as { code?: string }).code ?? '')) continue;
+      throw lease.failure(statement.label, failed);
     }
   }
 
@@ -111,19 +152,20 @@ export class Executor {
 
   /**
    * Sends every part back to back, in order, in one round trip (requires {@link Executor.pipelining}).
-   * Pipelines issued while others are in flight join them on the same connection (see {@link Lane}).
+   * Pipelines issued while others are in flight join them on the same connection (see {@link Lanes}).
    * Each part runs in its own implicit transaction and settles on its own: a failed part does not fail
    * the others, and a retryable failure (deadlock) runs again alone.
-   * @returns each part's rows, or the QueryError that part ended with
+   * @returns each part's rows, or the typed error that part ended with
    */
   async pipeline(parts: readonly PipelinePart[]): Promise<Array<unknown[] | QueryError>> {
     this.#roundTrips++;
-    const settled = await this.#lane.run(parts.map((part) => queryConfig(part.statement, part.values, true)));
+    const labels = parts.map((part) => part.statement.label);
+    const settled = await this.#lanes.run(labels, parts.map((part) => queryConfig(part.statement, part.values, true)));
     return Promise.all(
       settled.map(async (outcome, i) => {
-        if (outcome.status === 'fulfilled') return outcome.value;
+        if (!(outcome instanceof Error)) return outcome;
         const part = parts[i]!;
-        if (!RETRYABLE.has((outcome.reason as { code?: string }).code ?? '')) return new QueryError(part.statement.label, this.#table, outcome.reason);
+        if (!RETRYABLE.has((outcome as QueryError).sqlState ?? '')) return outcome as QueryError;
         try {
           return await this.query(part.statement, part.values);
         } catch (error) {
@@ -139,21 +181,16 @@ export class Executor {
    */
   async transaction<T>(fn: (query: TransactionQuery) => Promise<T>): Promise<T> {
     this.#roundTrips++;
-    let client: pg.PoolClient;
-    try {
-      client = await this.#pool.connect();
-    } catch (error) {
-      throw new QueryError('connect', this.#table, error);
-    }
-    const query: TransactionQuery = async <R extends object>(statement: Statement | string, values: unknown[] = []) => {
+    const lease = await this.#connections.acquire('BEGIN');
+    const query: TransactionQuery = async <R extends object>(statement: Statement | string, values: unknown[] = [], timeoutMs = this.#answerMs) => {
       this.#roundTrips++;
       try {
-        return (await client.query<R>(queryConfig(statement, values, this.#prepare))).rows;
+        return (await lease.watch(timeoutMs, lease.client.query<R>(queryConfig(statement, values, this.#prepare)))).rows;
       } catch (error) {
-        throw new QueryError(typeof statement === 'string' ? statement.split(/\s/, 3).join(' ') : statement.label, this.#table, error);
+        throw lease.failure(typeof statement === 'string' ? statement.split(/\s/, 3).join(' ') : statement.label, error);
       }
     };
-    let broken: Error | undefined;
+    let broken: unknown;
     try {
       await query('BEGIN');
       const result = await fn(query);
@@ -161,20 +198,20 @@ export class Executor {
       return result;
     } catch (error) {
       try {
-        await client.query('ROLLBACK');
+        await lease.watch(this.#answerMs, lease.client.query('ROLLBACK'));
       } catch (rollbackError) {
-        broken = rollbackError as Error;
+        broken = rollbackError;
       }
       throw error;
     } finally {
-      client.release(broken);
+      lease.release(broken);
     }
   }
 
   /**
    * LISTENs on `channel` on a connection of its own, reconnecting (with backoff, on an unref'd timer)
    * until stopped. `state(true)` once listening, `state(false)` when the connection is lost: whatever
-   * was said on the channel meanwhile is lost too.
+   * was said on the channel meanwhile is lost too. The connection does not keep the process alive.
    */
   listen(channel: string, handlers: ListenHandlers): { stop(): Promise<void> } {
     let client: pg.Client | undefined;
@@ -187,7 +224,7 @@ export class Executor {
       gone.removeAllListeners('notification');
       gone.end().catch(() => {});
       handlers.state(false);
-      if (error) handlers.error(new QueryError(`LISTEN ${channel}`, this.#table, error));
+      if (error) handlers.error(queryError(`LISTEN ${channel}`, this.#table, error));
       if (stopped) return;
       timer = setTimeout(connect, delay);
       timer.unref();
@@ -201,6 +238,8 @@ export class Executor {
       attempt.on('error', (error) => lost(attempt, error));
       attempt.on('end', () => lost(attempt));
       attempt.on('notification', (message) => handlers.message(message.payload ?? ''));
+      // A listener alone must not keep Node running: a process that never calls disconnect() still exits.
+      (attempt as unknown as { unref?: () => void }).unref?.();
       attempt
         .connect()
         .then(() => attempt.query(`LISTEN ${pg.escapeIdentifier(channel)}`))
@@ -231,9 +270,18 @@ export class Executor {
     return this.#pool;
   }
 
-  /** Ends the pool if the store created it; a borrowed pool is left to its owner. */
+  /**
+   * Settles every call: callers waiting for a connection are refused, work in progress gets a few
+   * seconds ({@link Connections.close}), then the pool is ended if the store created it (a borrowed
+   * pool is left to its owner).
+   */
   async end(): Promise<void> {
-    if (this.#owned && !this.#pool.ended) await this.#pool.end();
+    await this.#connections.close();
+    if (!this.#owned || this.#pool.ended) return;
+    // pool.end() waits for every client; a connection that never comes back must not hang disconnect().
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#pool.end().catch(() => {}), new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
+    clearTimeout(timer);
   }
 }
 
@@ -243,47 +291,94 @@ function queryConfig(statement: Statement | string, values: unknown[], prepare: 
   return prepare && statement.prepared ? { name: statement.name, text: statement.text, values } : { text: statement.text, values };
 }
 
-/**
- * The connection that pipelines share: the first pipeline checks one out, pipelines issued while any
- * is in flight are written behind it on the same connection, and the last one to finish returns it.
- * So two batches in flight overlap (PostgreSQL runs one while Node handles the other's rows) on a
- * single backend, in the order they were issued: never two backends competing for the cores, never a
- * later batch overtaking an earlier one. When other work waits for a pooled connection, new
- * pipelines wait for the lane to drain and queue behind it, so a pool of one is never monopolized.
- */
-class Lane {
-  readonly #pool: pg.Pool;
-  #held: Promise<pg.PoolClient> | undefined;
-  #connected = false;
-  #inFlight = 0;
-  #broken: Error | undefined;
-  #drained: Array<() => void> = [];
+/** A pipeline's outcome: each part's rows or its typed error. */
+type Settled = Array<unknown[] | QueryError>;
 
-  constructor(pool: pg.Pool) {
+/**
+ * The connections pipelines share. The first pipeline checks one out (a lane); pipelines issued
+ * while any is in flight are written behind it on the same connection, and the last one to finish
+ * returns it. So two batches in flight overlap (PostgreSQL runs one while Node handles the other's
+ * rows) on a single backend, in the order they were issued. Two exceptions:
+ * - when other work waits for a pooled connection, new pipelines wait for the lane to drain and
+ *   queue behind that work, so a pool of one is never monopolized;
+ * - when the lane's oldest pipeline is late ({@link LATE_AFTER_MS}: a row lock, a slow statement),
+ *   new pipelines open another lane on another connection instead of queueing behind it; the late
+ *   lane returns its connection once its own pipelines finish.
+ */
+class Lanes {
+  readonly #pool: pg.Pool;
+  readonly #connections: Connections;
+  readonly #answerMs: number;
+  #current: Lane | undefined;
+
+  constructor(pool: pg.Pool, connections: Connections, answerMs: number) {
     this.#pool = pool;
+    this.#connections = connections;
+    this.#answerMs = answerMs;
   }
 
-  async run(configs: pg.QueryConfig[]): Promise<Array<PromiseSettledResult<unknown[]>>> {
+  async run(labels: string[], configs: pg.QueryConfig[]): Promise<Settled> {
+    let lane = this.#current;
+    if (lane?.late()) lane = undefined;
     // Only once connected: until then the pool's waiting count includes the lane's own checkout.
-    while (this.#connected && this.#pool.waitingCount > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
-    let held = this.#held;
-    if (!held) {
-      held = this.#held = this.#pool.connect();
-      held.then(
-        () => {
-          if (this.#held === held) this.#connected = true;
-        },
-        () => {},
-      );
+    while (lane?.connected && this.#pool.waitingCount > 0) {
+      await lane.drained();
+      lane = this.#current;
+      if (lane?.late()) lane = undefined;
     }
-    this.#inFlight++;
-    let client: pg.PoolClient;
+    if (!lane) {
+      const fresh = new Lane(this.#connections.acquire(labels[0] ?? 'pipeline'), this.#answerMs, () => {
+        if (this.#current === fresh) this.#current = undefined;
+      });
+      lane = this.#current = fresh;
+    }
+    return lane.run(labels, configs);
+  }
+}
+
+/** One connection's pipelines: see {@link Lanes}. */
+class Lane {
+  readonly #lease: Promise<Lease>;
+  readonly #answerMs: number;
+  readonly #onDone: () => void;
+  connected = false;
+  /** Start times of the pipelines in flight, oldest first (they finish in order). */
+  readonly #started: number[] = [];
+  #broken: unknown;
+  #done = false;
+  readonly #waiters: Array<() => void> = [];
+
+  constructor(lease: Promise<Lease>, answerMs: number, onDone: () => void) {
+    this.#lease = lease;
+    this.#answerMs = answerMs;
+    this.#onDone = onDone;
+    lease.then(
+      () => void (this.connected = true),
+      () => {},
+    );
+  }
+
+  /** True when its oldest pipeline has been out longer than {@link LATE_AFTER_MS}. */
+  late(): boolean {
+    const oldest = this.#started[0];
+    return oldest !== undefined && performance.now() - oldest > LATE_AFTER_MS;
+  }
+
+  /** Resolves when this lane has returned its connection. */
+  drained(): Promise<void> {
+    return this.#done ? Promise.resolve() : new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  async run(labels: string[], configs: pg.QueryConfig[]): Promise<Settled> {
+    this.#started.push(performance.now());
+    let lease: Lease;
     try {
-      client = await held;
+      lease = await this.#lease;
     } catch (error) {
-      this.#settle(held, error as Error);
-      return configs.map(() => ({ status: 'rejected', reason: error }));
+      this.#finish(error);
+      return configs.map(() => error as QueryError);
     }
+    const client = lease.client;
     // One socket write for the whole pipeline, not one per statement: on loopback each write costs
     // about as much CPU as a small statement. node-postgres corks around each statement; corks nest.
     const stream = (client as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
@@ -294,21 +389,24 @@ class Lane {
     } finally {
       stream?.uncork?.();
     }
-    const settled = await Promise.allSettled(pending);
-    const failed = settled.find((outcome) => outcome.status === 'rejected');
-    this.#settle(held, failed ? (failed.reason as Error) : undefined);
+    // allSettled never rejects: a watchdog that closes the connection fails the parts, which settles it.
+    const outcomes = await lease.watch(this.#answerMs, Promise.allSettled(pending));
+    const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+    const settled = outcomes.map((outcome, i) =>
+      outcome.status === 'fulfilled' ? outcome.value : (lease.failure(labels[i] ?? 'pipeline', outcome.reason) as QueryError),
+    );
+    this.#finish(failed?.reason, lease);
     return settled;
   }
 
-  /** A pipeline finished; the last one out returns the connection (destroyed, like pool.query does, after any error). */
-  #settle(held: Promise<pg.PoolClient>, error: Error | undefined): void {
+  /** A pipeline finished; the last one out returns the connection (destroyed after any error, as pool.query does). */
+  #finish(error: unknown, lease?: Lease): void {
+    this.#started.shift();
     this.#broken ??= error;
-    if (--this.#inFlight > 0) return;
-    const broken = this.#broken;
-    this.#held = undefined;
-    this.#connected = false;
-    this.#broken = undefined;
-    held.then((client) => client.release(broken), () => {});
-    for (const wake of this.#drained.splice(0)) wake();
+    if (this.#started.length > 0) return;
+    this.#done = true;
+    this.#onDone();
+    if (lease) lease.release(this.#broken);
+    for (const wake of this.#waiters.splice(0)) wake();
   }
 }

@@ -39,6 +39,8 @@ export {
   SchemaError,
   StoreClosedError,
   QueryError,
+  ConnectionError,
+  StatementTimeoutError,
   NotACounterError,
   CounterOverflowError,
   LockTimeoutError,

@@ -21,8 +21,25 @@ export interface PgStoreOptions {
    * @default 10
    */
   poolMax?: number;
-  /** Extra `pg.PoolConfig` for the pool the store creates (ssl, timeouts, application_name, ...). */
+  /** Extra `pg.PoolConfig` for the pool the store creates (ssl, keepAlive, application_name, ...). */
   poolConfig?: Omit<pg.PoolConfig, 'connectionString' | 'max'>;
+  /**
+   * Longest wait for a connection: a free one from the pool, or a new one established (TCP, TLS and
+   * PostgreSQL's startup). Past it the call fails with a `ConnectionError` (`E_CONNECTION`), so a
+   * server that accepts connections and never answers, or a pool held by slow work, cannot hang a call.
+   * @default '5s'
+   */
+  connectTimeout?: Duration;
+  /**
+   * Longest time one statement may run. With the pool the store creates, PostgreSQL enforces it
+   * (`statement_timeout`): the statement is cancelled and writes nothing. On every pool, a statement
+   * whose answer has not arrived this long plus 2 seconds after it was sent has its connection closed
+   * (a server that stopped answering). Either way the call fails with a `StatementTimeoutError`
+   * (`E_STATEMENT_TIMEOUT`). getOrSet's wait for a key lock is bounded by its own `lockTimeout`
+   * instead. `0` turns the limit off.
+   * @default '15s'
+   */
+  statementTimeout?: Duration;
   /**
    * Schema of the cache table. A lower-case identifier (`[a-z_][a-z0-9_]*`), the only form that names
    * the same table in .NET (which folds to lower case) and Python (which quotes).
@@ -158,6 +175,9 @@ export interface ResolvedOptions {
   readonly pool: pg.Pool | undefined;
   readonly poolMax: number;
   readonly poolConfig: Readonly<Omit<pg.PoolConfig, 'connectionString' | 'max'>>;
+  readonly connectTimeoutMs: number;
+  /** 0: no limit. */
+  readonly statementTimeoutMs: number;
   readonly schema: string;
   readonly table: string;
   readonly createIfNotExists: boolean;
@@ -179,7 +199,7 @@ export interface ResolvedOptions {
 }
 
 const KNOWN = new Set<string>([
-  'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'schema', 'table', 'createIfNotExists', 'useWal',
+  'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'connectTimeout', 'statementTimeout', 'schema', 'table', 'createIfNotExists', 'useWal',
   'enableExpirationScan', 'expirationScanInterval', 'retainExpiredFor', 'deleteBatchSize', 'defaultSlidingExpiration', 'slidingWriteThreshold',
   'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'pipelining', 'localCache', 'clock',
 ]);
@@ -218,6 +238,8 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
     pool: raw.pool,
     poolMax: positiveInteger(raw, 'poolMax', 10),
     poolConfig: Object.freeze({ ...(objectOption(raw, 'poolConfig') ?? {}) }),
+    connectTimeoutMs: duration(raw, 'connectTimeout', '5s'),
+    statementTimeoutMs: duration(raw, 'statementTimeout', '15s'),
     schema: identifier(raw, 'schema', 'public'),
     table: identifier(raw, 'table', 'cache'),
     createIfNotExists: boolean(raw, 'createIfNotExists', true),
@@ -239,6 +261,7 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
   if (resolved.expirationScanIntervalMs < MIN_SCAN_INTERVAL_MS) {
     throw new InvalidOptionError('expirationScanInterval', 'must be at least 5 minutes (the .NET minimum).');
   }
+  if (resolved.connectTimeoutMs <= 0) throw new InvalidOptionError('connectTimeout', 'must be greater than zero.');
   if (resolved.defaultSlidingExpirationMs < 1000) {
     throw new InvalidOptionError('defaultSlidingExpiration', 'must be at least 1 second (the column stores whole seconds).');
   }
@@ -322,7 +345,7 @@ function positiveInteger(
 
 function duration(
   raw: PgStoreOptions,
-  name: 'expirationScanInterval' | 'defaultSlidingExpiration' | 'retainExpiredFor',
+  name: 'expirationScanInterval' | 'defaultSlidingExpiration' | 'retainExpiredFor' | 'connectTimeout' | 'statementTimeout',
   fallback: Duration,
 ): number {
   try {

@@ -1,0 +1,218 @@
+import type pg from 'pg';
+import { type CachePostgresError, ConnectionError, queryError, StatementTimeoutError, StoreClosedError } from './errors.js';
+
+/**
+ * After `statementTimeout`, how much longer a statement's answer may take before its connection is
+ * closed: PostgreSQL cancels the statement itself at `statementTimeout` (pools the store creates), and
+ * its answer needs a moment to arrive. Only a server that stopped answering reaches this.
+ */
+export const NO_ANSWER_GRACE_MS = 2000;
+
+/** How long `close()` lets calls in progress finish before it closes their connections. */
+export const DRAIN_MS = 5000;
+
+/** What `close()` gives connections it destroyed, so the pool can end without waiting for them. */
+const AFTER_DESTROY_MS = 1000;
+
+interface Waiter {
+  fail(error: CachePostgresError): void;
+}
+
+/**
+ * Every connection the store uses passes through here, so every path gets the same handling:
+ * - a bounded wait for a connection (`connectTimeout`), with a message that tells a pool held by
+ *   slow work (or by a factory calling the store) from a server that does not answer;
+ * - an `'error'` listener while the connection is checked out: a connection lost then (server
+ *   restart, `pg_terminate_backend`, reset) fails the calls on it instead of crashing the process;
+ * - a watchdog per piece of work: no answer within its time, and the connection is closed;
+ * - typed errors ({@link queryError}) that say why a connection was closed by us;
+ * - `close()`: waiting callers are refused, work in progress gets {@link DRAIN_MS}, then its
+ *   connections are closed, so every call has settled when it resolves.
+ */
+export class Connections {
+  readonly #pool: pg.Pool;
+  readonly #table: string;
+  readonly #connectTimeoutMs: number;
+  readonly #waiting = new Set<Waiter>();
+  readonly #leases = new Set<Lease>();
+  #released: (() => void) | undefined;
+  #closed = false;
+
+  constructor(pool: pg.Pool, table: string, connectTimeoutMs: number) {
+    this.#pool = pool;
+    this.#table = table;
+    this.#connectTimeoutMs = connectTimeoutMs;
+  }
+
+  /** `schema.table`, for error messages. */
+  get table(): string {
+    return this.#table;
+  }
+
+  /** True once {@link Connections.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * A connection of the pool, for `label` (the statement or operation, named in errors).
+   * @throws {ConnectionError} when none is had within `connectTimeout`, or connecting fails
+   * @throws {StoreClosedError} after close()
+   */
+  acquire(label: string): Promise<Lease> {
+    if (this.#closed) return Promise.reject(new StoreClosedError(label, 'the store was disconnected.'));
+    return new Promise<Lease>((resolve, reject) => {
+      let done = false;
+      const waiter: Waiter = {
+        fail: (error) => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          this.#waiting.delete(waiter);
+          this.#released?.();
+          reject(error);
+        },
+      };
+      const timer = setTimeout(() => waiter.fail(new ConnectionError(label, this.#table, undefined, this.#noConnection())), this.#connectTimeoutMs);
+      timer.unref();
+      this.#waiting.add(waiter);
+      this.#pool.connect().then(
+        (client) => {
+          if (done) {
+            client.release(); // the caller gave up (timeout or close): the pool gets it back
+            return;
+          }
+          done = true;
+          clearTimeout(timer);
+          this.#waiting.delete(waiter);
+          const lease = new Lease(client, this);
+          this.#leases.add(lease);
+          resolve(lease);
+        },
+        (error: unknown) => waiter.fail(queryError(label, this.#table, error) as CachePostgresError),
+      );
+    });
+  }
+
+  /** @internal Called by {@link Lease.release}. */
+  returned(lease: Lease): void {
+    this.#leases.delete(lease);
+    this.#released?.();
+  }
+
+  /**
+   * Refuses new callers; lets the calls in progress (waiting for a connection, or using one) finish
+   * for up to `drainMs`; then refuses those still waiting and closes the connections still in use
+   * (their calls fail with StoreClosedError). Resolves once every connection has come back, or a
+   * second after closing them.
+   */
+  async close(drainMs = DRAIN_MS): Promise<void> {
+    this.#closed = true;
+    await this.#allReturned(drainMs);
+    for (const waiter of [...this.#waiting]) waiter.fail(new StoreClosedError('connect', 'the store was disconnected while this call waited for a connection.'));
+    for (const lease of this.#leases) lease.destroy('closed');
+    await this.#allReturned(AFTER_DESTROY_MS);
+  }
+
+  /** Waits until no call waits for or uses a connection, or `ms` passed. */
+  async #allReturned(ms: number): Promise<void> {
+    const deadline = performance.now() + ms;
+    while (this.#leases.size > 0 || this.#waiting.size > 0) {
+      const left = deadline - performance.now();
+      if (left <= 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#released = resolve;
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+      this.#released = undefined;
+    }
+  }
+
+  /** Why no connection came: a full pool, or a server that did not complete the connection. */
+  #noConnection(): string {
+    const pool = this.#pool;
+    const max = pool.options?.max ?? 10;
+    if (pool.totalCount >= max && pool.idleCount === 0) {
+      return (
+        `no free connection within ${this.#connectTimeoutMs} ms: all ${max} connection${max === 1 ? '' : 's'} of the pool are in use` +
+        `${pool.waitingCount > 0 ? ` and ${pool.waitingCount} calls wait` : ''}. A getOrSet factory or a withLock function that calls the ` +
+        'store holds a connection while it needs another: raise poolMax, or call the store outside it (connectTimeout).'
+      );
+    }
+    return `could not connect within ${this.#connectTimeoutMs} ms: the server did not complete the connection (connectTimeout).`;
+  }
+}
+
+/** Why the store itself closed a connection: its answer did not come in time, or disconnect() cut it. */
+type Cut = { kind: 'timeout'; ms: number } | { kind: 'closed' };
+
+/** A connection checked out of the pool; give it back with {@link Lease.release}. */
+export class Lease {
+  readonly client: pg.PoolClient;
+  readonly #owner: Connections;
+  /** The connection failed (an `'error'` event): it is not returned to the pool. */
+  #lost: Error | undefined;
+  #cut: Cut | undefined;
+  #released = false;
+  readonly #onError = (error: Error) => {
+    this.#lost ??= error;
+  };
+
+  constructor(client: pg.PoolClient, owner: Connections) {
+    this.client = client;
+    this.#owner = owner;
+    client.on('error', this.#onError);
+  }
+
+  /**
+   * Awaits `work` (statements sent on this connection); when it has not settled within `timeoutMs`,
+   * closes the connection, which fails the work. Infinity: no limit.
+   */
+  async watch<T>(timeoutMs: number, work: Promise<T>): Promise<T> {
+    if (!Number.isFinite(timeoutMs)) return work;
+    const timer = setTimeout(() => this.destroy({ kind: 'timeout', ms: timeoutMs }), timeoutMs);
+    timer.unref();
+    try {
+      return await work;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The typed error for `error` of statement `label` on this connection (saying why the store closed it, if it did). */
+  failure(label: string, error: unknown): CachePostgresError {
+    const table = this.#owner.table;
+    const cut = this.#cut;
+    if (cut?.kind === 'timeout') {
+      return new StatementTimeoutError(label, table, error, `no answer within ${cut.ms} ms (statementTimeout plus a grace period); the connection was closed.`);
+    }
+    if (cut?.kind === 'closed') return new StoreClosedError(label, 'disconnect() closed the connection while this statement ran.');
+    return queryError(label, table, error);
+  }
+
+  /** Closes the connection now: every statement on it fails, and it is not returned to the pool. */
+  destroy(cut: Cut | 'closed'): void {
+    this.#cut ??= cut === 'closed' ? { kind: 'closed' } : cut;
+    this.#lost ??= new Error('closed by cache-postgres');
+    const stream = (this.client as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream;
+    if (stream?.destroy) stream.destroy();
+    else void this.client.end().catch(() => {});
+  }
+
+  /**
+   * Gives the connection back: to the pool when it is sound, destroyed when it failed, was closed,
+   * or `error` says a statement on it failed (as pool.query does). Idempotent.
+   */
+  release(error?: unknown): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.client.removeListener('error', this.#onError);
+    // pg-pool destroys a client released with a truthy argument.
+    const broken = this.#lost ?? (error ? (error as Error) : undefined);
+    if (broken) this.client.on('error', () => {}); // late socket errors of a destroyed connection
+    this.client.release(broken);
+    this.#owner.returned(this);
+  }
+}
