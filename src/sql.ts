@@ -41,6 +41,13 @@ export interface Sql {
   readonly refresh: Statement;
   /** Pipelined reads: slide the sliding rows among ids $1 at now $2, then select them (same parameters). */
   readonly slideMany: Statement;
+  /**
+   * slideMany and upsertRows for a shared pipelined connection: they wait at most
+   * {@link LANE_LOCK_TIMEOUT} for a row lock held elsewhere (then fail with 55P03, writing nothing),
+   * so one locked row cannot hold the pipelines queued behind them; the caller runs the plain form.
+   */
+  readonly slideManyFailFast: Statement;
+  readonly upsertRowsFailFast: Statement;
   /** The LISTEN/NOTIFY channel of the in-process tiers of this table (an identifier). */
   readonly channel: string;
   /** pg_notify($1 channel, $2 payload). */
@@ -68,8 +75,14 @@ export interface Sql {
   /** getOrSet: the advisory lock .NET's GetOrCreateAsync and Python's get_or_create take on a key. */
   readonly keyLock: Statement;
   readonly tryKeyLock: Statement;
-  /** getOrSet: `lock_timeout` for the rest of the transaction (a string such as '1500ms'). */
-  readonly setLockTimeout: Statement;
+  /**
+   * getOrSet, before waiting for the key lock: `lock_timeout` ($1, such as '1500ms'; '0' for none)
+   * bounds the wait, and `statement_timeout` is off, so the store's statement limit cannot cut the
+   * wait a caller allowed. Returns the `statement_timeout` in force before, for {@link Sql.restoreTimeouts}.
+   */
+  readonly setWaitTimeouts: Statement;
+  /** getOrSet, after the wait: no lock_timeout, and `statement_timeout` back to $1. */
+  readonly restoreTimeouts: Statement;
   /** `schema.table_locks`: lease locks, apart from cache rows. */
   readonly locksDisplay: string;
   readonly lockAcquire: Statement;
@@ -118,6 +131,19 @@ const SET_ALL = `value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
  * @param withExpiry reads also return `until`: the row's expiry in epoch ms, or NULL for a row with a
  *   sliding expiration (what the in-process tier may keep, and for how long)
  */
+/**
+ * How long a statement on a shared pipelined connection waits for a row lock held elsewhere. Far
+ * above a row lock's usual life (one statement of another writer); a lock held longer is someone's
+ * transaction, and the statement is retried on a connection of its own.
+ */
+export const LANE_LOCK_TIMEOUT = '20ms';
+
+/**
+ * A filter that is always true and sets `lock_timeout` for the rest of its statement (set_config with
+ * is_local: the statement's own implicit transaction). It runs on each row before the row is locked.
+ */
+const FAIL_FAST = `set_config('lock_timeout', '${LANE_LOCK_TIMEOUT}', true) IS NOT NULL`;
+
 export function buildSql(schema: string, table: string, slidingWriteThreshold = 0, withExpiry = false): Sql {
   if (!(slidingWriteThreshold >= 0 && slidingWriteThreshold <= 1)) throw new RangeError('slidingWriteThreshold must be in [0, 1]');
   const t = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`;
@@ -176,16 +202,20 @@ SELECT (SELECT count(*) FROM victims)::int AS selected, (SELECT count(*) FROM go
    * write-heavy run's CPU), expiries, sliding seconds, absolute expiries, tags as JSON text (a text[][]
    * parameter would have to be rectangular), then each value's offset and length in the bytea.
    */
-  const insertRows = (b: number) => `INSERT INTO ${t} (${COLUMNS})
+  const insertRows = (b: number, where = '') => `INSERT INTO ${t} (${COLUMNS})
 SELECT u.id, substring($${b + 1}::bytea FROM u.off FOR u.len), u.expires, u.sliding, u.abs,
   CASE WHEN u.tags IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(u.tags::json)) END
 FROM UNNEST($${b}::text[], $${b + 2}::timestamptz[], $${b + 3}::bigint[], $${b + 4}::timestamptz[], $${b + 5}::text[],
-  $${b + 6}::int[], $${b + 7}::int[]) AS u(id, expires, sliding, abs, tags, off, len)
+  $${b + 6}::int[], $${b + 7}::int[]) AS u(id, expires, sliding, abs, tags, off, len)${where}
 ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`;
 
   // Prefix operations use a key range, not LIKE alone: a prepared statement's generic plan cannot
   // turn `LIKE $1` into index bounds, but `id >= $1 AND id < $2` on the COLLATE "C" key always is
   // (the whole table is the range ['', ABOVE_ALL_KEYS)). Patterns add their LIKE as a filter.
+  const slideRows = (extra: string) => `UPDATE ${t} SET expiresattime = ${slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration')}
+WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz AND slidingexpirationinseconds IS NOT NULL
+  AND ${movesEnough(slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration'), 'expiresattime', 'slidingexpirationinseconds')}${extra}`;
+
   const inRange = 'id >= $1 AND id < $2';
   const inPattern = `${inRange} AND id LIKE $3 ESCAPE '\\'`;
 
@@ -202,9 +232,8 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`;
     // A pipelined read is these two plain statements in one round trip (see the `pipelining` option):
     // the slide first, then the read. PostgreSQL runs the pair in about half the time of getMany, whose
     // data-modifying CTE costs as much when it writes nothing (measured with pgbench on 20-key reads).
-    slideMany: named('slide_many', `UPDATE ${t} SET expiresattime = ${slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration')}
-WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz AND slidingexpirationinseconds IS NOT NULL
-  AND ${movesEnough(slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration'), 'expiresattime', 'slidingexpirationinseconds')}`),
+    slideMany: named('slide_many', slideRows('')),
+    slideManyFailFast: named('slide_many_fail_fast', slideRows(` AND ${FAIL_FAST}`)),
     // The read for callers that want text (Keyv's JSON): `escape` form, which carries plain ASCII as
     // itself (see textOfEscaped); base64 would cost a decode and a Buffer per row.
     selectManyText: named('select_many_text', `SELECT id, encode(value, 'escape') AS esc${until('slidingexpirationinseconds', 'expiresattime')}
@@ -229,6 +258,7 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
     // One statement for any number of rows, each with its own expiry and tags. Callers remove duplicate
     // ids first: ON CONFLICT cannot touch one row twice in a statement.
     upsertRows: named('upsert_rows', insertRows(1)),
+    upsertRowsFailFast: named('upsert_rows_fail_fast', insertRows(1, `\nWHERE ${FAIL_FAST}`)),
 
     // The reads see the table as it was before this statement's writes (one snapshot): as if the tick's
     // gets ran just before its sets. Rows being written are not slid, so no row is modified twice.
@@ -312,7 +342,11 @@ FROM (SELECT 1) AS one LEFT JOIN LATERAL (
     keyLock: named('key_lock', `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`),
     tryKeyLock: named('try_key_lock', `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked`),
 
-    setLockTimeout: named('set_lock_timeout', `SELECT set_config('lock_timeout', $1, true)`),
+    setWaitTimeouts: named(
+      'set_wait_timeouts',
+      `SELECT current_setting('statement_timeout') AS previous, set_config('lock_timeout', $1, true), set_config('statement_timeout', '0', true)`,
+    ),
+    restoreTimeouts: named('restore_timeouts', `SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', $1, true)`),
 
     locksDisplay: `${schema}.${locksTable}`,
 

@@ -13,8 +13,13 @@
  * tick, so the callers the completion released can join it). Without this limit, callers released
  * by different batches at different times form ever smaller batches that never merge again: under a
  * mixed load batching degenerates to one statement per call.
+ *
+ * A late batch (one row lock held elsewhere, a slow statement): after `lateAfterMs` a batch in flight
+ * stops counting against `maxInFlight`, so the calls behind it go ahead on other connections instead
+ * of waiting for it. Its keys (`keyOf`) stay pinned until it completes: later calls on those keys wait
+ * for it, in order, so a call never overtakes an earlier call on the same key.
  */
-export interface BatcherOptions {
+export interface BatcherOptions<I = never> {
   /** Largest batch; a full batch is closed and a new one opened. */
   maxBatchSize: number;
   /** Most batches dispatched and not yet completed. */
@@ -26,30 +31,47 @@ export interface BatcherOptions {
    * answered while the other is being handled. 0 never splits.
    */
   splitWhenIdle?: number;
+  /** After this long in flight, a batch no longer holds back the next ones (0 or absent: never). */
+  lateAfterMs?: number;
+  /** The key an item touches: items of a late batch's keys wait for it. Without it, nothing is pinned. */
+  keyOf?: (item: I) => string;
 }
 
 /**
  * Handles one batch: resolves to one result per item, in order. A result that is an `Error` instance
- * rejects that caller only.
+ * rejects that caller only. A result that is a promise settles its caller when it settles, and the
+ * batch counts as in flight (late, pinning its keys) until it does: work that finishes apart from the
+ * rest of its batch, such as a write retried on a connection of its own.
  */
-export type DispatchFn<I, R> = (items: I[]) => Promise<Array<R | Error>>;
+export type DispatchFn<I, R> = (items: I[]) => Promise<Array<R | Error | Promise<R>>>;
 
 interface Batch<I, R> {
   items: I[];
   callbacks: Array<{ resolve: (value: R) => void; reject: (error: unknown) => void }>;
 }
 
+/** A dispatched batch: late once `lateAfterMs` passed, its keys then pinned. */
+interface Running {
+  late: boolean;
+  keys: string[] | undefined;
+}
+
 export class Batcher<I, R> {
   readonly #dispatch: DispatchFn<I, R>;
-  readonly #options: BatcherOptions;
+  readonly #options: BatcherOptions<I>;
   /** The batch new calls join. */
   #open: Batch<I, R> | undefined;
   /** Full batches waiting for a free slot, oldest first. */
   readonly #full: Array<Batch<I, R>> = [];
+  /** Batches in flight that are not late. */
   #inFlight = 0;
   #scheduled = false;
+  /** Keys of late batches (with a count: two late batches can share a key). */
+  readonly #pinned = new Map<string, number>();
+  /** Items on pinned keys, in call order, waiting for their late batch. */
+  #held: Batch<I, R> = { items: [], callbacks: [] };
 
-  constructor(dispatch: DispatchFn<I, R>, options: BatcherOptions) {
+  constructor(dispatch: DispatchFn<I, R>, options: BatcherOptions<I>) {
     this.#dispatch = dispatch;
     this.#options = options;
   }
@@ -78,12 +100,14 @@ export class Batcher<I, R> {
     );
   }
 
-  /** Starts waiting batches while slots are free: full ones first, then the open one. */
+  /** Starts waiting batches while slots are free: held-back items of unpinned keys and full ones first, then the open one. */
   #pump(): void {
     while (this.#inFlight < this.#options.maxInFlight) {
-      const batch = this.#full.shift() ?? this.#open;
+      let batch = this.#full.shift() ?? this.#open;
       if (!batch) return;
       if (batch === this.#open) this.#open = undefined;
+      if (this.#pinned.size > 0) batch = this.#holdPinned(batch);
+      if (batch.items.length === 0) continue;
       const split = this.#options.splitWhenIdle ?? 0;
       if (split > 0 && this.#inFlight === 0 && this.#options.maxInFlight >= 2 && batch.items.length >= split) {
         const half = Math.ceil(batch.items.length / 2);
@@ -93,9 +117,25 @@ export class Batcher<I, R> {
     }
   }
 
+  /** Moves the items of pinned keys to the held batch (after those already held); returns the rest. */
+  #holdPinned(batch: Batch<I, R>): Batch<I, R> {
+    const keyOf = this.#options.keyOf!;
+    const rest: Batch<I, R> = { items: [], callbacks: [] };
+    batch.items.forEach((item, i) => {
+      const target = this.#pinned.has(keyOf(item)) ? this.#held : rest;
+      target.items.push(item);
+      target.callbacks.push(batch.callbacks[i]!);
+    });
+    return rest;
+  }
+
   #run(batch: Batch<I, R>): void {
     this.#inFlight++;
-    let pending: Promise<Array<R | Error>>;
+    const running: Running = { late: false, keys: undefined };
+    const lateAfter = this.#options.lateAfterMs ?? 0;
+    const timer = lateAfter > 0 ? setTimeout(() => this.#late(batch, running), lateAfter) : undefined;
+    timer?.unref();
+    let pending: Promise<Array<R | Error | Promise<R>>>;
     try {
       pending = this.#dispatch(batch.items);
     } catch (error) {
@@ -111,19 +151,56 @@ export class Batcher<I, R> {
             for (const callback of batch.callbacks) callback.reject(error);
             return;
           }
+          const lingering: Array<Promise<R>> = [];
           batch.callbacks.forEach((callback, i) => {
-            const result = results[i] as R | Error;
+            const result = results[i] as R | Error | Promise<R>;
             if (result instanceof Error) callback.reject(result);
-            else callback.resolve(result);
+            else {
+              if (result instanceof Promise) lingering.push(result);
+              callback.resolve(result as R);
+            }
           });
+          return lingering.length > 0 ? Promise.allSettled(lingering).then(() => undefined) : undefined;
         },
         (error: unknown) => {
           for (const callback of batch.callbacks) callback.reject(error);
         },
       )
       .finally(() => {
-        this.#inFlight--;
+        clearTimeout(timer);
+        if (running.late) this.#unpin(running.keys ?? []);
+        else this.#inFlight--;
         if (this.#open || this.#full.length > 0) this.#schedule();
       });
+  }
+
+  /** A batch passed `lateAfterMs`: it frees its slot and pins its keys until it completes. */
+  #late(batch: Batch<I, R>, running: Running): void {
+    running.late = true;
+    this.#inFlight--;
+    const keyOf = this.#options.keyOf;
+    if (keyOf) {
+      running.keys = [...new Set(batch.items.map(keyOf))];
+      for (const key of running.keys) this.#pinned.set(key, (this.#pinned.get(key) ?? 0) + 1);
+    }
+    if (this.#open || this.#full.length > 0) this.#schedule();
+  }
+
+  /** A late batch completed: its keys are free, and the calls held for them go first. */
+  #unpin(keys: string[]): void {
+    for (const key of keys) {
+      const count = (this.#pinned.get(key) ?? 1) - 1;
+      if (count > 0) this.#pinned.set(key, count);
+      else this.#pinned.delete(key);
+    }
+    const held = this.#held;
+    if (held.items.length === 0) return;
+    this.#held = { items: [], callbacks: [] };
+    // Still in call order, ahead of anything newer; a key still pinned is held again by #pump.
+    for (let at = held.items.length; at > 0; at -= this.#options.maxBatchSize) {
+      const from = Math.max(0, at - this.#options.maxBatchSize);
+      this.#full.unshift({ items: held.items.slice(from, at), callbacks: held.callbacks.slice(from, at) });
+    }
+    this.#schedule();
   }
 }

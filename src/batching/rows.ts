@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { QueryError } from '../errors.js';
-import type { Executor } from '../executor.js';
+import { type Executor, LATE_AFTER_MS } from '../executor.js';
 import { decodeInvalidation, encodeInvalidation, LocalCache } from '../local/local_cache.js';
 import type { Observer } from '../observer.js';
 import { bytesOf, bytesOfEscaped, type Sql, textOfEscaped } from '../sql.js';
@@ -60,6 +60,13 @@ function textOfFound(found: Found): string {
   return 'value' in found ? found.value.toString('utf8') : textOfEscaped(found.escaped);
 }
 
+/** SQLSTATE lock_not_available: a fail-fast statement met a row lock held elsewhere, and wrote nothing. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+function lockedOut(result: unknown): boolean {
+  return result instanceof QueryError && result.sqlState === LOCK_NOT_AVAILABLE;
+}
+
 /** Marks a notification that invalidates everything. */
 const EVERYTHING = Symbol('everything');
 
@@ -114,15 +121,19 @@ export class Rows {
     this.#exec = exec;
     this.#sql = sql;
     this.#options = options;
-    const batch = { maxBatchSize: options.maxBatchSize, maxInFlight: options.maxInFlight };
+    // A late batch (a row lock held elsewhere) lets the next ones go ahead; calls on its keys wait for it.
+    const batch = { maxBatchSize: options.maxBatchSize, maxInFlight: options.maxInFlight, lateAfterMs: LATE_AFTER_MS };
+    const byId = <I extends string>(id: I) => id;
     // Pipelined, two batches overlap on one connection (the executor's lane), in issue order.
-    this.#readsAndWrites = new Batcher(
-      (items) => this.#readWriteBatch(items),
-      exec.pipelining ? { ...batch, maxInFlight: Math.max(2, options.maxInFlight), splitWhenIdle: SPLIT_WHEN_IDLE } : batch,
-    );
-    this.#deletes = new Batcher((ids) => this.#deleteBatch(ids), batch);
-    this.#hases = new Batcher((ids) => this.#hasBatch(ids), batch);
-    this.#increments = new Batcher((items) => this.#incrementBatch(items), batch);
+    this.#readsAndWrites = new Batcher((items) => this.#readWriteBatch(items), {
+      ...batch,
+      keyOf: (item: ReadOrWrite) => ('read' in item ? item.read : item.write.id),
+      ...(exec.pipelining ? { maxInFlight: Math.max(2, options.maxInFlight), splitWhenIdle: SPLIT_WHEN_IDLE } : {}),
+    });
+    this.#deletes = new Batcher((ids) => this.#deleteBatch(ids), { ...batch, keyOf: byId });
+    this.#hases = new Batcher((ids) => this.#hasBatch(ids), { ...batch, keyOf: byId });
+    this.#increments = new Batcher((items) => this.#incrementBatch(items), { ...batch, keyOf: (item: Increment) => item.id });
+    // A NOTIFY takes no row lock: nothing to pin.
     this.#notices = new Batcher((keys) => this.#notify(keys), batch);
     if (options.localCache) this.#local = new LocalCache(options.localCache.maxEntries, options.localCache.ttlMs);
   }
@@ -321,7 +332,7 @@ export class Rows {
     return new Date(this.#options.clock()).toISOString();
   }
 
-  async #readWriteBatch(items: ReadOrWrite[]): Promise<Array<Found | undefined | Error>> {
+  async #readWriteBatch(items: ReadOrWrite[]): Promise<Array<Found | undefined | Error | Promise<undefined>>> {
     const bytes = new Set<string>();
     const texts = new Set<string>();
     const writes = new Map<string, RowWrite>();
@@ -329,11 +340,11 @@ export class Rows {
       if ('read' in item) (item.text ? texts : bytes).add(item.read);
       else writes.set(item.write.id, item.write); // a later duplicate wins
     }
-    const { found, readError, writeError } = await this.#readAndWrite([...bytes], [...texts], [...writes.values()]);
+    const { found, readError, writeError, writeRetry } = await this.#readAndWrite([...bytes], [...texts], [...writes.values()]);
     // A caller asking twice for one key in a tick gets its own copy: Buffers are mutable.
     const handedOut = new Set<string>();
     return items.map((item) => {
-      if (!('read' in item)) return writeError;
+      if (!('read' in item)) return writeRetry ?? writeError;
       if (readError) return readError;
       const hit = found.get(item.read);
       if (hit === undefined || !('value' in hit) || !handedOut.has(item.read)) {
@@ -353,7 +364,7 @@ export class Rows {
     byteIds: string[],
     textIds: string[],
     writes: RowWrite[],
-  ): Promise<{ found: Map<string, Found>; readError?: Error; writeError?: Error }> {
+  ): Promise<{ found: Map<string, Found>; readError?: Error; writeError?: Error; writeRetry?: Promise<undefined> }> {
     const now = this.#now();
     const asBytes = new Set(byteIds);
     const asText = textIds.filter((id) => !asBytes.has(id));
@@ -363,8 +374,10 @@ export class Rows {
         ...(asBytes.size > 0 ? [{ statement: this.#sql.selectMany, values: [[...asBytes], now] }] : []),
         ...(asText.length > 0 ? [{ statement: this.#sql.selectManyText, values: [asText, now] }] : []),
       ];
-      const reads = ids.length > 0 ? [{ statement: this.#sql.slideMany, values: [ids, now] }, ...selects] : [];
-      const upsert = writes.length > 0 ? [{ statement: this.#sql.upsertRows, values: this.#rowArrays(writes) }] : [];
+      // The slide and the upsert wait only briefly for a row lock held elsewhere (see LANE_LOCK_TIMEOUT):
+      // the pipelines behind them on this connection must not wait for someone's transaction.
+      const reads = ids.length > 0 ? [{ statement: this.#sql.slideManyFailFast, values: [ids, now] }, ...selects] : [];
+      const upsert = writes.length > 0 ? [{ statement: this.#sql.upsertRowsFailFast, values: this.#rowArrays(writes) }] : [];
       // With the local tier, the other stores hear of the writes in the same round trip, right after them.
       const notice =
         this.#local && writes.length > 0
@@ -375,11 +388,12 @@ export class Rows {
       const written = upsert.length > 0 ? results[reads.length] : undefined;
       const noticed = notice.length > 0 ? results[results.length - 1] : undefined;
       if (noticed instanceof Error) this.#options.observer.error(noticed);
-      const readError = readResults.find((result): result is QueryError => result instanceof QueryError);
+      if (lockedOut(readResults[0])) this.#slideLater(ids, now);
+      const readError = readResults.find((result, i): result is QueryError => result instanceof QueryError && !(i === 0 && lockedOut(result)));
       return {
         found: readError ? new Map() : foundById(readResults.slice(1).flat() as Array<BytesRow | EscapedRow>),
         ...(readError ? { readError } : {}),
-        ...(written instanceof Error ? { writeError: written } : {}),
+        ...(lockedOut(written) ? { writeRetry: this.#writeLater(writes) } : written instanceof Error ? { writeError: written } : {}),
       };
     }
     let rows: BytesRow[] = [];
@@ -387,6 +401,33 @@ export class Rows {
     else if (ids.length === 0) await this.#exec.query(this.#sql.upsertRows, this.#rowArrays(writes));
     else rows = await this.#exec.query(this.#sql.readWrite, [ids, now, ...this.#rowArrays(writes)]);
     return { found: foundById(rows) };
+  }
+
+  /**
+   * A batch's upsert that met a row lock held elsewhere, on a connection of its own: it waits for the
+   * lock (up to statementTimeout), apart from the pipelines. Its callers wait for it, later calls on
+   * its keys wait behind it (the batch stays in flight), and the other stores hear of it once it landed.
+   */
+  #writeLater(writes: RowWrite[]): Promise<undefined> {
+    return this.#writeRows(writes).then(
+      () => {
+        if (this.#local) this.written(writes.map((row) => row.id));
+        return undefined;
+      },
+      (error: unknown) => {
+        if (this.#local) this.written(writes.map((row) => row.id));
+        throw error;
+      },
+    );
+  }
+
+  /**
+   * A slide that met a row lock held elsewhere runs again on a connection of its own, without holding
+   * up the values already read. A late slide never shortens a row's life (slideMany only moves an
+   * expiry forward), so it may land after later writes of the same keys.
+   */
+  #slideLater(ids: string[], now: string): void {
+    this.#exec.query(this.#sql.slideMany, [ids, now]).catch((error: unknown) => this.#options.observer.error(error));
   }
 
   /** The live rows among `ids`, sliding rows extended: two statements, one round trip. */
