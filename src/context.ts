@@ -17,6 +17,8 @@ export interface StoreContext {
   readonly observer: Observer;
   readonly sql: Sql;
   readonly options: ResolvedOptions;
+  /** Aborted when the store's disconnect() begins: a wait between two attempts ends at once. */
+  readonly closing: AbortSignal;
   /**
    * Resolves once the table is ready; rejects with StoreClosedError after disconnect(). Undefined when
    * the store is ready and open: hot paths then skip the await (measured: +15% on a read-heavy mix).

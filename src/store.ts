@@ -67,6 +67,8 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   #ready: Promise<void> | undefined;
   #isReady = false;
   #closed = false;
+  /** Aborted when disconnect() begins: waits between attempts (locks) end at once. */
+  readonly #closing = new AbortController();
   #scanner: ExpirationScanner | undefined;
 
   /**
@@ -92,6 +94,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
       observer: this.#observer,
       sql: this.#sql,
       options: this.#options,
+      closing: this.#closing.signal,
       prepare: (operation) => (this.#usable() ? undefined : this.#prepare(operation)),
     });
   }
@@ -277,9 +280,27 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async disconnect(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // The connections it closes do not keep Node running (unref'd, so a process that never disconnects
+    // still exits): the process must stay until they are closed, or `await disconnect()` never returns.
+    const keepAlive = setInterval(() => {}, 60_000);
+    try {
+      await this.#close();
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  async #close(): Promise<void> {
     await this.#scanner?.stop();
+    this.#closing.abort();
     await this.#rows.close();
+    // Calls made before disconnect() still in a batch are dispatched on the next tick: they count as
+    // in progress, and get the executor's drain period like every statement already running.
+    await new Promise((resolve) => setImmediate(resolve));
     await this.#exec.end();
+    // The calls the executor just failed settle through a few promise hops: let them, so that every
+    // call has settled when disconnect() resolves.
+    await new Promise((resolve) => setImmediate(resolve));
   }
 
   #now(): string {
@@ -323,7 +344,8 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
 
   /** Failures nobody awaits: an 'error' event when someone listens, else a process warning (never a crash). */
   #background(error: unknown): void {
-    if (this.#closed && !(error instanceof CachePostgresError)) return;
+    // After disconnect(), work cut short by it is not news.
+    if (this.#closed && (!(error instanceof CachePostgresError) || error instanceof StoreClosedError)) return;
     if (this.listenerCount('error') > 0) this.emit('error', asError(error));
     else process.emitWarning(asError(error).message, { code: 'CACHE_POSTGRES_BACKGROUND_ERROR' });
   }

@@ -105,7 +105,7 @@ export class GetOrSet {
     const call = this.#resolve(options ?? {});
     const flight = this.#flights.get(key);
     // Joiners get their own copy: a Buffer shared between callers could be mutated under another one.
-    if (flight) return Buffer.from(await flight);
+    if (flight) return Buffer.from(await this.#join(key, flight, factory, call));
     const started = this.#context.observer.span('cache-postgres getOrSet', key, () => this.#fetch(key, factory, call)).finally(() =>
       this.#flights.delete(key),
     );
@@ -172,6 +172,31 @@ export class GetOrSet {
     }
   }
 
+  /**
+   * Waits for this process's computation of `key` (which holds or awaits the key lock), bounded by
+   * the joiner's own `lockTimeout`: then, like a wait for the lock itself, it throws or runs the
+   * factory without the lock, as the joiner's `onLockTimeout` says.
+   */
+  async #join(key: string, flight: Promise<Buffer>, factory: Factory, call: Call): Promise<Buffer> {
+    const waitMs = call.lockTimeoutMs;
+    if (waitMs === undefined) return flight;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = Symbol('timed out');
+    const outcome = await Promise.race([flight, new Promise<typeof timedOut>((resolve) => (timer = setTimeout(() => resolve(timedOut), waitMs)))]).finally(
+      () => clearTimeout(timer),
+    );
+    if (outcome !== timedOut) return outcome;
+    if (call.onLockTimeout === 'throw') throw new LockTimeoutError(key, waitMs, 'key lock');
+    return this.#withoutLock(key, factory, call, { background: false });
+  }
+
+  /** `onLockTimeout: 'run'`: the factory runs without the key lock, and its result is stored. */
+  async #withoutLock(key: string, factory: Factory, call: Call, state: ComputationState): Promise<Buffer> {
+    const { value, options } = await this.#produce(key, factory, call, state);
+    await setEntry(this.#context, key, value, options);
+    return value;
+  }
+
   /** Waits for the computation, bounded by the soft and hard timeouts. */
   async #withTimeouts(key: string, computation: Promise<Buffer>, call: Call, state: ComputationState): Promise<Buffer> {
     if (call.softTimeoutMs === undefined && call.hardTimeoutMs === undefined) return computation;
@@ -219,25 +244,28 @@ export class GetOrSet {
     } catch (error) {
       if (!(error instanceof QueryError && error.sqlState === LOCK_NOT_AVAILABLE)) throw error;
       if (call.onLockTimeout === 'throw') throw new LockTimeoutError(key, call.lockTimeoutMs ?? 0, 'key lock', { cause: error });
-      const { value, options } = await this.#produce(key, factory, call, state);
-      await setEntry(this.#context, key, value, options);
-      return value;
+      return this.#withoutLock(key, factory, call, state);
     }
   }
 
   #computeUnderLock(key: string, factory: Factory, call: Call, state: ComputationState): Promise<Buffer> {
     const { exec, sql, observer, rows } = this.#context;
     return exec.transaction(async (query) => {
-      if (call.lockTimeoutMs !== undefined) await query(sql.setLockTimeout, [`${Math.max(1, Math.ceil(call.lockTimeoutMs))}ms`]);
+      // The wait for the key lock is bounded by the caller's lockTimeout (or not at all), never by the
+      // store's statementTimeout; the statements after it are bounded by statementTimeout again.
+      const waitMs = call.lockTimeoutMs;
+      const setWait = async () =>
+        (await query<{ previous: string }>(sql.setWaitTimeouts, [waitMs === undefined ? '0' : `${Math.max(1, Math.ceil(waitMs))}ms`]))[0]!.previous;
+      let previous = waitMs === undefined ? undefined : await setWait();
       // Try first: only a real wait is reported as one, and the common case stays one statement.
       const [tried] = await query<{ locked: boolean }>(sql.tryKeyLock, [key]);
       if (!tried?.locked) {
+        previous ??= await setWait();
         const started = performance.now();
-        await query(sql.keyLock, [key]);
+        await query(sql.keyLock, [key], waitMs === undefined ? Number.POSITIVE_INFINITY : waitMs + exec.answerTimeoutMs);
         observer.lockWait(key, performance.now() - started);
       }
-      // Only the wait for the key lock is bounded, not the upsert's row lock below.
-      if (call.lockTimeoutMs !== undefined) await query(sql.setLockTimeout, ['0']);
+      if (previous !== undefined) await query(sql.restoreTimeouts, [previous]);
       // `now` after the lock: a long wait must not shorten the new entry's life or miss a fresh hit.
       const [found] = await query<{ b64: string }>(sql.get, [key, isoNow(this.#context)]);
       const hit = found && bytesOf(found);

@@ -65,8 +65,8 @@ export class Locks {
       if (handle) return handle;
       const waited = performance.now() - started;
       if (waited >= resolved.waitMs) throw new LockTimeoutError(name, waited);
-      const pause = resolved.retryMs * (0.5 + Math.random());
-      await new Promise((resolvePause) => setTimeout(resolvePause, Math.min(pause, resolved.waitMs - waited)));
+      const between = resolved.retryMs * (0.5 + Math.random());
+      await pause(Math.min(between, resolved.waitMs - waited), this.#context.closing);
     }
   }
 
@@ -140,6 +140,20 @@ export class Locks {
       held: async () => (await exec.query(sql.lockHeld, [name, owner, token.toString(), isoNow(context)])).length > 0,
     };
   }
+}
+
+/** Sleeps `ms`, or less when `signal` aborts (the next attempt then finds the store closed). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolvePause) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolvePause();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 function resolve(options: LockOptions, defaultWait: number): ResolvedLockOptions {

@@ -28,9 +28,13 @@ export class LocalCache {
     return this.#enabled;
   }
 
-  /** Turns the tier on (notifications are heard) or off (they are not: everything kept is dropped). */
+  /**
+   * Turns the tier on (notifications are heard) or off (they are not: everything kept is dropped).
+   * Either way reads that started before are refused: a read that left while nothing was heard may
+   * carry a value another process replaced meanwhile, and no notification will ever say so.
+   */
   setEnabled(enabled: boolean): void {
-    if (!enabled) this.flush();
+    this.flush();
     this.#enabled = enabled;
   }
 
