@@ -100,11 +100,11 @@ describe('faults: stalls, timeouts, disconnect under load', () => {
       const lock = await lockRow('locked');
       const stuck = track(store.ext.incr('locked'));
       await sleep(20);
-      expect(await within(store.ext.incr('free'), 3000, 'another counter')).to.equal(1n);
+      expect(await within(store.ext.incr('free'), 3000, 'another counter')).to.equal(1);
       expect(await within(store.ext.delete('gone'), 3000, 'a delete')).to.equal(true);
       expect(await within(store.ext.has('free'), 3000, 'a has')).to.equal(true);
       await lock.release();
-      expect(await within(stuck.promise, 3000, 'the locked counter')).to.equal(2n);
+      expect(await within(stuck.promise, 3000, 'the locked counter')).to.equal(2);
     });
   });
 

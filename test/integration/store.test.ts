@@ -256,13 +256,11 @@ describe('PgStore', () => {
     it('settles calls still in an open batch when the store disconnects: none hangs', async () => {
       const store = new PgStore({ uri: testUrl(), table, enableExpirationScan: false });
       await store.set('keyv:pending', '1');
-      const pending = [store.get('keyv:pending'), store.set('keyv:other', '2'), store.has('keyv:pending')];
+      const pending = Promise.allSettled([store.get('keyv:pending'), store.set('keyv:other', '2'), store.has('keyv:pending')]);
       await store.disconnect();
-      const outcomes = await Promise.allSettled(pending);
-      expect(outcomes).to.have.length(3); // each resolved or rejected; with a hang this test times out
-      for (const outcome of outcomes) {
-        if (outcome.status === 'rejected') expect(outcome.reason).to.be.instanceOf(QueryError);
-      }
+      const outcomes = await pending;
+      // Calls made before disconnect() are in progress: it lets them finish.
+      expect(outcomes.map((outcome) => outcome.status)).to.deep.equal(['fulfilled', 'fulfilled', 'fulfilled']);
     });
 
     it('never ends a shared pool, and ends (with all its connections) the pool it created', async () => {

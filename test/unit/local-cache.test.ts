@@ -33,6 +33,18 @@ describe('LocalCache', () => {
     expect(cache.get('sliding', 0)).to.equal(undefined);
   });
 
+  it('refuses what a read that began while notifications were not heard found, once they are heard again', () => {
+    const cache = make();
+    cache.setEnabled(false); // the listener's connection is lost
+    const during = cache.stamp();
+    cache.setEnabled(true); // listening again: what was written meanwhile was never announced
+    cache.keep('k', bytes('maybe stale'), Infinity, during, 0);
+    expect(cache.get('k', 0)).to.equal(undefined);
+    const after = cache.stamp();
+    cache.keep('k', bytes('fresh'), Infinity, after, 0);
+    expect(cache.get('k', 0)!.toString()).to.equal('fresh');
+  });
+
   it('refuses what a read found when its key, or everything, was invalidated after the read began', () => {
     const cache = make();
     const early = cache.stamp();

@@ -1,0 +1,145 @@
+/**
+ * Connections lost under the store, on a PostgreSQL this suite owns (never the shared one): backends
+ * terminated, a fast restart, a crash. The process must live (mocha fails a test on an uncaught
+ * exception), every call must settle with a typed error, and the store must work again afterwards.
+ */
+import { expect } from 'chai';
+import { CachePostgresError, ConnectionError, PgStore, type PgStoreOptions } from '../../src/index.js';
+import { waitFor } from '../helpers/db.js';
+import { type PrivateServer, startPrivateServer } from '../helpers/private-server.js';
+import { rejection, within } from '../helpers/settle.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Codes a call may fail with while its connection is cut: the connection's, or a statement cut by it. */
+const LOST_CODES = new Set(['E_CONNECTION', 'E_STATEMENT_TIMEOUT']);
+
+describe('connection loss (a private PostgreSQL)', function () {
+  this.timeout(60_000);
+  let server: PrivateServer;
+  const stores: PgStore[] = [];
+
+  before(async function () {
+    this.timeout(120_000);
+    server = await startPrivateServer();
+  });
+  after(async () => {
+    await server?.dispose();
+  });
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((store) => within(store.disconnect(), 15_000, 'disconnect')));
+  });
+
+  function make(options: Omit<PgStoreOptions, 'uri'> = {}): PgStore {
+    const store = new PgStore({ uri: server.url, table: 'loss', enableExpirationScan: false, ...options });
+    stores.push(store);
+    return store;
+  }
+
+  /** Runs `workers` loops of `step` until `stop()`; collects every error. */
+  function load(workers: number, step: (i: number) => Promise<unknown>) {
+    let running = true;
+    const errors: unknown[] = [];
+    let done = 0;
+    const loops = Array.from({ length: workers }, async (_, w) => {
+      for (let i = w; running; i += workers) {
+        try {
+          await step(i);
+          done++;
+        } catch (error) {
+          errors.push(error);
+          await sleep(5);
+        }
+      }
+    });
+    return {
+      errors,
+      get done() {
+        return done;
+      },
+      async stop() {
+        running = false;
+        await within(Promise.all(loops), 20_000, 'the load loops');
+      },
+    };
+  }
+
+  function expectTyped(errors: unknown[]): void {
+    const untyped = errors.filter((error) => !(error instanceof CachePostgresError));
+    expect(untyped.map(String), 'errors that are not CachePostgresError').to.deep.equal([]);
+    const codes = new Set(errors.map((error) => (error as CachePostgresError).code));
+    for (const code of codes) expect(LOST_CODES, `error code ${code}`).to.include(code);
+  }
+
+  it("a getOrSet whose connection is terminated while its factory runs rejects with E_CONNECTION; the process lives", async () => {
+    const store = make();
+    await store.ext.set('warm', 'x');
+    let entered!: () => void;
+    const inFactory = new Promise<void>((resolve) => (entered = resolve));
+    const call = store.ext.getOrSet('slow', async () => {
+      entered();
+      await sleep(1000);
+      return 'computed';
+    });
+    await inFactory;
+    expect(await server.terminate()).to.be.greaterThan(0);
+    const error = await rejection(call, 10_000, 'getOrSet');
+    expect(error).to.be.instanceOf(ConnectionError);
+    expect((error as ConnectionError).retryable).to.equal(true);
+    expect((await store.ext.getOrSet('slow', () => 'again')).toString()).to.equal('again');
+  });
+
+  for (const pipelining of [true, false]) {
+    it(`ext.get/ext.set loops while backends are terminated again and again (pipelining ${pipelining})`, async () => {
+      const store = make({ pipelining });
+      const events: unknown[] = [];
+      store.on('error', (error) => events.push(error));
+      await store.ext.set('k0', 'v');
+      const running = load(10, (i) => (i % 3 === 0 ? store.ext.set(`k${i % 50}`, `v${i}`) : store.ext.get(`k${i % 50}`)));
+      for (let round = 0; round < 5; round++) {
+        await waitFor(() => running.done > (round + 1) * 200, 10_000, 'progress');
+        await server.terminate();
+      }
+      const before = running.done;
+      await waitFor(() => running.done > before + 200, 10_000, 'progress after the last termination');
+      await running.stop();
+      expect(running.errors.length, 'calls failed by the terminations').to.be.greaterThan(0);
+      expectTyped(running.errors);
+      expectTyped(events);
+      expect(await store.ext.getString('k0')).to.be.a('string');
+    });
+  }
+
+  it("an idle pooled connection that dies is reported as a typed 'error' event, not a crash", async () => {
+    const store = make();
+    const events: unknown[] = [];
+    store.on('error', (error) => events.push(error));
+    await Promise.all(Array.from({ length: 5 }, (_, i) => store.ext.set(`idle${i}`, 'v')));
+    expect(await server.terminate()).to.be.greaterThan(0);
+    await waitFor(() => events.length > 0, 5000, "an 'error' event");
+    expect(events.every((error) => error instanceof ConnectionError)).to.equal(true);
+    expect(await store.ext.getString('idle0')).to.equal('v');
+  });
+
+  it('a fast restart and a crash under load: every call settles with a typed error, and the store works after', async () => {
+    const store = make({ useWal: true, table: 'loss_wal' }); // WAL-logged: an UNLOGGED table is emptied by a crash
+    const events: unknown[] = [];
+    store.on('error', (error) => events.push(error));
+    await store.set('a', 'b');
+    const running = load(10, (i) =>
+      i % 4 === 0 ? store.ext.incr(`n${i % 5}`) : i % 4 === 1 ? store.set(`s${i % 20}`, `v${i}`) : store.get(`s${i % 20}`),
+    );
+    await waitFor(() => running.done > 300, 10_000, 'progress');
+    await server.restart('fast');
+    const afterRestart = running.done;
+    await waitFor(() => running.done > afterRestart + 300, 15_000, 'progress after the restart');
+    await server.crash();
+    const afterCrash = running.done;
+    await waitFor(() => running.done > afterCrash + 300, 15_000, 'progress after the crash');
+    await running.stop();
+    // A restart refuses connections while it runs (57P03, ECONNREFUSED): those are connection errors too.
+    expectTyped(running.errors);
+    expectTyped(events);
+    expect(await store.get('a')).to.equal('b');
+  });
+});
