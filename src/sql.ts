@@ -140,9 +140,10 @@ export const LANE_LOCK_TIMEOUT = '20ms';
 
 /**
  * A filter that is always true and sets `lock_timeout` for the rest of its statement (set_config with
- * is_local: the statement's own implicit transaction). It runs on each row before the row is locked.
+ * is_local: the statement's own implicit transaction). As an uncorrelated subquery it is planned as a
+ * one-time filter: it runs once, before the first row is read (and so locked), not once per row.
  */
-const FAIL_FAST = `set_config('lock_timeout', '${LANE_LOCK_TIMEOUT}', true) IS NOT NULL`;
+const FAIL_FAST = `(SELECT set_config('lock_timeout', '${LANE_LOCK_TIMEOUT}', true)) IS NOT NULL`;
 
 export function buildSql(schema: string, table: string, slidingWriteThreshold = 0, withExpiry = false): Sql {
   if (!(slidingWriteThreshold >= 0 && slidingWriteThreshold <= 1)) throw new RangeError('slidingWriteThreshold must be in [0, 1]');

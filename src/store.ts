@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { CachePostgresError, InvalidValueError, StoreClosedError } from './errors.js';
 import { deleteInBatches } from './batch_delete.js';
 import { type RowWrite, Rows } from './batching/rows.js';
@@ -78,6 +78,8 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    */
   constructor(options?: PgStoreOptions | string) {
     super();
+    // Every lock waiter listens on it between attempts: any number of them is expected, not a leak.
+    setMaxListeners(0, this.#closing.signal);
     this.#options = resolveOptions(options);
     this.#sql = buildSql(this.#options.schema, this.#options.table, this.#options.slidingWriteThreshold, this.#options.localCache !== undefined);
     this.#observer = new Observer((event, ...args) => {

@@ -21,6 +21,8 @@ describe('options', () => {
         defaultSlidingExpirationMs: 20 * 60_000,
         deleteBatchSize: 1000,
         iterationLimit: 100,
+        connectTimeoutMs: 5000,
+        statementTimeoutMs: 15_000,
       });
       expect(options.connectionString).to.equal(undefined);
       expect(Object.isFrozen(options)).to.equal(true);
@@ -80,6 +82,9 @@ describe('options', () => {
     ['localCache', { localCache: { ttl: 0 } }, /greater than zero/],
     ['localCache', { localCache: { size: 5 } }, /unknown field "size"/],
     ['pipelining', { pipelining: 1 }, /true or false/],
+    ['connectTimeout', { connectTimeout: 0 }, /greater than zero/],
+    ['connectTimeout', { connectTimeout: 'soon' }, /duration/i],
+    ['statementTimeout', { statementTimeout: -1 }, /statementTimeout/],
   ];
   for (const [option, input, message] of invalid) {
     it(`rejects ${JSON.stringify(input).slice(0, 60)} naming "${option}"`, async () => {
