@@ -82,20 +82,23 @@ export class QueryError extends CachePostgresError {
   /** The SQLSTATE reported by PostgreSQL (e.g. `42P01`), or a Node error code such as `ECONNREFUSED`. */
   readonly sqlState: string | undefined;
 
-  constructor(statement: string, table: string, cause: unknown, code = QueryError.code, detail?: string) {
+  /** @param detail replaces the cause's message as the reason given */
+  constructor(statement: string, table: string, cause: unknown, detail?: string) {
     const reason = detail ?? (cause instanceof Error ? cause.message : String(cause));
-    super(code, `Statement "${statement}" on ${table} failed: ${reason}`, { cause });
+    // Each subclass has its own static code; `new.target` picks it.
+    super((new.target as typeof QueryError).code, `Statement "${statement}" on ${table} failed: ${reason}`, { cause });
     this.statement = statement;
     const causeCode = (cause as { code?: unknown } | null)?.code;
     this.sqlState = typeof causeCode === 'string' ? causeCode : undefined;
   }
 
   /**
-   * True when running the same call again may succeed: the connection was lost or refused, the
-   * statement ran out of time, or PostgreSQL chose it as a deadlock or serialization victim.
+   * True when running the same call again may succeed: the connection was lost or refused
+   * ({@link ConnectionError}), the statement ran out of time ({@link StatementTimeoutError}), or
+   * PostgreSQL chose it as a deadlock or serialization victim.
    */
   get retryable(): boolean {
-    return this.sqlState === '40P01' || this.sqlState === '40001';
+    return this.code !== QueryError.code || this.sqlState === '40P01' || this.sqlState === '40001';
   }
 }
 
@@ -107,13 +110,6 @@ export class QueryError extends CachePostgresError {
  */
 export class ConnectionError extends QueryError {
   static override readonly code = 'E_CONNECTION';
-  constructor(statement: string, table: string, cause: unknown, detail?: string) {
-    super(statement, table, cause, ConnectionError.code, detail);
-  }
-
-  override get retryable(): boolean {
-    return true;
-  }
 }
 
 /**
@@ -122,13 +118,6 @@ export class ConnectionError extends QueryError {
  */
 export class StatementTimeoutError extends QueryError {
   static override readonly code = 'E_STATEMENT_TIMEOUT';
-  constructor(statement: string, table: string, cause: unknown, detail?: string) {
-    super(statement, table, cause, StatementTimeoutError.code, detail);
-  }
-
-  override get retryable(): boolean {
-    return true;
-  }
 }
 
 /** SQLSTATEs of a connection the server ended or refused (admin shutdown, crash, startup, class 08). */
