@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 import { type CachePostgresError, ConnectionError, queryError, StatementTimeoutError, StoreClosedError } from './errors.js';
 
 /**
@@ -42,6 +42,9 @@ export class Connections {
     this.#pool = pool;
     this.#table = table;
     this.#connectTimeoutMs = connectTimeoutMs;
+    // Once per pool, however many stores share it, and left on it: it only ever catches an error that
+    // would otherwise have crashed the process.
+    if (!pool.listeners('acquire').includes(guardHandOver)) pool.on('acquire', guardHandOver);
   }
 
   /** `schema.table`, for error messages. */
@@ -110,7 +113,9 @@ export class Connections {
     this.#closed = true;
     await this.#allReturned(drainMs);
     for (const waiter of [...this.#waiting]) waiter.fail(new StoreClosedError('connect', 'the store was disconnected while this call waited for a connection.'));
-    for (const lease of this.#leases) lease.destroy('closed');
+    // Waits for the cancels to be delivered: a statement still waiting for a lock must not land after
+    // disconnect() resolved.
+    await Promise.all([...this.#leases].map((lease) => lease.destroy('closed')));
     await this.#allReturned(AFTER_DESTROY_MS);
   }
 
@@ -145,6 +150,23 @@ export class Connections {
   }
 }
 
+/** Errors a connection raised while the pool handed it over, before a Lease listened (see {@link guardHandOver}). */
+const lostInHandOver = new WeakMap<pg.PoolClient, Error>();
+
+/**
+ * pg-pool removes its own `'error'` listener from a connection before it hands it over, and the
+ * caller's promise resolves a microtask later. A new connection is handed over from inside the socket
+ * callback that read its ReadyForQuery: when the same read also holds a FATAL message (the backend
+ * terminated right after startup), the connection emits `'error'` with no listener, which crashes the
+ * process. This listener (added on pg-pool's `'acquire'`, which comes first) covers that gap and is
+ * gone at the next microtask, before any other I/O: the Lease then learns of what it caught.
+ */
+function guardHandOver(client: pg.PoolClient): void {
+  const guard = (error: Error) => lostInHandOver.set(client, error);
+  client.on('error', guard);
+  queueMicrotask(() => client.removeListener('error', guard));
+}
+
 /** Why the store itself closed a connection: its answer did not come in time, or disconnect() cut it. */
 type Cut = { kind: 'timeout'; ms: number } | { kind: 'closed' };
 
@@ -164,6 +186,7 @@ export class Lease {
     this.client = client;
     this.#owner = owner;
     client.on('error', this.#onError);
+    this.#lost = lostInHandOver.get(client);
   }
 
   /**
@@ -172,7 +195,7 @@ export class Lease {
    */
   async watch<T>(timeoutMs: number, work: Promise<T>): Promise<T> {
     if (!Number.isFinite(timeoutMs)) return work;
-    const timer = setTimeout(() => this.destroy({ kind: 'timeout', ms: timeoutMs }), timeoutMs);
+    const timer = setTimeout(() => void this.destroy({ kind: 'timeout', ms: timeoutMs }), timeoutMs);
     timer.unref();
     try {
       return await work;
@@ -192,13 +215,19 @@ export class Lease {
     return queryError(label, table, error);
   }
 
-  /** Closes the connection now: every statement on it fails, and it is not returned to the pool. */
-  destroy(cut: Cut | 'closed'): void {
+  /**
+   * Cancels the statement running on the connection (PostgreSQL rolls it back, so a write cut here
+   * never lands later) and closes the connection now: every statement on it fails, and it is not
+   * returned to the pool.
+   */
+  destroy(cut: Cut | 'closed'): Promise<void> {
     this.#cut ??= cut === 'closed' ? { kind: 'closed' } : cut;
     this.#lost ??= new Error('closed by cache-postgres');
+    const cancelled = cancelRunning(this.client);
     const stream = (this.client as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream;
     if (stream?.destroy) stream.destroy();
     else void this.client.end().catch(() => {});
+    return cancelled;
   }
 
   /**
@@ -215,4 +244,34 @@ export class Lease {
     this.client.release(broken);
     this.#owner.returned(this);
   }
+}
+
+/** How long a cancel request may take before its socket is dropped (a server that does not answer). */
+const CANCEL_MS = 2000;
+
+/**
+ * Asks the server to cancel what `client`'s backend runs, as PostgreSQL's protocol does it: a
+ * CancelRequest with the backend's key on a connection of its own. A closed socket alone does not stop
+ * a statement waiting for a lock, which would otherwise run on (and write) once the lock goes.
+ * Resolves once the server has taken the request (it then closes that connection), or after
+ * {@link CANCEL_MS} without an answer; best effort, it never rejects.
+ */
+function cancelRunning(client: pg.PoolClient): Promise<void> {
+  const { processID, secretKey, host, port } = client as unknown as { processID?: number; secretKey?: number; host?: string; port?: number };
+  if (processID === undefined || secretKey === undefined || port === undefined) return Promise.resolve();
+  const connection = new pg.Connection();
+  type Socket = { setTimeout(ms: number, fn: () => void): void; destroy(): void; unref?(): void; once(event: 'close', fn: () => void): void };
+  const socket = (connection as unknown as { stream: Socket }).stream;
+  connection.on('error', () => {}); // nothing to report: the statement is cut either way
+  socket.unref?.();
+  socket.setTimeout(CANCEL_MS, () => socket.destroy());
+  // The server closes the connection once it has signalled the backend.
+  const delivered = new Promise<void>((resolve) => socket.once('close', resolve));
+  connection.once('connect', () => (connection as unknown as { cancel(pid: number, key: number): void }).cancel(processID, secretKey));
+  const unixSocket = host?.startsWith('/');
+  (connection as unknown as { connect(portOrPath: number | string, host?: string): void }).connect(
+    unixSocket ? `${host}/.s.PGSQL.${port}` : port,
+    unixSocket ? undefined : host,
+  );
+  return delivered;
 }

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { Connections, type Lease, NO_ANSWER_GRACE_MS } from './connections.js';
-import { ConnectionError, queryError, type QueryError } from './errors.js';
+import { type CachePostgresError, ConnectionError, queryError, type QueryError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { Statement } from './sql.js';
 
@@ -157,7 +157,7 @@ export class Executor {
    * the others, and a retryable failure (deadlock) runs again alone.
    * @returns each part's rows, or the typed error that part ended with
    */
-  async pipeline(parts: readonly PipelinePart[]): Promise<Array<unknown[] | QueryError>> {
+  async pipeline(parts: readonly PipelinePart[]): Promise<Array<unknown[] | CachePostgresError>> {
     this.#roundTrips++;
     const labels = parts.map((part) => part.statement.label);
     const settled = await this.#lanes.run(labels, parts.map((part) => queryConfig(part.statement, part.values, true)));
@@ -165,11 +165,11 @@ export class Executor {
       settled.map(async (outcome, i) => {
         if (!(outcome instanceof Error)) return outcome;
         const part = parts[i]!;
-        if (!RETRYABLE.has((outcome as QueryError).sqlState ?? '')) return outcome as QueryError;
+        if (!RETRYABLE.has((outcome as Partial<QueryError>).sqlState ?? '')) return outcome;
         try {
           return await this.query(part.statement, part.values);
         } catch (error) {
-          return error as QueryError;
+          return error as CachePostgresError;
         }
       }),
     );
@@ -291,8 +291,8 @@ function queryConfig(statement: Statement | string, values: unknown[], prepare: 
   return prepare && statement.prepared ? { name: statement.name, text: statement.text, values } : { text: statement.text, values };
 }
 
-/** A pipeline's outcome: each part's rows or its typed error. */
-type Settled = Array<unknown[] | QueryError>;
+/** A pipeline's outcome: each part's rows or its typed error (a QueryError, or StoreClosedError after disconnect()). */
+type Settled = Array<unknown[] | CachePostgresError>;
 
 /**
  * The connections pipelines share. The first pipeline checks one out (a lane); pipelines issued
@@ -376,7 +376,7 @@ class Lane {
       lease = await this.#lease;
     } catch (error) {
       this.#finish(error);
-      return configs.map(() => error as QueryError);
+      return configs.map(() => error as CachePostgresError);
     }
     const client = lease.client;
     // One socket write for the whole pipeline, not one per statement: on loopback each write costs
@@ -393,7 +393,7 @@ class Lane {
     const outcomes = await lease.watch(this.#answerMs, Promise.allSettled(pending));
     const failed = outcomes.find((outcome) => outcome.status === 'rejected');
     const settled = outcomes.map((outcome, i) =>
-      outcome.status === 'fulfilled' ? outcome.value : (lease.failure(labels[i] ?? 'pipeline', outcome.reason) as QueryError),
+      outcome.status === 'fulfilled' ? outcome.value : lease.failure(labels[i] ?? 'pipeline', outcome.reason),
     );
     this.#finish(failed?.reason, lease);
     return settled;

@@ -33,7 +33,7 @@ export interface PgStoreOptions {
   /**
    * Longest time one statement may run. With the pool the store creates, PostgreSQL enforces it
    * (`statement_timeout`): the statement is cancelled and writes nothing. On every pool, a statement
-   * whose answer has not arrived this long plus 2 seconds after it was sent has its connection closed
+   * whose answer has not arrived this long plus 2 seconds after it was sent is cancelled and its connection closed
    * (a server that stopped answering). Either way the call fails with a `StatementTimeoutError`
    * (`E_STATEMENT_TIMEOUT`). getOrSet's wait for a key lock is bounded by its own `lockTimeout`
    * instead. `0` turns the limit off.

@@ -138,12 +138,14 @@ const SET_ALL = `value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
  */
 export const LANE_LOCK_TIMEOUT = '20ms';
 
+/** Sets `lock_timeout` for the rest of its statement (is_local: the statement's own implicit transaction). */
+const SET_LANE_LOCK_TIMEOUT = `set_config('lock_timeout', '${LANE_LOCK_TIMEOUT}', true)`;
+
 /**
- * A filter that is always true and sets `lock_timeout` for the rest of its statement (set_config with
- * is_local: the statement's own implicit transaction). As an uncorrelated subquery it is planned as a
- * one-time filter: it runs once, before the first row is read (and so locked), not once per row.
+ * A filter that is always true and sets the lane's `lock_timeout`. As an uncorrelated subquery it is
+ * planned as a one-time filter: it runs once, before the first row is read (and so locked), not per row.
  */
-const FAIL_FAST = `(SELECT set_config('lock_timeout', '${LANE_LOCK_TIMEOUT}', true)) IS NOT NULL`;
+const FAIL_FAST = `(SELECT ${SET_LANE_LOCK_TIMEOUT}) IS NOT NULL`;
 
 export function buildSql(schema: string, table: string, slidingWriteThreshold = 0, withExpiry = false): Sql {
   if (!(slidingWriteThreshold >= 0 && slidingWriteThreshold <= 1)) throw new RangeError('slidingWriteThreshold must be in [0, 1]');
@@ -213,9 +215,14 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`;
   // Prefix operations use a key range, not LIKE alone: a prepared statement's generic plan cannot
   // turn `LIKE $1` into index bounds, but `id >= $1 AND id < $2` on the COLLATE "C" key always is
   // (the whole table is the range ['', ABOVE_ALL_KEYS)). Patterns add their LIKE as a filter.
-  const slideRows = (extra: string) => `UPDATE ${t} SET expiresattime = ${slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration')}
-WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz AND slidingexpirationinseconds IS NOT NULL
-  AND ${movesEnough(slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration'), 'expiresattime', 'slidingexpirationinseconds')}${extra}`;
+  // The fail-fast form sets lock_timeout only for a row that will be updated (CASE fixes the order), so
+  // a read of rows that do not slide, the common case, pays nothing for it.
+  const slideRows = (failFast: boolean) => {
+    const slides = `expiresattime >= $2::timestamptz AND slidingexpirationinseconds IS NOT NULL
+  AND ${movesEnough(slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration'), 'expiresattime', 'slidingexpirationinseconds')}`;
+    return `UPDATE ${t} SET expiresattime = ${slideTo('$2', 'slidingexpirationinseconds', 'absoluteexpiration')}
+WHERE id = ANY($1::text[]) AND ${failFast ? `CASE WHEN ${slides} THEN ${SET_LANE_LOCK_TIMEOUT} IS NOT NULL END` : slides}`;
+  };
 
   const inRange = 'id >= $1 AND id < $2';
   const inPattern = `${inRange} AND id LIKE $3 ESCAPE '\\'`;
@@ -233,8 +240,8 @@ WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz AND slidingexpir
     // A pipelined read is these two plain statements in one round trip (see the `pipelining` option):
     // the slide first, then the read. PostgreSQL runs the pair in about half the time of getMany, whose
     // data-modifying CTE costs as much when it writes nothing (measured with pgbench on 20-key reads).
-    slideMany: named('slide_many', slideRows('')),
-    slideManyFailFast: named('slide_many_fail_fast', slideRows(` AND ${FAIL_FAST}`)),
+    slideMany: named('slide_many', slideRows(false)),
+    slideManyFailFast: named('slide_many_fail_fast', slideRows(true)),
     // The read for callers that want text (Keyv's JSON): `escape` form, which carries plain ASCII as
     // itself (see textOfEscaped); base64 would cost a decode and a Buffer per row.
     selectManyText: named('select_many_text', `SELECT id, encode(value, 'escape') AS esc${until('slidingexpirationinseconds', 'expiresattime')}

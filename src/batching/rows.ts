@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { QueryError } from '../errors.js';
+import { CachePostgresError, QueryError } from '../errors.js';
 import { type Executor, LATE_AFTER_MS } from '../executor.js';
 import { decodeInvalidation, encodeInvalidation, LocalCache } from '../local/local_cache.js';
 import type { Observer } from '../observer.js';
@@ -389,7 +389,8 @@ export class Rows {
       const noticed = notice.length > 0 ? results[results.length - 1] : undefined;
       if (noticed instanceof Error) this.#options.observer.error(noticed);
       if (lockedOut(readResults[0])) this.#slideLater(ids, now);
-      const readError = readResults.find((result, i): result is QueryError => result instanceof QueryError && !(i === 0 && lockedOut(result)));
+      // Any error: a part refused after disconnect() is a StoreClosedError, not a QueryError.
+      const readError = readResults.find((result, i): result is CachePostgresError => result instanceof CachePostgresError && !(i === 0 && lockedOut(result)));
       return {
         found: readError ? new Map() : foundById(readResults.slice(1).flat() as Array<BytesRow | EscapedRow>),
         ...(readError ? { readError } : {}),
@@ -408,17 +409,13 @@ export class Rows {
    * lock (up to statementTimeout), apart from the pipelines. Its callers wait for it, later calls on
    * its keys wait behind it (the batch stays in flight), and the other stores hear of it once it landed.
    */
-  #writeLater(writes: RowWrite[]): Promise<undefined> {
-    return this.#writeRows(writes).then(
-      () => {
-        if (this.#local) this.written(writes.map((row) => row.id));
-        return undefined;
-      },
-      (error: unknown) => {
-        if (this.#local) this.written(writes.map((row) => row.id));
-        throw error;
-      },
-    );
+  async #writeLater(writes: RowWrite[]): Promise<undefined> {
+    try {
+      await this.#writeRows(writes);
+    } finally {
+      this.written(writes.map((row) => row.id));
+    }
+    return undefined;
   }
 
   /**

@@ -4,7 +4,7 @@
  * exception), every call must settle with a typed error, and the store must work again afterwards.
  */
 import { expect } from 'chai';
-import { CachePostgresError, ConnectionError, PgStore, type PgStoreOptions } from '../../src/index.js';
+import { CachePostgresError, ConnectionError, PgStore, type PgStoreOptions, StatementTimeoutError } from '../../src/index.js';
 import { waitFor } from '../helpers/db.js';
 import { type PrivateServer, startPrivateServer } from '../helpers/private-server.js';
 import { rejection, within } from '../helpers/settle.js';
@@ -115,10 +115,30 @@ describe('connection loss (a private PostgreSQL)', function () {
     const events: unknown[] = [];
     store.on('error', (error) => events.push(error));
     await Promise.all(Array.from({ length: 5 }, (_, i) => store.ext.set(`idle${i}`, 'v')));
-    expect(await server.terminate()).to.be.greaterThan(0);
-    await waitFor(() => events.length > 0, 5000, "an 'error' event");
+    const killed = await server.terminate();
+    expect(killed).to.be.greaterThan(0);
+    // One event per idle connection: until each has said so, the pool may still hand out a dead one.
+    await waitFor(() => events.length >= killed, 5000, "an 'error' event per terminated connection");
     expect(events.every((error) => error instanceof ConnectionError)).to.equal(true);
     expect(await store.ext.getString('idle0')).to.equal('v');
+  });
+
+  it('a backend that stops answering mid-call (SIGSTOP): StatementTimeoutError after statementTimeout + 2 s, and the store goes on', async () => {
+    const store = make({ poolMax: 1, statementTimeout: '300ms', poolConfig: { application_name: 'frozen-store' } });
+    await store.ext.set('f', 'v');
+    const [backend] = await server.sql<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = 'frozen-store'");
+    expect(backend, 'the store has one backend').to.not.equal(undefined);
+    process.kill(backend!.pid, 'SIGSTOP');
+    try {
+      const started = performance.now();
+      const error = await rejection(store.ext.get('f'), 10_000, 'a get on a frozen backend');
+      expect(error).to.be.instanceOf(StatementTimeoutError);
+      expect(error.message).to.match(/no answer within 2300 ms/);
+      expect(performance.now() - started).to.be.within(2000, 5000);
+    } finally {
+      process.kill(backend!.pid, 'SIGCONT');
+    }
+    expect(await within(store.ext.getString('f'), 5000, 'a get on a new connection')).to.equal('v');
   });
 
   it('a fast restart and a crash under load: every call settles with a typed error, and the store works after', async () => {

@@ -8,7 +8,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { expect } from 'chai';
 import pg from 'pg';
 import { CachePostgresError, PgStore, type PgStoreOptions } from '../../src/index.js';
-import { testUrl } from '../helpers/db.js';
+import { manualClock } from '../helpers/assert.js';
+import { testUrl, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
 import { rejection, track, within } from '../helpers/settle.js';
 
@@ -93,6 +94,39 @@ describe('faults: stalls, timeouts, disconnect under load', () => {
       expect(await within(read.promise, 3000, 'the read')).to.equal('after');
     });
 
+    it('answers the reads batched in the same tick as a write that waits for a row lock (pipelining)', async () => {
+      const store = own();
+      await store.set('locked', 'before');
+      await store.set('neighbour', 'n');
+      const lock = await lockRow('locked');
+      // One tick: the write and the reads share a batch (and its pipeline).
+      const write = track(store.set('locked', 'after'));
+      const reads = Promise.all([store.get('neighbour'), store.get('locked')]);
+      expect(await within(reads, 3000, 'the reads of the same tick')).to.deep.equal(['n', 'before']);
+      expect(write.outcome.state, 'the write waits for the lock').to.equal('pending');
+      await lock.release();
+      await within(write.promise, 3000, 'the write once the lock goes');
+      expect(await store.get('locked')).to.equal('after');
+    });
+
+    it('answers a read of a locked sliding entry at once; its slide lands once the lock goes', async () => {
+      const T0 = Date.UTC(2030, 0, 1);
+      const clock = manualClock(T0);
+      const store = own({ clock });
+      await store.ext.set('sliding', 'v', { slidingExpiration: '10m' });
+      clock.advance(5 * 60_000); // a read now moves the expiry by 5 minutes: past the write threshold
+      const lock = await lockRow('sliding');
+      const value = await within(store.ext.get('sliding'), 3000, 'the read of a locked sliding row');
+      expect(value?.toString()).to.equal('v');
+      expect((await fx.row('sliding'))!.expiresattime).to.deep.equal(new Date(T0 + 10 * 60_000));
+      await lock.release();
+      await waitFor(
+        async () => ((await fx.row('sliding'))!.expiresattime as Date).getTime() === T0 + 15 * 60_000,
+        5000,
+        'the slide to land',
+      );
+    });
+
     it('counters and deletes of other keys complete while one counter waits', async () => {
       const store = own();
       await store.ext.incr('locked');
@@ -146,6 +180,21 @@ describe('faults: stalls, timeouts, disconnect under load', () => {
       expect(untyped.map((call) => String((call.outcome as { reason: unknown }).reason))).to.deep.equal([]);
       await Promise.allSettled(calls.map((call) => call.promise));
     });
+    it('cuts a statement still running after the drain with StoreClosedError, and still resolves', async function () {
+      this.timeout(20_000);
+      const store = own();
+      await store.set('locked', 'before');
+      const lock = await lockRow('locked');
+      const stuck = track(store.set('locked', 'after'));
+      await sleep(50);
+      const started = performance.now();
+      await within(store.disconnect(), 12_000, 'disconnect');
+      expect(performance.now() - started).to.be.within(4500, 9000); // the 5 s drain, then the cut
+      expect(stuck.outcome.state).to.equal('rejected');
+      expect((stuck.outcome as { reason: { code: string } }).reason.code).to.equal('E_STORE_CLOSED');
+      await lock.release();
+      expect((await fx.row('locked'))!.value.toString()).to.equal('before');
+    });
   });
 
   describe('getOrSet waits are bounded', () => {
@@ -197,6 +246,32 @@ describe('faults: stalls, timeouts, disconnect under load', () => {
       await new Promise<void>((resolve) => silent!.listen(0, '127.0.0.1', resolve));
       return (silent.address() as { port: number }).port;
     }
+
+    it('a backend terminated in the same read as the end of its startup fails the call, not the process', async () => {
+      // A minimal server: startup accepted, then ReadyForQuery and a FATAL 57P01 in one write, as a backend
+      // killed right after startup sends them. pg-pool hands such a connection over with no 'error' listener.
+      const frame = (type: string, body: Buffer) => {
+        const length = Buffer.alloc(4);
+        length.writeInt32BE(body.length + 4);
+        return Buffer.concat([Buffer.from(type), length, body]);
+      };
+      const fields = Buffer.from('SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0');
+      silent = createServer((socket) => {
+        sockets.push(socket);
+        socket.once('data', () => {
+          socket.write(Buffer.concat([frame('R', Buffer.from([0, 0, 0, 0])), frame('Z', Buffer.from('I')), frame('E', fields)]));
+          socket.end();
+        });
+      });
+      await new Promise<void>((resolve) => silent!.listen(0, '127.0.0.1', resolve));
+      const port = (silent.address() as { port: number }).port;
+      const store = new PgStore({ uri: `postgres://nobody@127.0.0.1:${port}/db` });
+      stores.push(store);
+      for (let i = 0; i < 5; i++) {
+        const error = await rejection(store.get('k'), 5000, 'get on a connection terminated at once');
+        expect(error.code).to.equal('E_CONNECTION');
+      }
+    });
 
     it('a server that accepts TCP and never answers: calls fail with E_CONNECTION after connectTimeout', async () => {
       const port = await silentServer();
