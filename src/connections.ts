@@ -14,7 +14,16 @@ export const DRAIN_MS = 5000;
 /** What `close()` gives connections it destroyed, so the pool can end without waiting for them. */
 const AFTER_DESTROY_MS = 1000;
 
+/**
+ * How often the deadlines (connectTimeout, the statement watchdog) are checked: one unref'd interval
+ * while connections are waited for or in use, instead of a timer per call (their precision).
+ */
+const SWEEP_MS = 50;
+
 interface Waiter {
+  readonly label: string;
+  /** performance.now() past which the wait fails. */
+  readonly until: number;
   fail(error: CachePostgresError): void;
 }
 
@@ -37,6 +46,7 @@ export class Connections {
   readonly #leases = new Set<Lease>();
   #released: (() => void) | undefined;
   #closed = false;
+  #sweeper: NodeJS.Timeout | undefined;
 
   constructor(pool: pg.Pool, table: string, connectTimeoutMs: number) {
     this.#pool = pool;
@@ -44,7 +54,7 @@ export class Connections {
     this.#connectTimeoutMs = connectTimeoutMs;
     // Once per pool, however many stores share it, and left on it: it only ever catches an error that
     // would otherwise have crashed the process.
-    if (!pool.listeners('acquire').includes(guardHandOver)) pool.on('acquire', guardHandOver);
+    if (!pool.listeners('connect').includes(guardHandOver)) pool.on('connect', guardHandOver);
   }
 
   /** `schema.table`, for error messages. */
@@ -64,20 +74,20 @@ export class Connections {
    */
   acquire(label: string): Promise<Lease> {
     if (this.#closed) return Promise.reject(new StoreClosedError(label, 'the store was disconnected.'));
+    this.#sweeper ??= setInterval(this.#sweep, SWEEP_MS).unref();
     return new Promise<Lease>((resolve, reject) => {
       let done = false;
       const waiter: Waiter = {
+        label,
+        until: performance.now() + this.#connectTimeoutMs,
         fail: (error) => {
           if (done) return;
           done = true;
-          clearTimeout(timer);
           this.#waiting.delete(waiter);
           this.#released?.();
           reject(error);
         },
       };
-      const timer = setTimeout(() => waiter.fail(new ConnectionError(label, this.#table, undefined, this.#noConnection())), this.#connectTimeoutMs);
-      timer.unref();
       this.#waiting.add(waiter);
       this.#pool.connect().then(
         (client) => {
@@ -86,7 +96,6 @@ export class Connections {
             return;
           }
           done = true;
-          clearTimeout(timer);
           this.#waiting.delete(waiter);
           const lease = new Lease(client, this);
           this.#leases.add(lease);
@@ -96,6 +105,19 @@ export class Connections {
       );
     });
   }
+
+  /** Fails the waits past connectTimeout and closes the connections whose answer is overdue; stops when idle. */
+  readonly #sweep = (): void => {
+    const now = performance.now();
+    for (const waiter of this.#waiting) {
+      if (waiter.until <= now) waiter.fail(new ConnectionError(waiter.label, this.#table, undefined, this.#noConnection()));
+    }
+    for (const lease of this.#leases) lease.expire(now);
+    if (this.#waiting.size === 0 && this.#leases.size === 0) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  };
 
   /** @internal Called by {@link Lease.release}. */
   returned(lease: Lease): void {
@@ -158,7 +180,7 @@ const lostInHandOver = new WeakMap<pg.PoolClient, Error>();
  * caller's promise resolves a microtask later. A new connection is handed over from inside the socket
  * callback that read its ReadyForQuery: when the same read also holds a FATAL message (the backend
  * terminated right after startup), the connection emits `'error'` with no listener, which crashes the
- * process. This listener (added on pg-pool's `'acquire'`, which comes first) covers that gap and is
+ * process. This listener (added on pg-pool's `'connect'`, which comes first) covers that gap and is
  * gone at the next microtask, before any other I/O: the Lease then learns of what it caught.
  */
 function guardHandOver(client: pg.PoolClient): void {
@@ -178,6 +200,8 @@ export class Lease {
   #lost: Error | undefined;
   #cut: Cut | undefined;
   #released = false;
+  /** Deadlines of the work in flight on this connection (see {@link Lease.watch}), oldest first. */
+  readonly #watched: Array<{ until: number; ms: number }> = [];
   readonly #onError = (error: Error) => {
     this.#lost ??= error;
   };
@@ -190,18 +214,20 @@ export class Lease {
   }
 
   /**
-   * Awaits `work` (statements sent on this connection); when it has not settled within `timeoutMs`,
-   * closes the connection, which fails the work. Infinity: no limit.
+   * `work` (statements sent on this connection), watched: when it has not settled within `timeoutMs`,
+   * the owner's sweep cancels it and closes the connection, which fails it. Infinity: no limit.
    */
-  async watch<T>(timeoutMs: number, work: Promise<T>): Promise<T> {
+  watch<T>(timeoutMs: number, work: Promise<T>): Promise<T> {
     if (!Number.isFinite(timeoutMs)) return work;
-    const timer = setTimeout(() => void this.destroy({ kind: 'timeout', ms: timeoutMs }), timeoutMs);
-    timer.unref();
-    try {
-      return await work;
-    } finally {
-      clearTimeout(timer);
-    }
+    const entry = { until: performance.now() + timeoutMs, ms: timeoutMs };
+    this.#watched.push(entry);
+    return work.finally(() => this.#watched.splice(this.#watched.indexOf(entry), 1));
+  }
+
+  /** Called by the owner's sweep: closes the connection when its oldest watched work is overdue. */
+  expire(now: number): void {
+    const oldest = this.#watched[0];
+    if (oldest && oldest.until <= now && !this.#cut) void this.destroy({ kind: 'timeout', ms: oldest.ms });
   }
 
   /** The typed error for `error` of statement `label` on this connection (saying why the store closed it, if it did). */

@@ -82,7 +82,10 @@ export class Executor {
         // A cache must not keep a process alive, nor hang on a dead peer.
         allowExitOnIdle: true,
         keepAlive: true,
-        connectionTimeoutMillis: options.connectTimeoutMs,
+        // connectTimeout bounds a new connection's TCP and startup here, in the client, and the wait for
+        // a pooled one in Connections. Not pg-pool's connectionTimeoutMillis: that would also arm a
+        // timer on every checkout, the hot path.
+        Client: timedClient(options.connectTimeoutMs),
         // Enforced by PostgreSQL: a statement past its time is cancelled and writes nothing. Not sent
         // with preparedStatements off, the PgBouncer setting: PgBouncer refuses unknown startup parameters.
         ...(statementMs > 0 && options.preparedStatements ? { statement_timeout: statementMs } : {}),
@@ -283,6 +286,15 @@ export class Executor {
     await Promise.race([this.#pool.end().catch(() => {}), new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
     clearTimeout(timer);
   }
+}
+
+/** pg.Client whose connection attempt gives up after `ms` (TCP, TLS and startup). */
+function timedClient(ms: number): typeof pg.Client {
+  return class TimedClient extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super(typeof config === 'string' ? { connectionString: config, connectionTimeoutMillis: ms } : { connectionTimeoutMillis: ms, ...config });
+    }
+  };
 }
 
 /** node-postgres prepares a statement once per connection when it has a name; plain text runs unprepared. */

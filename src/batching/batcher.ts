@@ -51,7 +51,10 @@ interface Batch<I, R> {
 }
 
 /** A dispatched batch: late once `lateAfterMs` passed, its keys then pinned. */
-interface Running {
+interface Running<I> {
+  readonly items: I[];
+  /** performance.now() past which it is late. */
+  readonly lateAt: number;
   late: boolean;
   keys: string[] | undefined;
 }
@@ -70,6 +73,9 @@ export class Batcher<I, R> {
   readonly #pinned = new Map<string, number>();
   /** Items on pinned keys, in call order, waiting for their late batch. */
   #held: Batch<I, R> = { items: [], callbacks: [] };
+  /** Batches in flight that are not late yet, watched by one interval (not a timer per batch). */
+  readonly #watched = new Set<Running<I>>();
+  #lateCheck: NodeJS.Timeout | undefined;
 
   constructor(dispatch: DispatchFn<I, R>, options: BatcherOptions<I>) {
     this.#dispatch = dispatch;
@@ -131,10 +137,13 @@ export class Batcher<I, R> {
 
   #run(batch: Batch<I, R>): void {
     this.#inFlight++;
-    const running: Running = { late: false, keys: undefined };
     const lateAfter = this.#options.lateAfterMs ?? 0;
-    const timer = lateAfter > 0 ? setTimeout(() => this.#late(batch, running), lateAfter) : undefined;
-    timer?.unref();
+    const running: Running<I> = { items: batch.items, lateAt: performance.now() + lateAfter, late: false, keys: undefined };
+    if (lateAfter > 0) {
+      this.#watched.add(running);
+      // Checked at a third of the delay: a batch is found late between lateAfterMs and 4/3 of it.
+      this.#lateCheck ??= setInterval(this.#findLate, Math.max(1, lateAfter / 3)).unref();
+    }
     let pending: Promise<Array<R | Error | Promise<R>>>;
     try {
       pending = this.#dispatch(batch.items);
@@ -167,20 +176,31 @@ export class Batcher<I, R> {
         },
       )
       .finally(() => {
-        clearTimeout(timer);
+        this.#watched.delete(running);
         if (running.late) this.#unpin(running.keys ?? []);
         else this.#inFlight--;
         if (this.#open || this.#full.length > 0) this.#schedule();
       });
   }
 
+  /** Marks the batches past `lateAfterMs`; stops when none is in flight. */
+  readonly #findLate = (): void => {
+    const now = performance.now();
+    for (const running of this.#watched) if (running.lateAt <= now) this.#late(running);
+    if (this.#watched.size === 0) {
+      clearInterval(this.#lateCheck);
+      this.#lateCheck = undefined;
+    }
+  };
+
   /** A batch passed `lateAfterMs`: it frees its slot and pins its keys until it completes. */
-  #late(batch: Batch<I, R>, running: Running): void {
+  #late(running: Running<I>): void {
+    this.#watched.delete(running);
     running.late = true;
     this.#inFlight--;
     const keyOf = this.#options.keyOf;
     if (keyOf) {
-      running.keys = [...new Set(batch.items.map(keyOf))];
+      running.keys = [...new Set(running.items.map(keyOf))];
       for (const key of running.keys) this.#pinned.set(key, (this.#pinned.get(key) ?? 0) + 1);
     }
     if (this.#open || this.#full.length > 0) this.#schedule();

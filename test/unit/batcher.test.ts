@@ -106,4 +106,74 @@ describe('Batcher', () => {
     // Each half's callers come back together: halves of ten all along, not ever smaller pieces.
     expect(batches.slice(0, -2).every((batch) => batch.length === 10)).to.equal(true);
   });
+
+  describe('a late batch', () => {
+    /** A batcher whose batches containing 'stuck' wait until released; records each dispatch. */
+    function stalling() {
+      const dispatched: string[][] = [];
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const batcher = new Batcher<string, string>(
+        async (items) => {
+          dispatched.push(items);
+          if (items.includes('stuck')) await released;
+          return items.map((item) => `${item}!`);
+        },
+        { maxBatchSize: 10, maxInFlight: 1, lateAfterMs: 20, keyOf: (item) => item.split('#')[0]! },
+      );
+      return { batcher, dispatched, release };
+    }
+    const until = async (check: () => boolean) => {
+      for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    };
+
+    it('stops holding back the next batches once lateAfterMs passed', async () => {
+      const { batcher, dispatched, release } = stalling();
+      const stuck = batcher.load('stuck');
+      await until(() => dispatched.length === 1);
+      const other = batcher.load('other'); // waits: the slot is taken, the batch is not late yet
+      expect(dispatched).to.have.length(1);
+      expect(await other).to.equal('other!'); // dispatched once the first batch is late
+      release();
+      expect(await stuck).to.equal('stuck!');
+    });
+
+    it("holds later calls on a late batch's keys until it completes, in call order", async () => {
+      const { batcher, dispatched, release } = stalling();
+      const stuck = batcher.load('stuck');
+      await until(() => dispatched.length === 1);
+      await new Promise((resolve) => setTimeout(resolve, 40)); // late now
+      const order: string[] = [];
+      const sameKey = [batcher.load('stuck#2'), batcher.load('stuck#3')].map((p) => p.then((v) => order.push(v)));
+      expect(await batcher.load('free')).to.equal('free!');
+      expect(dispatched.flat()).to.not.include('stuck#2');
+      release();
+      await Promise.all([stuck, ...sameKey]);
+      expect(order).to.deep.equal(['stuck#2!', 'stuck#3!']);
+      expect(dispatched.at(-1)).to.deep.equal(['stuck#2', 'stuck#3']);
+    });
+
+    it('settles a caller whose result is a promise when it settles, keeping the batch in flight (and its keys pinned) until then', async () => {
+      let finish!: (value: string) => void;
+      const later = new Promise<string>((resolve) => (finish = resolve));
+      const dispatched: string[][] = [];
+      const batcher = new Batcher<string, string>(
+        async (items) => {
+          dispatched.push(items);
+          return items.map((item) => (item === 'retried' ? later : `${item}!`));
+        },
+        { maxBatchSize: 10, maxInFlight: 1, lateAfterMs: 20, keyOf: (item) => item },
+      );
+      const [retried, quick] = [batcher.load('retried'), batcher.load('quick')];
+      expect(await quick).to.equal('quick!'); // answered at once
+      await new Promise((resolve) => setTimeout(resolve, 40)); // the batch is late: 'retried' is pinned
+      const again = batcher.load('retried');
+      expect(await batcher.load('other')).to.equal('other!');
+      expect(dispatched.flat().filter((item) => item === 'retried')).to.have.length(1);
+      finish('landed');
+      expect(await retried).to.equal('landed');
+      await again;
+      expect(dispatched.at(-1), 'the held call goes once the promise settled').to.deep.equal(['retried']);
+    });
+  });
 });
