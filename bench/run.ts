@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --url postgres://... --ops 20000 --rounds 3 --quick]
+ * npm run bench [-- --url postgres://... --ops 20000 --rounds 3 --quick --only "name,other name"]
  *
  * The Python library's four scenarios (100 keys, 1 KiB values, 20 concurrent workers): read-heavy
  * (90% get / 10% set), write-heavy (10/90), an atomic counter on one key, and a stampede (20 callers,
@@ -280,7 +280,7 @@ async function main() {
     await warm.clear();
     await warm.close();
 
-    const chosen = targets(database.url, args.redis!).filter((target) => !args.only || target.name.includes(args.only));
+    const chosen = targets(database.url, args.redis!).filter((target) => !args.only || args.only.split(',').some((o) => target.name.includes(o)));
     const opened = await openAll(chosen, skipped);
     try {
       all.push(...(await runAll(opened, vacuum)));
