@@ -29,6 +29,20 @@ export interface ListenHandlers {
   error(error: Error): void;
 }
 
+/**
+ * The readiness gate every statement passes (see {@link Executor}): undefined when the store is ready,
+ * else a promise that settles once it is (the table created) or rejects (it could not be, or the store
+ * was closed first). `operation` names the statement, for errors.
+ */
+export type Gate = (operation: string) => Promise<void> | undefined;
+
+/** The executor's statements without the gate: for the readiness work itself. */
+export interface SetupExecutor {
+  readonly pool: pg.Pool;
+  query<R extends object = Record<string, unknown>>(statement: Statement, values: unknown[]): Promise<R[]>;
+  transaction<T>(fn: (query: TransactionQuery) => Promise<T>): Promise<T>;
+}
+
 /** One statement of a pipeline and its parameters. */
 export interface PipelinePart {
   readonly statement: Statement;
@@ -50,6 +64,10 @@ export type TransactionQuery = <R extends object = Record<string, unknown>>(
  * failures ({@link queryError}) and counts round trips (so "a get is one round trip" is checkable).
  * Every connection it uses is checked out through {@link Connections}: bounded waits, an error
  * listener while checked out, a watchdog per statement, and a close that settles every call.
+ *
+ * Every statement also passes the store's readiness gate here, so no path can reach the table before
+ * it exists, whatever method it came from; only {@link Executor.setup} (the schema work the gate
+ * waits for) runs without it.
  */
 export class Executor {
   readonly #pool: pg.Pool;
@@ -63,15 +81,18 @@ export class Executor {
   readonly #answerMs: number;
   /** Settings for a connection of its own (LISTEN needs a session, not a pooled connection). */
   readonly #sessionConfig: pg.ClientConfig;
+  readonly #gate: Gate;
   #roundTrips = 0;
 
   /**
    * @param options resolved store options (pool or connection settings)
    * @param table `schema.table`, named in error messages
    * @param onPoolError receives errors of idle pooled connections, which would otherwise crash Node
+   * @param gate the readiness gate every statement but {@link Executor.setup}'s passes
    */
-  constructor(options: ResolvedOptions, table: string, onPoolError: (error: Error) => void) {
+  constructor(options: ResolvedOptions, table: string, onPoolError: (error: Error) => void, gate: Gate) {
     this.#table = table;
+    this.#gate = gate;
     this.#prepare = options.preparedStatements;
     const statementMs = options.statementTimeoutMs;
     if (options.pool) {
@@ -131,6 +152,24 @@ export class Executor {
    * lock overlapping rows in different orders).
    */
   async query<R extends object = Record<string, unknown>>(statement: Statement, values: unknown[]): Promise<R[]> {
+    const opening = this.#gate(statement.label);
+    if (opening) await opening;
+    return this.#query(statement, values);
+  }
+
+  /**
+   * The statements of the readiness work, which the gate waits for: they run without it. Nothing else
+   * uses them.
+   */
+  get setup(): SetupExecutor {
+    return {
+      pool: this.#pool,
+      query: (statement, values) => this.#query(statement, values),
+      transaction: (fn) => this.#transaction(fn),
+    };
+  }
+
+  async #query<R extends object = Record<string, unknown>>(statement: Statement, values: unknown[]): Promise<R[]> {
     for (let attempt = 1; ; attempt++) {
       this.#roundTrips++;
       const lease = await this.#connections.acquire(statement.label);
@@ -160,6 +199,8 @@ export class Executor {
    * @returns each part's rows, or the typed error that part ended with
    */
   async pipeline(parts: readonly PipelinePart[]): Promise<Array<unknown[] | CachePostgresError>> {
+    const opening = this.#gate(parts[0]?.statement.label ?? 'pipeline');
+    if (opening) await opening;
     this.#roundTrips++;
     const labels = parts.map((part) => part.statement.label);
     const settled = await this.#lanes.run(labels, parts.map((part) => queryConfig(part.statement, part.values, true)));
@@ -169,7 +210,7 @@ export class Executor {
         const part = parts[i]!;
         if (!RETRYABLE.has((outcome as Partial<QueryError>).sqlState ?? '')) return outcome;
         try {
-          return await this.query(part.statement, part.values);
+          return await this.#query(part.statement, part.values);
         } catch (error) {
           return error as CachePostgresError;
         }
@@ -182,6 +223,12 @@ export class Executor {
    * A connection whose ROLLBACK fails is destroyed rather than returned to the pool in an unknown state.
    */
   async transaction<T>(fn: (query: TransactionQuery) => Promise<T>): Promise<T> {
+    const opening = this.#gate('BEGIN');
+    if (opening) await opening;
+    return this.#transaction(fn);
+  }
+
+  async #transaction<T>(fn: (query: TransactionQuery) => Promise<T>): Promise<T> {
     this.#roundTrips++;
     const lease = await this.#connections.acquire('BEGIN');
     const query: TransactionQuery = async <R extends object>(statement: Statement | string, values: unknown[] = [], timeoutMs = this.#answerMs) => {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { SchemaError } from './errors.js';
-import type { Executor, TransactionQuery } from './executor.js';
+import type { Executor, SetupExecutor, TransactionQuery } from './executor.js';
 import type { Sql } from './sql.js';
 
 /** The contract's columns and their exact types (format_type spelling). */
@@ -31,7 +31,7 @@ const done = new WeakMap<pg.Pool, Map<string, Promise<void>>>();
  * gains the `tags` column and GIN index of the Python library. A failed attempt is forgotten so the
  * next operation retries.
  */
-export function ensureSchema(executor: Executor, sql: Sql, options: { createIfNotExists: boolean; useWal: boolean }): Promise<void> {
+export function ensureSchema(executor: SetupExecutor, sql: Sql, options: { createIfNotExists: boolean; useWal: boolean }): Promise<void> {
   return once(executor, sql.qualified, () => run(executor, sql, options));
 }
 
@@ -55,7 +55,7 @@ export function ensureLocksTable(executor: Executor, sql: Sql, options: { create
 }
 
 /** Runs `work` once per pool and key; a failure is forgotten so the next call retries. */
-function once(executor: Executor, key: string, work: () => Promise<void>): Promise<void> {
+function once(executor: Pick<Executor, 'pool'>, key: string, work: () => Promise<void>): Promise<void> {
   let perPool = done.get(executor.pool);
   if (!perPool) done.set(executor.pool, (perPool = new Map()));
   const existing = perPool.get(key);
@@ -68,7 +68,7 @@ function once(executor: Executor, key: string, work: () => Promise<void>): Promi
   return attempt;
 }
 
-async function run(executor: Executor, sql: Sql, options: { createIfNotExists: boolean; useWal: boolean }): Promise<void> {
+async function run(executor: SetupExecutor, sql: Sql, options: { createIfNotExists: boolean; useWal: boolean }): Promise<void> {
   const [first] = await executor.query<Inspection>(sql.inspect, [sql.schema, sql.table]);
   // A table of another shape is reported before anything is added to it.
   if (first?.oid) checkColumns(first, sql, ['tags']);

@@ -87,7 +87,13 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
       // EventEmitter's typed emit cannot follow a generic event name; the Observer's signature checks it.
       else (this.emit as (name: string, ...payload: unknown[]) => boolean)(event, ...args);
     }, `${this.#options.schema}.${this.#options.table}`);
-    this.#exec = new Executor(this.#options, this.#sql.display, (error) => this.#background(error));
+    this.#exec = new Executor(
+      this.#options,
+      this.#sql.display,
+      (error) => this.#background(error),
+      // Calls already in progress when disconnect() began still drain: only an unready store waits here.
+      (operation) => (this.#isReady ? undefined : this.#prepare(operation)),
+    );
     this.#rows = new Rows(this.#exec, this.#sql, { ...this.#options, maxInFlight: BATCHES_IN_FLIGHT, observer: this.#observer });
     this.opts = { dialect: 'postgres', url: describe(this.#options), schema: this.#options.schema, table: this.#options.table };
     this.ext = new CacheExt({
@@ -318,7 +324,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async #prepare(operation: string): Promise<void> {
     if (this.#closed) throw new StoreClosedError(operation);
     if (this.#isReady) return;
-    this.#ready ??= ensureSchema(this.#exec, this.#sql, this.#options).then(
+    this.#ready ??= ensureSchema(this.#exec.setup, this.#sql, this.#options).then(
       () => {
         this.#isReady = true;
         this.#startScanner();
