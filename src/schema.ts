@@ -15,6 +15,8 @@ const EXPECTED_COLUMNS: Readonly<Record<string, string>> = {
 
 interface Inspection {
   schema_exists: boolean;
+  /** The database's encoding (server_encoding). */
+  encoding: string;
   oid: string | null;
   columns: Record<string, string> | null;
   has_expiry_index: boolean | null;
@@ -70,6 +72,7 @@ function once(executor: Pick<Executor, 'pool'>, key: string, work: () => Promise
 
 async function run(executor: SetupExecutor, sql: Sql, options: { createIfNotExists: boolean; useWal: boolean }): Promise<void> {
   const [first] = await executor.query<Inspection>(sql.inspect, [sql.schema, sql.table]);
+  if (first) checkEncoding(first, sql);
   // A table of another shape is reported before anything is added to it.
   if (first?.oid) checkColumns(first, sql, ['tags']);
   if (first && isComplete(first)) return;
@@ -101,6 +104,21 @@ async function createMissing(query: TransactionQuery, sql: Sql, state: Inspectio
   else if (!state.columns?.tags) await query(sql.ddl.addTagsColumn);
   if (!state?.has_expiry_index) await query(sql.ddl.createExpiryIndex);
   if (!state?.has_tags_index) await query(sql.ddl.createTagsIndex);
+}
+
+/**
+ * The contract's keys are text of up to 449 characters, shared with .NET and Python: in a UTF8
+ * database varchar(449) counts characters. In SQL_ASCII it counts bytes (a key of 449 multibyte
+ * characters fails) and stores whatever bytes it is given; in a single-byte encoding most characters
+ * cannot be stored at all. Refused before anything is created or read.
+ */
+function checkEncoding(state: Inspection, sql: Sql): void {
+  if (state.encoding === 'UTF8') return;
+  throw new SchemaError(
+    `The database of ${sql.display} is encoded ${state.encoding}; cache-postgres needs a UTF8 database (keys are text of up to 449 ` +
+      `characters, shared with .NET and Python, and ${state.encoding} ${state.encoding === 'SQL_ASCII' ? 'counts them in bytes' : 'cannot hold every character'}). ` +
+      "Create the database with ENCODING 'UTF8' (initdb --encoding=UTF8, or CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0).",
+  );
 }
 
 function isComplete(state: Inspection): boolean {

@@ -333,7 +333,8 @@ SELECT (SELECT ok FROM lock) AS locked, (SELECT count(*) FROM victims)::int AS s
     getWithExpiry: named('get_with_expiry', readSliding('id = $1', '$2', `${VALUE}, abs`)),
 
     // What exists, read from the catalog (never by name: rule 19 of the contract).
-    inspect: named('inspect', `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema_exists, t.*
+    inspect: named('inspect', `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema_exists,
+  current_setting('server_encoding') AS encoding, t.*
 FROM (SELECT 1) AS one LEFT JOIN LATERAL (
   SELECT c.oid::int8 AS oid,
     (SELECT json_object_agg(a.attname, format_type(a.atttypid, a.atttypmod))

