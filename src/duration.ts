@@ -8,6 +8,21 @@ import { InvalidDurationError } from './errors.js';
  */
 export type Duration = number | string;
 
+/**
+ * The longest wait or interval: a Node.js timer holds at most 2^31 - 1 ms (about 24.8 days; a longer
+ * one fires after 1 ms), and PostgreSQL's statement_timeout and lock_timeout are 32-bit milliseconds too.
+ */
+export const MAX_WAIT_MS = 2 ** 31 - 1;
+
+/**
+ * The longest lifetime (an entry's expiry, a retention): 1,000 years. Times are also checked against
+ * year 9999, the last one .NET's DateTimeOffset (and so the shared table) holds.
+ */
+export const MAX_LIFETIME_MS = 1000 * 365.25 * 86_400_000;
+
+/** The last millisecond of year 9999. */
+export const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 const WHOLE = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w)\s?)+$/;
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/g;
@@ -18,9 +33,20 @@ const ALLOWED =
  * Parses a {@link Duration} into milliseconds.
  * @param input the duration to parse
  * @param what what the duration is for, named in the error message (e.g. `"ttl"`)
- * @throws {InvalidDurationError} for negative, non-finite or unparseable input
+ * @param max the longest allowed, in ms: {@link MAX_WAIT_MS} for waits and intervals,
+ *   {@link MAX_LIFETIME_MS} (the default) for lifetimes
+ * @throws {InvalidDurationError} for negative, non-finite, unparseable or too long input
  */
-export function parseDuration(input: unknown, what: string): number {
+export function parseDuration(input: unknown, what: string, max: number = MAX_LIFETIME_MS): number {
+  const ms = parse(input, what);
+  if (ms > max) {
+    const limit = max === MAX_WAIT_MS ? '2^31 - 1 ms (about 24.8 days), the longest a timer can wait' : `${max} ms`;
+    throw new InvalidDurationError(`Invalid duration for ${what}: ${typeof input === 'string' ? JSON.stringify(input) : String(input)} is longer than ${limit}.`);
+  }
+  return ms;
+}
+
+function parse(input: unknown, what: string): number {
   if (typeof input === 'number') {
     if (Number.isFinite(input) && input >= 0) return input;
     throw new InvalidDurationError(`Invalid duration for ${what}: ${String(input)}. ${ALLOWED}`);

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { type Duration, parseDuration } from './duration.js';
+import { type Duration, MAX_WAIT_MS, parseDuration } from './duration.js';
 import { CachePostgresError, InvalidOptionError } from './errors.js';
 
 /** Options of {@link PgStore}. Every field is optional: `new PgStore()` reads `DATABASE_URL` or the `PG*` variables. */
@@ -236,7 +236,7 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
   }
   const resolved = {
     pool: raw.pool,
-    poolMax: positiveInteger(raw, 'poolMax', 10),
+    poolMax: poolSize(raw),
     poolConfig: Object.freeze({ ...(objectOption(raw, 'poolConfig') ?? {}) }),
     connectTimeoutMs: duration(raw, 'connectTimeout', '5s'),
     statementTimeoutMs: duration(raw, 'statementTimeout', '15s'),
@@ -323,7 +323,7 @@ function localCache(value: PgStoreOptions['localCache']): ResolvedOptions['local
   }
   let ttlMs: number;
   try {
-    ttlMs = parseDuration(given.ttl ?? '5s', 'localCache.ttl');
+    ttlMs = parseDuration(given.ttl ?? '5s', 'localCache.ttl', MAX_WAIT_MS);
   } catch (error) {
     throw new InvalidOptionError('localCache', error instanceof CachePostgresError ? error.message : String(error), { cause: error });
   }
@@ -343,13 +343,28 @@ function positiveInteger(
   return value;
 }
 
+/** `poolMax`, or `poolConfig.max` when only it is given; both and different is a contradiction. */
+function poolSize(raw: PgStoreOptions): number {
+  const fromConfig = (raw.poolConfig as { max?: unknown } | undefined)?.max;
+  if (fromConfig === undefined) return positiveInteger(raw, 'poolMax', 10);
+  if (typeof fromConfig !== 'number' || !Number.isSafeInteger(fromConfig) || fromConfig < 1) {
+    throw new InvalidOptionError('poolConfig.max', `expected a positive whole number, got ${JSON.stringify(fromConfig)}.`);
+  }
+  if (raw.poolMax !== undefined && raw.poolMax !== fromConfig) {
+    throw new InvalidOptionError('poolConfig.max', `contradicts poolMax (${String(raw.poolMax)} against ${fromConfig}): give the pool size once, as poolMax.`);
+  }
+  return fromConfig;
+}
+
 function duration(
   raw: PgStoreOptions,
   name: 'expirationScanInterval' | 'defaultSlidingExpiration' | 'retainExpiredFor' | 'connectTimeout' | 'statementTimeout',
   fallback: Duration,
 ): number {
+  // Waits and intervals run on timers (and statementTimeout on PostgreSQL's 32-bit setting); lifetimes do not.
+  const max = name === 'defaultSlidingExpiration' || name === 'retainExpiredFor' ? undefined : MAX_WAIT_MS;
   try {
-    return parseDuration(raw[name] ?? fallback, name);
+    return parseDuration(raw[name] ?? fallback, name, max);
   } catch (error) {
     const message = error instanceof CachePostgresError ? error.message : String(error);
     throw new InvalidOptionError(name, message, { cause: error });

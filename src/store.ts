@@ -8,6 +8,7 @@ import { CacheExt } from './ext/index.js';
 import { ALL_KEYS, prefixRange, validateKey } from './keys.js';
 import { type PgStoreOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { ExpirationScanner } from './scanner.js';
+import { MAX_TIME_MS } from './duration.js';
 import { ensureSchema } from './schema.js';
 import { buildSql, bytesOf, type Sql } from './sql.js';
 
@@ -30,7 +31,6 @@ const INFINITY = 'infinity';
  * Pipelined gets and sets are the exception (two halves on one connection; see Rows).
  */
 const BATCHES_IN_FLIGHT = 1;
-const MAX_DATE_MS = 8.64e15;
 
 /**
  * A Keyv store adapter on the cache table shared with .NET's Microsoft.Extensions.Caching.Postgres and
@@ -360,7 +360,11 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
 }
 
 function toBytes(value: unknown): Buffer {
-  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  if (typeof value === 'string') {
+    // Buffer.from would store a lone surrogate as U+FFFD: a value must never change silently.
+    if (!value.isWellFormed()) throw new InvalidValueError('value must be well-formed Unicode to be stored as UTF-8 (it contains a lone surrogate).');
+    return Buffer.from(value, 'utf8');
+  }
   throw new InvalidValueError(
     `PgStore stores the strings Keyv serializes; got ${value === null ? 'null' : typeof value}. Keep Keyv's default serializer, or use store.ext for raw bytes.`,
   );
@@ -369,8 +373,10 @@ function toBytes(value: unknown): Buffer {
 /** Keyv's ttl (ms) to an ISO expiry, or null for "never" (Keyv uses 0/undefined for that). */
 function expiry(ttl: unknown, now: number): string | null {
   if (ttl === undefined || ttl === null || ttl === 0) return null;
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0 || now + ttl > MAX_DATE_MS) {
-    throw new InvalidValueError(`ttl must be a finite, non-negative number of milliseconds (0 or undefined: never expires), got ${String(ttl)}.`);
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0 || now + ttl > MAX_TIME_MS) {
+    throw new InvalidValueError(
+      `ttl must be a finite, non-negative number of milliseconds (0 or undefined: never expires) whose expiry falls before year 10000, got ${String(ttl)}.`,
+    );
   }
   return new Date(now + ttl).toISOString();
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CachePostgresError, QueryError } from '../errors.js';
+import { CachePostgresError, ConnectionError, CounterOverflowError, QueryError, StatementTimeoutError } from '../errors.js';
 import { type Executor, LATE_AFTER_MS } from '../executor.js';
 import { decodeInvalidation, encodeInvalidation, LocalCache } from '../local/local_cache.js';
 import type { Observer } from '../observer.js';
@@ -65,6 +65,33 @@ const LOCK_NOT_AVAILABLE = '55P03';
 
 function lockedOut(result: unknown): boolean {
   return result instanceof QueryError && result.sqlState === LOCK_NOT_AVAILABLE;
+}
+
+/** 2^63: an int64 lies in [-2^63, 2^63). */
+const INT64_BOUND = 2n ** 63n;
+
+/** What a write of a batch gets, by id: nothing (it landed), its error, or a promise of either (written later). */
+type WriteOutcome = (id: string) => Error | undefined | Promise<undefined>;
+
+const succeeded: WriteOutcome = () => undefined;
+
+/** The outcome of writes whose failures are known (a map) or will be (a promise of one). */
+function outcomeOf(failures: Map<string, Error> | Promise<Map<string, Error>>): WriteOutcome {
+  if (failures instanceof Map) return (id) => failures.get(id);
+  return (id) =>
+    failures.then((known) => {
+      const failure = known.get(id);
+      if (failure) throw failure;
+      return undefined;
+    });
+}
+
+/**
+ * A failure that is the data's, not the connection's: PostgreSQL refused a statement (a constraint, a
+ * value out of range), so running its rows one by one tells which caller's row it was.
+ */
+function isolatable(error: unknown): boolean {
+  return error instanceof QueryError && !(error instanceof ConnectionError) && !(error instanceof StatementTimeoutError) && !error.retryable;
 }
 
 /** Marks a notification that invalidates everything. */
@@ -322,7 +349,9 @@ export class Rows {
   async incr(id: string, delta: bigint, create: CounterCreate): Promise<bigint> {
     try {
       if (this.#options.batching) return await this.#increments.load({ id, delta, create });
-      return await this.#incrementOne(id, delta, create);
+      const total = await this.#incrementOne(id, delta, create);
+      if (total === undefined) throw new CounterOverflowError(id, undefined);
+      return total;
     } finally {
       this.written([id]);
     }
@@ -340,11 +369,11 @@ export class Rows {
       if ('read' in item) (item.text ? texts : bytes).add(item.read);
       else writes.set(item.write.id, item.write); // a later duplicate wins
     }
-    const { found, readError, writeError, writeRetry } = await this.#readAndWrite([...bytes], [...texts], [...writes.values()]);
+    const { found, readError, written } = await this.#readAndWrite([...bytes], [...texts], [...writes.values()]);
     // A caller asking twice for one key in a tick gets its own copy: Buffers are mutable.
     const handedOut = new Set<string>();
     return items.map((item) => {
-      if (!('read' in item)) return writeRetry ?? writeError;
+      if (!('read' in item)) return written(item.write.id);
       if (readError) return readError;
       const hit = found.get(item.read);
       if (hit === undefined || !('value' in hit) || !handedOut.has(item.read)) {
@@ -364,7 +393,7 @@ export class Rows {
     byteIds: string[],
     textIds: string[],
     writes: RowWrite[],
-  ): Promise<{ found: Map<string, Found>; readError?: Error; writeError?: Error; writeRetry?: Promise<undefined> }> {
+  ): Promise<{ found: Map<string, Found>; readError?: Error; written: WriteOutcome }> {
     const now = this.#now();
     const asBytes = new Set(byteIds);
     const asText = textIds.filter((id) => !asBytes.has(id));
@@ -385,7 +414,7 @@ export class Rows {
           : [];
       const results = await this.#exec.pipeline([...reads, ...upsert, ...notice]);
       const readResults = results.slice(0, reads.length);
-      const written = upsert.length > 0 ? results[reads.length] : undefined;
+      const upserted = upsert.length > 0 ? results[reads.length] : undefined;
       const noticed = notice.length > 0 ? results[results.length - 1] : undefined;
       if (noticed instanceof Error) this.#options.observer.error(noticed);
       if (lockedOut(readResults[0])) this.#slideLater(ids, now);
@@ -394,14 +423,52 @@ export class Rows {
       return {
         found: readError ? new Map() : foundById(readResults.slice(1).flat() as Array<BytesRow | EscapedRow>),
         ...(readError ? { readError } : {}),
-        ...(lockedOut(written) ? { writeRetry: this.#writeLater(writes) } : written instanceof Error ? { writeError: written } : {}),
+        written: lockedOut(upserted)
+          ? outcomeOf(this.#writeLater(writes))
+          : upserted instanceof Error
+            ? outcomeOf(await this.#isolate(writes, upserted, true))
+            : succeeded,
       };
     }
-    let rows: BytesRow[] = [];
-    if (writes.length === 0) rows = await this.#exec.query(this.#sql.getMany, [ids, now]);
-    else if (ids.length === 0) await this.#exec.query(this.#sql.upsertRows, this.#rowArrays(writes));
-    else rows = await this.#exec.query(this.#sql.readWrite, [ids, now, ...this.#rowArrays(writes)]);
-    return { found: foundById(rows) };
+    if (writes.length === 0) return { found: foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [ids, now])), written: succeeded };
+    try {
+      if (ids.length === 0) {
+        await this.#exec.query(this.#sql.upsertRows, this.#rowArrays(writes));
+        return { found: new Map(), written: succeeded };
+      }
+      return { found: foundById(await this.#exec.query<BytesRow>(this.#sql.readWrite, [ids, now, ...this.#rowArrays(writes)])), written: succeeded };
+    } catch (error) {
+      if (!isolatable(error)) throw error;
+      // One statement for reads and writes: the reads run again on their own, the writes one by one.
+      const failures = await this.#isolate(writes, error, false);
+      if (ids.length === 0) return { found: new Map(), written: outcomeOf(failures) };
+      try {
+        return { found: foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [ids, now])), written: outcomeOf(failures) };
+      } catch (readError) {
+        return { found: new Map(), readError: readError as Error, written: outcomeOf(failures) };
+      }
+    }
+  }
+
+  /**
+   * A batch's upsert failed: when the failure is the data's (PostgreSQL refused a row), each write runs
+   * again on its own, so that only the callers whose row is refused fail. A lost connection or a timeout
+   * fails them all: running them again would not tell them apart.
+   * @param announce tell the other stores of the writes that landed (the failed pipeline did not)
+   * @returns each failed write's error, by id
+   */
+  async #isolate(writes: RowWrite[], error: unknown, announce: boolean): Promise<Map<string, Error>> {
+    if (writes.length === 1 || !isolatable(error)) return new Map(writes.map((row) => [row.id, error as Error]));
+    const failures = new Map<string, Error>();
+    await Promise.all(
+      writes.map((row) =>
+        this.#writeRows([row]).catch((failure: unknown) => {
+          failures.set(row.id, failure as Error);
+        }),
+      ),
+    );
+    if (announce && this.#local) this.written(writes.filter((row) => !failures.has(row.id)).map((row) => row.id));
+    return failures;
   }
 
   /**
@@ -409,13 +476,15 @@ export class Rows {
    * lock (up to statementTimeout), apart from the pipelines. Its callers wait for it, later calls on
    * its keys wait behind it (the batch stays in flight), and the other stores hear of it once it landed.
    */
-  async #writeLater(writes: RowWrite[]): Promise<undefined> {
+  async #writeLater(writes: RowWrite[]): Promise<Map<string, Error>> {
     try {
       await this.#writeRows(writes);
+      return new Map();
+    } catch (error) {
+      return await this.#isolate(writes, error, false);
     } finally {
       this.written(writes.map((row) => row.id));
     }
-    return undefined;
   }
 
   /**
@@ -472,36 +541,68 @@ export class Rows {
     return ids.map((id) => live.has(id));
   }
 
+  /**
+   * One tick's increments, as if run one after another in issue order. A key's increments are summed
+   * into one statement when that gives the same results: PostgreSQL applies the sum only when no
+   * intermediate value would leave int64 (the highest and lowest running totals are checked against
+   * the stored value); otherwise, or when the running totals from zero would already overflow (a new
+   * or expired counter), they run one by one, in order.
+   */
   async #incrementBatch(items: Increment[]): Promise<Array<bigint | Error>> {
     const byId = new Map<string, Increment[]>();
     for (const item of items) byId.set(item.id, [...(byId.get(item.id) ?? []), item]);
-    const totals = new Map<string, bigint | Error>();
-    await Promise.all(
-      [...byId].map(async ([id, group]) => {
-        const sum = group.reduce((total, item) => total + item.delta, 0n);
-        try {
-          totals.set(id, await this.#incrementOne(id, sum, group[0]!.create));
-        } catch (error) {
-          totals.set(id, error as Error);
-        }
-      }),
-    );
-    // Caller k of a key sees the value after its own delta: the final value minus the deltas after it.
-    const remaining = new Map<string, bigint>();
-    for (const [id, group] of byId) remaining.set(id, group.reduce((total, item) => total + item.delta, 0n));
-    return items.map((item) => {
-      const total = totals.get(item.id)!;
-      if (total instanceof Error) return total;
-      const after = remaining.get(item.id)! - item.delta;
-      remaining.set(item.id, after);
-      return total - after;
-    });
+    const results = new Map<Increment, bigint | Error>();
+    await Promise.all([...byId].map(([id, group]) => this.#incrementGroup(id, group, results)));
+    return items.map((item) => results.get(item)!);
   }
 
-  async #incrementOne(id: string, delta: bigint, create: CounterCreate): Promise<bigint> {
+  async #incrementGroup(id: string, group: Increment[], results: Map<Increment, bigint | Error>): Promise<void> {
+    if (group.length > 1) {
+      let sum = 0n;
+      let highest = -INT64_BOUND;
+      let lowest = INT64_BOUND;
+      for (const item of group) {
+        sum += item.delta;
+        if (sum > highest) highest = sum;
+        if (sum < lowest) lowest = sum;
+      }
+      if (highest < INT64_BOUND && lowest >= -INT64_BOUND) {
+        let total: bigint | undefined;
+        try {
+          total = await this.#incrementOne(id, sum, group[0]!.create, highest, lowest);
+        } catch (error) {
+          for (const item of group) results.set(item, error as Error);
+          return;
+        }
+        if (total !== undefined) {
+          // Caller k sees the value after its own delta: the final value minus the deltas after it.
+          let after = sum;
+          for (const item of group) {
+            after -= item.delta;
+            results.set(item, total - after);
+          }
+          return;
+        }
+      }
+    }
+    for (const item of group) {
+      try {
+        const total = await this.#incrementOne(id, item.delta, item.create, item.delta, item.delta);
+        results.set(item, total ?? new CounterOverflowError(id, undefined));
+      } catch (error) {
+        results.set(item, error as Error);
+      }
+    }
+  }
+
+  /**
+   * Adds `delta`; `highest` and `lowest` are the running totals the stored value must stay in int64
+   * with. Undefined when it would not (nothing was changed).
+   */
+  async #incrementOne(id: string, delta: bigint, create: CounterCreate, highest = delta, lowest = delta): Promise<bigint | undefined> {
     const rows = await this.#exec.query<{ value: string }>(this.#sql.incr, [
-      id, delta.toString(), create.expires, create.absolute, create.tags, this.#now(),
+      id, delta.toString(), create.expires, create.absolute, create.tags, this.#now(), highest.toString(), lowest.toString(),
     ]);
-    return BigInt(rows[0]!.value.trim());
+    return rows[0] === undefined ? undefined : BigInt(rows[0].value.trim());
   }
 }

@@ -1,8 +1,8 @@
 import type { StoreContext } from '../context.js';
 import type { Duration } from '../duration.js';
-import { CounterOverflowError, InvalidValueError, NotACounterError, QueryError } from '../errors.js';
+import { CounterOverflowError, InvalidOptionError, InvalidValueError, NotACounterError, QueryError } from '../errors.js';
 import { validateKey } from '../keys.js';
-import { duration, resolveTags } from './entry_options.js';
+import { checkOptions, duration, isoTime, resolveTags } from './entry_options.js';
 
 /** Options of `incr`/`decr`, used only when the call creates the counter (or restarts an expired one). */
 export interface CounterOptions {
@@ -28,11 +28,12 @@ export async function increment(
 ): Promise<number | bigint> {
   validateKey(key);
   const delta = toInt64(by);
+  checkOptions(options, ['ttl', 'tags'], 'counter');
   const now = context.options.clock();
   const ttl = options?.ttl === undefined ? undefined : duration(options.ttl, 'ttl');
-  if (ttl !== undefined && ttl <= 0) throw new InvalidValueError('ttl of a counter must be greater than zero.');
+  if (ttl !== undefined && ttl <= 0) throw new InvalidOptionError('ttl', 'the ttl of a counter must be greater than zero.');
   const tags = resolveTags(options?.tags, 'tags', true);
-  const absolute = ttl === undefined ? null : new Date(now + ttl).toISOString();
+  const absolute = ttl === undefined ? null : isoTime(now + ttl, 'ttl');
   const preparing = context.prepare('incr');
   if (preparing) await preparing;
   let value: bigint;

@@ -135,7 +135,8 @@ export async function staleEntry(
   maxStaleMs: number,
 ): Promise<{ value: Buffer; expiredMsAgo: number } | undefined> {
   const now = context.options.clock();
-  const since = Number.isFinite(maxStaleMs) ? new Date(now - maxStaleMs).toISOString() : '-infinity';
+  // No entry expired before 1970: a longer look back is the same as any.
+  const since = Number.isFinite(maxStaleMs) && now - maxStaleMs > 0 ? new Date(now - maxStaleMs).toISOString() : '-infinity';
   const [row] = await context.exec.query<{ b64: string; expiresattime: Date | number }>(context.sql.getStale, [key, since]);
   if (!row) return undefined;
   const expires = typeof row.expiresattime === 'number' ? row.expiresattime : row.expiresattime.getTime();

@@ -1,4 +1,4 @@
-import { type Duration, parseDuration } from '../duration.js';
+import { type Duration, MAX_LIFETIME_MS, MAX_TIME_MS, parseDuration } from '../duration.js';
 import { CachePostgresError, InvalidOptionError, InvalidValueError } from '../errors.js';
 
 /**
@@ -77,19 +77,39 @@ export function resolveEntryOptions(options: EntryOptions | undefined, now: numb
   }
   const expiresMs = sliding === null ? absoluteMs! : Math.min(now + sliding * 1000, absoluteMs ?? Number.POSITIVE_INFINITY);
   return {
-    expires: isoTime(expiresMs, 'expiry'),
+    expires: isoTime(expiresMs, sliding !== null && (absoluteMs === undefined || now + sliding * 1000 < absoluteMs) ? 'slidingExpiration' : raw.absoluteExpiration !== undefined ? 'absoluteExpiration' : 'absoluteExpirationRelative'),
     sliding,
-    absolute: absoluteMs === undefined ? null : isoTime(absoluteMs, 'absoluteExpiration'),
+    absolute: absoluteMs === undefined ? null : isoTime(absoluteMs, raw.absoluteExpiration !== undefined ? 'absoluteExpiration' : 'absoluteExpirationRelative'),
     tags,
   };
 }
 
 /**
- * Validates a tag list: non-empty strings without NUL, duplicates dropped.
+ * Checks an options argument: undefined, or an object whose every field is one of `known`.
+ * @throws {InvalidOptionError} naming the unknown field (a misspelt option must not be ignored)
+ */
+export function checkOptions(options: unknown, known: readonly string[], what: string): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidOptionError('options', `${what} options must be an object.`);
+  }
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) throw new InvalidOptionError(name, `unknown ${what} option. Known: ${known.join(', ')}.`);
+  }
+}
+
+/**
+ * The longest tag, in UTF-8 bytes: each tag is a key of the GIN index on `tags`, and PostgreSQL refuses
+ * an index key over about a third of a page (2,7xx bytes) with error 54000, failing the whole write.
+ */
+export const MAX_TAG_BYTES = 2000;
+
+/**
+ * Validates a tag list: non-empty strings without NUL of at most {@link MAX_TAG_BYTES}, duplicates dropped.
  * @param allowEmpty `[]` means "no tags" on writes, but is an error where a tag is required
  */
 export function resolveTags(tags: unknown, what: string, allowEmpty: boolean): string[] | null {
-  if (tags === undefined) return null;
+  if (tags === undefined && allowEmpty) return null;
   if (!Array.isArray(tags)) throw new InvalidOptionError(what, 'must be an array of strings.');
   if (tags.length === 0) {
     if (allowEmpty) return null;
@@ -99,22 +119,34 @@ export function resolveTags(tags: unknown, what: string, allowEmpty: boolean): s
     if (typeof tag !== 'string' || tag === '' || tag.includes('\0') || !tag.isWellFormed()) {
       throw new InvalidOptionError(what, `every tag must be a non-empty string without NUL or lone surrogates; got ${JSON.stringify(tag)}.`);
     }
+    if (Buffer.byteLength(tag) > MAX_TAG_BYTES) {
+      throw new InvalidOptionError(what, `a tag is at most ${MAX_TAG_BYTES} bytes in UTF-8 (an index key); got one of ${Buffer.byteLength(tag)} bytes.`);
+    }
   }
   return [...new Set(tags as string[])];
 }
 
-/** Parses a duration for an entry option, reporting the option's name. */
-export function duration(value: unknown, option: string): number {
+/**
+ * Parses a duration for an option, reporting the option's name.
+ * @param max {@link MAX_WAIT_MS} for waits and intervals; lifetimes by default
+ */
+export function duration(value: unknown, option: string, max: number = MAX_LIFETIME_MS): number {
   try {
-    return parseDuration(value, option);
+    return parseDuration(value, option, max);
   } catch (error) {
     throw new InvalidOptionError(option, error instanceof CachePostgresError ? error.message : String(error), { cause: error });
   }
 }
 
-function isoTime(ms: number, what: string): string {
+/**
+ * An instant as the ISO text every statement receives.
+ * @param option the option that set it, named when it lies past year 9999 (the last year .NET's
+ *   DateTimeOffset, and so the shared table, holds)
+ */
+export function isoTime(ms: number, option: string): string {
   if (ms === Number.POSITIVE_INFINITY) return 'infinity';
-  const date = new Date(ms);
-  if (Number.isNaN(date.getTime())) throw new InvalidValueError(`${what} is out of the representable date range.`);
-  return date.toISOString();
+  if (!Number.isFinite(ms) || ms > MAX_TIME_MS) {
+    throw new InvalidOptionError(option, `the expiry it gives (${Number.isFinite(ms) ? String(ms) : 'not a number'} ms) is past year 9999, the last year the table holds.`);
+  }
+  return new Date(ms).toISOString();
 }

@@ -1,5 +1,5 @@
 import { isoNow, type StoreContext } from '../context.js';
-import type { Duration } from '../duration.js';
+import { type Duration, MAX_WAIT_MS } from '../duration.js';
 import { FactoryTimeoutError, InvalidOptionError, InvalidValueError, LockTimeoutError, QueryError } from '../errors.js';
 import { validateKey } from '../keys.js';
 import { bytesOf } from '../sql.js';
@@ -131,14 +131,15 @@ export class GetOrSet {
     resolveEntryOptions(entry, this.#context.options.clock(), this.#context.options.defaultSlidingExpirationMs);
     return {
       entry,
-      lockTimeoutMs: lockTimeout === undefined ? undefined : duration(lockTimeout, 'lockTimeout'),
+      // Waits are timers (and lockTimeout PostgreSQL's 32-bit lock_timeout): at most MAX_WAIT_MS.
+      lockTimeoutMs: lockTimeout === undefined ? undefined : duration(lockTimeout, 'lockTimeout', MAX_WAIT_MS),
       onLockTimeout,
       isFresh,
       forceFresh: forceFresh === true,
       jitter,
-      softTimeoutMs: softTimeout === undefined ? undefined : duration(softTimeout, 'softTimeout'),
-      hardTimeoutMs: hardTimeout === undefined ? undefined : duration(hardTimeout, 'hardTimeout'),
-      grace: grace && { maxStaleMs: duration(grace.maxStale, 'grace.maxStale'), backoffMs: duration(grace.backoff ?? '10s', 'grace.backoff') },
+      softTimeoutMs: softTimeout === undefined ? undefined : duration(softTimeout, 'softTimeout', MAX_WAIT_MS),
+      hardTimeoutMs: hardTimeout === undefined ? undefined : duration(hardTimeout, 'hardTimeout', MAX_WAIT_MS),
+      grace: grace && { maxStaleMs: duration(grace.maxStale, 'grace.maxStale'), backoffMs: duration(grace.backoff ?? '10s', 'grace.backoff', MAX_WAIT_MS) },
     };
   }
 

@@ -140,6 +140,8 @@ export class CacheExt {
 
   /** `incr(key, -by, options)`. */
   decr(key: string, by: number | bigint = 1, options?: CounterOptions): Promise<number | bigint> {
+    // Negated only once it is a number or a bigint: `-'1'` would turn a string into a number.
+    if (typeof by !== 'number' && typeof by !== 'bigint') return increment(this.#context, key, by, options);
     return increment(this.#context, key, -by, options);
   }
 

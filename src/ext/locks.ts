@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { isoNow, type StoreContext } from '../context.js';
-import type { Duration } from '../duration.js';
+import { type Duration, MAX_WAIT_MS } from '../duration.js';
 import { InvalidOptionError, InvalidValueError, LockNotHeldError, LockTimeoutError } from '../errors.js';
 import { validateKey } from '../keys.js';
 import { ensureLocksTable } from '../schema.js';
-import { duration } from './entry_options.js';
+import { checkOptions, duration } from './entry_options.js';
 
 /** Options of `lock`, `tryLock` and `withLock`. */
 export interface LockOptions {
@@ -158,15 +158,17 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 
 function resolve(options: LockOptions, defaultWait: number): ResolvedLockOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'lock options must be an object.');
+  checkOptions(options, ['ttl', 'wait', 'retryInterval'], 'lock');
+  // Each is a timer (a lease's renewal runs at a third of its ttl): at most MAX_WAIT_MS.
   return {
     ttlMs: options.ttl === undefined ? 30_000 : positive(options.ttl, 'ttl'),
-    waitMs: options.wait === undefined ? defaultWait : duration(options.wait, 'wait'),
+    waitMs: options.wait === undefined ? defaultWait : duration(options.wait, 'wait', MAX_WAIT_MS),
     retryMs: options.retryInterval === undefined ? 50 : positive(options.retryInterval, 'retryInterval'),
   };
 }
 
 function positive(value: Duration, option: string): number {
-  const ms = duration(value, option);
+  const ms = duration(value, option, MAX_WAIT_MS);
   if (ms <= 0) throw new InvalidOptionError(option, 'must be greater than zero.');
   return ms;
 }

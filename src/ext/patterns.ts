@@ -3,6 +3,7 @@ import { isoNow, type StoreContext } from '../context.js';
 import { InvalidValueError } from '../errors.js';
 import { ALL_KEYS, type KeyRange, escapeLike, prefixRange } from '../keys.js';
 import { bytesOf } from '../sql.js';
+import { checkOptions } from './entry_options.js';
 
 /** Options of the key-pattern methods. */
 export interface PatternOptions {
@@ -73,6 +74,7 @@ export async function* scanKeys(
   pattern: string,
   options: PatternOptions & { batchSize?: number } = {},
 ): AsyncGenerator<string, void> {
+  checkOptions(options, ['like', 'batchSize'], 'scan');
   const compiled = compilePattern(pattern, options);
   const batchSize = pageSize(options.batchSize, context.options.iterationLimit);
   await context.prepare('ext.scan');
@@ -89,6 +91,7 @@ export async function* scanKeys(
 
 /** Every live entry matching `pattern` (sliding ones are extended, as by get), fetched page by page. */
 export async function getByPattern(context: StoreContext, pattern: string, options: PatternOptions = {}): Promise<Map<string, Buffer>> {
+  checkOptions(options, ['like'], 'getPattern');
   const compiled = compilePattern(pattern, options);
   const batchSize = context.options.iterationLimit;
   await context.prepare('ext.getPattern');
@@ -106,6 +109,7 @@ export async function getByPattern(context: StoreContext, pattern: string, optio
 
 /** Deletes every row matching `pattern` in batches; resolves to the live entries deleted. */
 export async function deleteByPattern(context: StoreContext, pattern: string, options: DeletePatternOptions = {}): Promise<number> {
+  checkOptions(options, ['like', 'all'], 'deletePattern');
   const compiled = compilePattern(pattern, options);
   if (compiled.matchesAll && options.all !== true) {
     throw new InvalidValueError(`The pattern ${JSON.stringify(pattern)} matches every key; pass { all: true } to delete the whole table.`);

@@ -1,7 +1,7 @@
 import { deleteInBatches } from '../batch_delete.js';
 import { isoNow, type StoreContext } from '../context.js';
 import { InvalidOptionError } from '../errors.js';
-import { resolveTags } from './entry_options.js';
+import { checkOptions, resolveTags } from './entry_options.js';
 
 /** Options of `deleteTags`. */
 export interface DeleteTagsOptions {
@@ -16,6 +16,7 @@ export interface DeleteTagsOptions {
 /** Deletes the entries tagged with `tags`, in batches; resolves to the live entries deleted. */
 export async function deleteByTags(context: StoreContext, tags: readonly string[], options: DeleteTagsOptions = {}): Promise<number> {
   const list = resolveTags(tags, 'tags', false)!;
+  checkOptions(options, ['match'], 'deleteTags');
   const match = options.match ?? 'any';
   if (match !== 'any' && match !== 'all') throw new InvalidOptionError('match', `must be 'any' or 'all', got ${JSON.stringify(match)}.`);
   await context.prepare('ext.deleteTags');

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { CounterOverflowError, InvalidValueError, NotACounterError, PgStore } from '../../src/index.js';
+import { CounterOverflowError, InvalidOptionError, InvalidValueError, NotACounterError, PgStore } from '../../src/index.js';
 import { manualClock, rejects } from '../helpers/assert.js';
 import { sql, testUrl } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
@@ -84,7 +84,7 @@ describe('store.ext counters', () => {
     for (const by of [1.5, Number.NaN, '1' as never, 2n ** 63n]) {
       await rejects(ext.incr('k', by), InvalidValueError, /safe integer or a 64-bit bigint/);
     }
-    await rejects(ext.incr('k', 1, { ttl: 0 }), InvalidValueError, /greater than zero/);
+    await rejects(ext.incr('k', 1, { ttl: 0 }), InvalidOptionError, /greater than zero/);
     expect((await sql(`SELECT 1 FROM public.${fx.table}`)).length).to.equal(0);
   });
 });
