@@ -136,7 +136,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async getMany<Value = string>(keys: string[]): Promise<Array<Value | undefined>> {
     keys.forEach((key) => validateKey(key));
     if (keys.length === 0) return [];
-    await this.#prepare('getMany');
+    if (!this.#usable()) await this.#prepare('getMany');
     const found = await this.#rows.getMany(keys);
     return keys.map((key) => found.get(key)?.toString('utf8') as Value | undefined);
   }
@@ -169,7 +169,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
       return { id: entry.key, value: toBytes(entry.value), expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null };
     });
     if (rows.length > 0) {
-      await this.#prepare('setMany');
+      if (!this.#usable()) await this.#prepare('setMany');
       await this.#rows.setMany(rows);
     }
     return entries.map(() => true) as boolean[] & void;
@@ -178,7 +178,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   /** Deletes `key`; resolves to true when a live (unexpired) entry was deleted. */
   async delete(key: string): Promise<boolean> {
     validateKey(key);
-    await this.#prepare('delete');
+    if (!this.#usable()) await this.#prepare('delete');
     return this.#rows.delete(key);
   }
 
@@ -186,7 +186,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async deleteMany(keys: string[]): Promise<boolean> {
     keys.forEach((key) => validateKey(key));
     if (keys.length === 0) return false;
-    await this.#prepare('deleteMany');
+    if (!this.#usable()) await this.#prepare('deleteMany');
     return (await this.#rows.deleteMany(keys)).size > 0;
   }
 
@@ -196,20 +196,22 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * batches of `deleteBatchSize` rows so no statement holds many locks for long.
    */
   async clear(): Promise<void> {
-    await this.#prepare('clear');
+    if (!this.#usable()) await this.#prepare('clear');
     const batch = this.#options.deleteBatchSize;
     const range = this.namespace ? prefixRange(`${this.namespace}:`) : ALL_KEYS;
-    try {
-      await deleteInBatches(this.#exec, this.#sql.deleteRangeBatch, batch, () => [range.lower, range.upper, batch, this.#now()]);
-    } finally {
-      this.#rows.written('all');
-    }
+    await this.#rows.barrier(async () => {
+      try {
+        await deleteInBatches(this.#exec, this.#sql.deleteRangeBatch, batch, () => [range.lower, range.upper, batch, this.#now()]);
+      } finally {
+        this.#rows.written('all');
+      }
+    });
   }
 
   /** True when `key` has a live entry. Never extends a sliding expiration. */
   async has(key: string): Promise<boolean> {
     validateKey(key);
-    await this.#prepare('has');
+    if (!this.#usable()) await this.#prepare('has');
     return this.#rows.has(key);
   }
 
@@ -217,7 +219,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async hasMany(keys: string[]): Promise<boolean[]> {
     keys.forEach((key) => validateKey(key));
     if (keys.length === 0) return [];
-    await this.#prepare('hasMany');
+    if (!this.#usable()) await this.#prepare('hasMany');
     const rows = await this.#exec.query<{ id: string }>(this.#sql.hasMany, [keys, this.#now()]);
     const live = new Set(rows.map((row) => row.id));
     return keys.map((key) => live.has(key));
@@ -228,7 +230,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * order, `iterationLimit` rows per query (keyset pagination: memory stays constant).
    */
   async *iterator(namespace?: string): AsyncGenerator<[string, string], void> {
-    await this.#prepare('iterator');
+    if (!this.#usable()) await this.#prepare('iterator');
     const limit = this.#options.iterationLimit;
     const range = namespace ? prefixRange(`${namespace}:`) : ALL_KEYS;
     let after: string | undefined;
@@ -247,7 +249,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * scan calls this. Resolves to the rows deleted.
    */
   async clearExpired(): Promise<number> {
-    await this.#prepare('clearExpired');
+    if (!this.#usable()) await this.#prepare('clearExpired');
     const batch = this.#options.deleteBatchSize;
     const lockName = `scan:${this.#sql.display}`;
     let total = 0;
@@ -270,7 +272,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * table: call it for monitoring, not per request.
    */
   async stats(): Promise<Counters & { rows: number; liveRows: number; bytes: number; localEntries: number }> {
-    await this.#prepare('stats');
+    if (!this.#usable()) await this.#prepare('stats');
     const [row] = await this.#exec.query<{ rows: string; live: string; bytes: string }>(this.#sql.stats, [this.#now(), this.#sql.qualified]);
     return {
       ...this.#observer.counters,

@@ -35,6 +35,18 @@ export interface BatcherOptions<I = never> {
   lateAfterMs?: number;
   /** The key an item touches: items of a late batch's keys wait for it. Without it, nothing is pinned. */
   keyOf?: (item: I) => string;
+  /**
+   * Whether an item reads or writes its key. With `keyOf`, the batcher then tracks the keys of the
+   * items it holds (loaded, not settled): see {@link Batcher.whenIdle}.
+   */
+  kindOf?: (item: I) => 'read' | 'write';
+}
+
+/** Items held on one key: how many, how many of them write, and who waits for none to be left. */
+interface Busy {
+  all: number;
+  writes: number;
+  idle: Array<() => void> | undefined;
 }
 
 /**
@@ -76,6 +88,9 @@ export class Batcher<I, R> {
   /** Batches in flight that are not late yet, watched by one interval (not a timer per batch). */
   readonly #watched = new Set<Running<I>>();
   #lateCheck: NodeJS.Timeout | undefined;
+  /** Keys of the items held (with `keyOf` and `kindOf`). */
+  readonly #busy = new Map<string, Busy>();
+  #emptied: Array<() => void> | undefined;
 
   constructor(dispatch: DispatchFn<I, R>, options: BatcherOptions<I>) {
     this.#dispatch = dispatch;
@@ -84,6 +99,14 @@ export class Batcher<I, R> {
 
   /** Queues `item` and resolves with its own result. */
   load(item: I): Promise<R> {
+    const { keyOf, kindOf } = this.#options;
+    if (keyOf && kindOf) {
+      const key = keyOf(item);
+      let busy = this.#busy.get(key);
+      if (!busy) this.#busy.set(key, (busy = { all: 0, writes: 0, idle: undefined }));
+      busy.all++;
+      if (kindOf(item) === 'write') busy.writes++;
+    }
     const batch = (this.#open ??= { items: [], callbacks: [] });
     batch.items.push(item);
     const promise = new Promise<R>((resolve, reject) => batch.callbacks.push({ resolve, reject }));
@@ -176,11 +199,48 @@ export class Batcher<I, R> {
         },
       )
       .finally(() => {
+        this.#untrack(batch.items);
         this.#watched.delete(running);
         if (running.late) this.#unpin(running.keys ?? []);
         else this.#inFlight--;
         if (this.#open || this.#full.length > 0) this.#schedule();
       });
+  }
+
+  /**
+   * Undefined when no item held on `key` conflicts with a `kind` call (a read conflicts with writes, a
+   * write with everything); else a promise that resolves once no item is held on `key`.
+   */
+  whenIdle(key: string, kind: 'read' | 'write'): Promise<void> | undefined {
+    const busy = this.#busy.get(key);
+    if (!busy || (kind === 'read' && busy.writes === 0)) return undefined;
+    return new Promise((resolve) => (busy.idle ??= []).push(resolve));
+  }
+
+  /** Undefined when no item is held; else a promise that resolves once none is. */
+  whenEmpty(): Promise<void> | undefined {
+    if (this.#busy.size === 0) return undefined;
+    return new Promise((resolve) => (this.#emptied ??= []).push(resolve));
+  }
+
+  #untrack(items: I[]): void {
+    const { keyOf, kindOf } = this.#options;
+    if (!keyOf || !kindOf) return;
+    for (const item of items) {
+      const key = keyOf(item);
+      const busy = this.#busy.get(key);
+      if (!busy) continue;
+      busy.all--;
+      if (kindOf(item) === 'write') busy.writes--;
+      if (busy.all > 0) continue;
+      this.#busy.delete(key);
+      for (const wake of busy.idle ?? []) wake();
+    }
+    if (this.#busy.size === 0 && this.#emptied) {
+      const emptied = this.#emptied;
+      this.#emptied = undefined;
+      for (const wake of emptied) wake();
+    }
   }
 
   /** Marks the batches past `lateAfterMs`; stops when none is in flight. */

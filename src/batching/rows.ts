@@ -5,6 +5,7 @@ import { decodeInvalidation, encodeInvalidation, LocalCache } from '../local/loc
 import type { Observer } from '../observer.js';
 import { bytesOf, bytesOfEscaped, type Sql, textOfEscaped } from '../sql.js';
 import { Batcher } from './batcher.js';
+import { KeyOrder, type Tracker } from './key_order.js';
 
 /** One row to write: the five contract columns plus tags, timestamps as ISO strings (or 'infinity'). */
 export interface RowWrite {
@@ -65,6 +66,15 @@ const LOCK_NOT_AVAILABLE = '55P03';
 
 function lockedOut(result: unknown): boolean {
   return result instanceof QueryError && result.sqlState === LOCK_NOT_AVAILABLE;
+}
+
+/**
+ * What a read finds right after `row` was written: its value, or nothing when it was written already
+ * expired. Not kept by the in-process tier (`until` null): the tier keeps only what it read.
+ */
+function storedBy(row: RowWrite, now: number): Found | undefined {
+  if (row.expires !== 'infinity' && Date.parse(row.expires) <= now) return undefined;
+  return { value: Buffer.from(row.value), until: null };
 }
 
 /** 2^63: an int64 lies in [-2^63, 2^63). */
@@ -137,6 +147,8 @@ export class Rows {
   readonly #hases: Batcher<string, boolean>;
   readonly #increments: Batcher<Increment, bigint>;
   readonly #local: LocalCache | undefined;
+  /** Issue order per key across every method of this class (and of callers that use {@link Rows.ordered}). */
+  readonly #order: KeyOrder;
   /** Tells the in-process tiers of other stores which keys changed: one NOTIFY per tick. */
   readonly #notices: Batcher<string | typeof EVERYTHING, void>;
   readonly #pendingNotices = new Set<Promise<void>>();
@@ -155,11 +167,18 @@ export class Rows {
     this.#readsAndWrites = new Batcher((items) => this.#readWriteBatch(items), {
       ...batch,
       keyOf: (item: ReadOrWrite) => ('read' in item ? item.read : item.write.id),
+      kindOf: (item: ReadOrWrite) => ('read' in item ? 'read' : 'write'),
       ...(exec.pipelining ? { maxInFlight: Math.max(2, options.maxInFlight), splitWhenIdle: SPLIT_WHEN_IDLE } : {}),
     });
-    this.#deletes = new Batcher((ids) => this.#deleteBatch(ids), { ...batch, keyOf: byId });
-    this.#hases = new Batcher((ids) => this.#hasBatch(ids), { ...batch, keyOf: byId });
-    this.#increments = new Batcher((items) => this.#incrementBatch(items), { ...batch, keyOf: (item: Increment) => item.id });
+    this.#deletes = new Batcher((ids) => this.#deleteBatch(ids), { ...batch, keyOf: byId, kindOf: () => 'write' });
+    this.#hases = new Batcher((ids) => this.#hasBatch(ids), { ...batch, keyOf: byId, kindOf: () => 'read' });
+    this.#increments = new Batcher((items) => this.#incrementBatch(items), { ...batch, keyOf: (item: Increment) => item.id, kindOf: () => 'write' });
+    // With batching off, every call is ordered here; with it, each batcher keeps its own calls in order.
+    this.#order = new KeyOrder(
+      options.batching
+        ? new Map<string, Tracker>([['rw', this.#readsAndWrites], ['delete', this.#deletes], ['has', this.#hases], ['incr', this.#increments]])
+        : new Map(),
+    );
     // A NOTIFY takes no row lock: nothing to pin.
     this.#notices = new Batcher((keys) => this.#notify(keys), batch);
     if (options.localCache) this.#local = new LocalCache(options.localCache.maxEntries, options.localCache.ttlMs);
@@ -228,13 +247,13 @@ export class Rows {
 
   /** The live value of `id` (a sliding row is extended in the same round trip), or undefined. */
   async get(id: string): Promise<Buffer | undefined> {
-    const found = await this.#read(id, false);
+    const found = await this.#order.run([id], 'read', this.#batchedAs('rw'), () => this.#read(id, false));
     return found && bytesOfFound(found);
   }
 
   /** {@link Rows.get} as UTF-8 text (what Keyv stores), read without a detour through bytes when it can. */
   async getText(id: string): Promise<string | undefined> {
-    const found = await this.#read(id, true);
+    const found = await this.#order.run([id], 'read', this.#batchedAs('rw'), () => this.#read(id, true));
     return found && textOfFound(found);
   }
 
@@ -263,6 +282,10 @@ export class Rows {
   async getMany(ids: readonly string[]): Promise<Map<string, Buffer>> {
     const unique = [...new Set(ids)];
     if (unique.length === 0) return new Map();
+    return this.#order.run(unique, 'read', undefined, () => this.#getMany(unique));
+  }
+
+  async #getMany(unique: string[]): Promise<Map<string, Buffer>> {
     const local = this.#local;
     const now = this.#options.clock();
     const values = new Map<string, Buffer>();
@@ -289,7 +312,11 @@ export class Rows {
   }
 
   /** Upserts one row (all columns replaced). */
-  async set(row: RowWrite): Promise<void> {
+  set(row: RowWrite): Promise<void> {
+    return this.#order.run([row.id], 'write', this.#batchedAs('rw'), () => this.#set(row));
+  }
+
+  async #set(row: RowWrite): Promise<void> {
     // Batched and pipelined, the other stores are told in the write's own pipeline (#readAndWrite).
     const announced = this.#options.batching && this.#exec.pipelining;
     try {
@@ -306,17 +333,23 @@ export class Rows {
     const byId = new Map<string, RowWrite>();
     for (const row of rows) byId.set(row.id, row);
     if (byId.size === 0) return;
-    try {
-      await this.#writeRows([...byId.values()]);
-    } finally {
-      this.written([...byId.keys()]);
-    }
+    await this.#order.run([...byId.keys()], 'write', undefined, async () => {
+      try {
+        await this.#writeRows([...byId.values()]);
+      } finally {
+        this.written([...byId.keys()]);
+      }
+    });
   }
 
   /** Deletes every id in one statement; resolves to the ids of the live entries deleted. */
   async deleteMany(ids: readonly string[]): Promise<Set<string>> {
     const unique = [...new Set(ids)];
     if (unique.length === 0) return new Set();
+    return this.#order.run(unique, 'write', undefined, () => this.#deleteMany(unique));
+  }
+
+  async #deleteMany(unique: string[]): Promise<Set<string>> {
     try {
       const rows = await this.#exec.query<{ id: string; live: boolean }>(this.#sql.deleteMany, [unique, this.#now()]);
       return new Set(rows.filter((row) => row.live).map((row) => row.id));
@@ -326,7 +359,11 @@ export class Rows {
   }
 
   /** Deletes `id`; true when a live entry was deleted. */
-  async delete(id: string): Promise<boolean> {
+  delete(id: string): Promise<boolean> {
+    return this.#order.run([id], 'write', this.#batchedAs('delete'), () => this.#delete(id));
+  }
+
+  async #delete(id: string): Promise<boolean> {
     if (this.#options.batching) return this.#deletes.load(id); // through deleteMany, which announces it
     try {
       const rows = await this.#exec.query<{ live: boolean }>(this.#sql.delete, [id, this.#now()]);
@@ -337,7 +374,11 @@ export class Rows {
   }
 
   /** True when `id` is live. */
-  async has(id: string): Promise<boolean> {
+  has(id: string): Promise<boolean> {
+    return this.#order.run([id], 'read', this.#batchedAs('has'), () => this.#has(id));
+  }
+
+  async #has(id: string): Promise<boolean> {
     if (this.#options.batching) return this.#hases.load(id);
     return (await this.#exec.query(this.#sql.has, [id, this.#now()])).length > 0;
   }
@@ -346,7 +387,27 @@ export class Rows {
    * Adds `delta` atomically; resolves to the new value. A missing or expired counter starts from
    * `delta` with `create`'s expiry and tags (for coalesced calls: the first caller's).
    */
-  async incr(id: string, delta: bigint, create: CounterCreate): Promise<bigint> {
+  incr(id: string, delta: bigint, create: CounterCreate): Promise<bigint> {
+    return this.#order.run([id], 'write', this.#batchedAs('incr'), () => this.#incr(id, delta, create));
+  }
+
+  /**
+   * Runs `op`, which reads (`'read'`) or changes (`'write'`) the rows `ids` by other statements than this
+   * class's, in issue order with this class's calls on the same keys (see {@link KeyOrder}).
+   */
+  ordered<T>(ids: readonly string[], kind: 'read' | 'write', op: () => Promise<T>): Promise<T> {
+    return this.#order.run([...new Set(ids)], kind, undefined, op);
+  }
+
+  /**
+   * Runs `op`, which touches keys not known in advance (a pattern, tags, every key), after every call in
+   * flight; calls issued meanwhile wait for it.
+   */
+  barrier<T>(op: () => Promise<T>): Promise<T> {
+    return this.#order.barrier(op);
+  }
+
+  async #incr(id: string, delta: bigint, create: CounterCreate): Promise<bigint> {
     try {
       if (this.#options.batching) return await this.#increments.load({ id, delta, create });
       const total = await this.#incrementOne(id, delta, create);
@@ -357,30 +418,54 @@ export class Rows {
     }
   }
 
+  /** The batcher a call goes through (see {@link KeyOrder.run}), or none with batching off. */
+  #batchedAs(group: string): string | undefined {
+    return this.#options.batching ? group : undefined;
+  }
+
   #now(): string {
     return new Date(this.#options.clock()).toISOString();
   }
 
-  async #readWriteBatch(items: ReadOrWrite[]): Promise<Array<Found | undefined | Error | Promise<undefined>>> {
+  /**
+   * One batch of reads and writes, in issue order: the statements read the table before the writes,
+   * and a read issued after a write of its key in the batch is answered with what that write stored
+   * (once it landed; the table's value when it failed).
+   */
+  async #readWriteBatch(items: ReadOrWrite[]): Promise<Array<Found | undefined | Error | Promise<Found | undefined>>> {
     const bytes = new Set<string>();
     const texts = new Set<string>();
     const writes = new Map<string, RowWrite>();
-    for (const item of items) {
-      if ('read' in item) (item.text ? texts : bytes).add(item.read);
-      else writes.set(item.write.id, item.write); // a later duplicate wins
-    }
+    /** For each read after a write of its key in this batch: that write. */
+    const afterWrite = new Map<number, RowWrite>();
+    items.forEach((item, i) => {
+      if (!('read' in item)) writes.set(item.write.id, item.write); // a later duplicate wins
+      else {
+        (item.text ? texts : bytes).add(item.read);
+        const earlier = writes.get(item.read);
+        if (earlier) afterWrite.set(i, earlier);
+      }
+    });
     const { found, readError, written } = await this.#readAndWrite([...bytes], [...texts], [...writes.values()]);
     // A caller asking twice for one key in a tick gets its own copy: Buffers are mutable.
     const handedOut = new Set<string>();
-    return items.map((item) => {
-      if (!('read' in item)) return written(item.write.id);
+    const fromTable = (id: string): Found | undefined | Error => {
       if (readError) return readError;
-      const hit = found.get(item.read);
-      if (hit === undefined || !('value' in hit) || !handedOut.has(item.read)) {
-        handedOut.add(item.read);
+      const hit = found.get(id);
+      if (hit === undefined || !('value' in hit) || !handedOut.has(id)) {
+        handedOut.add(id);
         return hit;
       }
       return { value: Buffer.from(hit.value), until: hit.until };
+    };
+    const now = this.#options.clock();
+    return items.map((item, i) => {
+      if (!('read' in item)) return written(item.write.id);
+      const earlier = afterWrite.get(i);
+      if (!earlier) return fromTable(item.read);
+      const outcome = written(item.read);
+      if (outcome instanceof Error) return fromTable(item.read);
+      return outcome ? outcome.then(() => storedBy(earlier, now), () => fromTable(item.read) as Found | undefined) : storedBy(earlier, now);
     });
   }
 
@@ -530,7 +615,7 @@ export class Rows {
   }
 
   async #deleteBatch(ids: string[]): Promise<boolean[]> {
-    const live = await this.deleteMany(ids);
+    const live = await this.#deleteMany([...new Set(ids)]);
     // As if one after another: only the first delete of a key in the batch found it.
     return ids.map((id) => live.delete(id));
   }

@@ -44,28 +44,32 @@ export async function setEntry(context: StoreContext, key: string, value: EntryV
 
 export async function refreshEntry(context: StoreContext, key: string): Promise<boolean> {
   validateKey(key);
-  await context.prepare('ext.refresh');
-  const rows = await context.exec.query<{ live: number }>(context.sql.refresh, [key, isoNow(context)]);
+  const preparing = context.prepare('ext.refresh');
+  if (preparing) await preparing;
+  const rows = await context.rows.ordered([key], 'write', () => context.exec.query<{ live: number }>(context.sql.refresh, [key, isoNow(context)]));
   return (rows[0]?.live ?? 0) > 0;
 }
 
 export async function deleteEntry(context: StoreContext, key: string): Promise<boolean> {
   validateKey(key);
-  await context.prepare('ext.delete');
+  const preparing = context.prepare('ext.delete');
+  if (preparing) await preparing;
   return context.rows.delete(key);
 }
 
 export async function hasEntry(context: StoreContext, key: string): Promise<boolean> {
   validateKey(key);
-  await context.prepare('ext.has');
+  const preparing = context.prepare('ext.has');
+  if (preparing) await preparing;
   return context.rows.has(key);
 }
 
 export async function entryInfo(context: StoreContext, key: string): Promise<EntryInfo | undefined> {
   validateKey(key);
-  await context.prepare('ext.info');
+  const preparing = context.prepare('ext.info');
+  if (preparing) await preparing;
   const now = context.options.clock();
-  const [row] = await context.exec.query<InfoRow>(context.sql.info, [key, new Date(now).toISOString()]);
+  const [row] = await context.rows.ordered([key], 'read', () => context.exec.query<InfoRow>(context.sql.info, [key, new Date(now).toISOString()]));
   if (!row) return undefined;
   // node-postgres parses 'infinity' (written by counters and by us for "never") to the number Infinity.
   const expiresAt = typeof row.expiresattime === 'number' ? null : row.expiresattime;
@@ -81,7 +85,8 @@ export async function entryInfo(context: StoreContext, key: string): Promise<Ent
 export async function getEntries(context: StoreContext, keys: Iterable<string>): Promise<Map<string, Buffer>> {
   const unique = uniqueKeys(keys);
   if (unique.length === 0) return new Map();
-  await context.prepare('ext.getMany');
+  const preparing = context.prepare('ext.getMany');
+  if (preparing) await preparing;
   return context.rows.getMany(unique);
 }
 
@@ -100,14 +105,16 @@ export async function setEntries(
   }
   const row = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
   if (byKey.size === 0) return;
-  await context.prepare('ext.setMany');
+  const preparing = context.prepare('ext.setMany');
+  if (preparing) await preparing;
   await context.rows.setMany([...byKey].map(([id, value]) => ({ id, value, ...row })));
 }
 
 export async function deleteEntries(context: StoreContext, keys: Iterable<string>): Promise<number> {
   const unique = uniqueKeys(keys);
   if (unique.length === 0) return 0;
-  await context.prepare('ext.deleteMany');
+  const preparing = context.prepare('ext.deleteMany');
+  if (preparing) await preparing;
   return (await context.rows.deleteMany(unique)).size;
 }
 

@@ -105,7 +105,8 @@ export class Locks {
   }
 
   async #ready(): Promise<void> {
-    await this.#context.prepare('lock');
+    const preparing = this.#context.prepare('lock');
+    if (preparing) await preparing;
     await ensureLocksTable(this.#context.exec, this.#context.sql, this.#context.options);
   }
 

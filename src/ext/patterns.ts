@@ -77,7 +77,8 @@ export async function* scanKeys(
   checkOptions(options, ['like', 'batchSize'], 'scan');
   const compiled = compilePattern(pattern, options);
   const batchSize = pageSize(options.batchSize, context.options.iterationLimit);
-  await context.prepare('ext.scan');
+  const preparing = context.prepare('ext.scan');
+  if (preparing) await preparing;
   let after = '';
   for (;;) {
     const rows = await context.exec.query<{ id: string }>(context.sql.scanPattern, [
@@ -94,17 +95,21 @@ export async function getByPattern(context: StoreContext, pattern: string, optio
   checkOptions(options, ['like'], 'getPattern');
   const compiled = compilePattern(pattern, options);
   const batchSize = context.options.iterationLimit;
-  await context.prepare('ext.getPattern');
-  const found = new Map<string, Buffer>();
-  let after = '';
-  for (;;) {
-    const rows = await context.exec.query<{ id: string; b64: string }>(context.sql.getPatternPage, [
-      compiled.range.lower, compiled.range.upper, compiled.like, after, isoNow(context), batchSize,
-    ]);
-    for (const row of rows) found.set(row.id, bytesOf(row));
-    if (rows.length < batchSize) return found;
-    after = rows[rows.length - 1]!.id;
-  }
+  const preparing = context.prepare('ext.getPattern');
+  if (preparing) await preparing;
+  // After the calls already issued (a set of a matching key is seen), before those issued later.
+  return context.rows.barrier(async () => {
+    const found = new Map<string, Buffer>();
+    let after = '';
+    for (;;) {
+      const rows = await context.exec.query<{ id: string; b64: string }>(context.sql.getPatternPage, [
+        compiled.range.lower, compiled.range.upper, compiled.like, after, isoNow(context), batchSize,
+      ]);
+      for (const row of rows) found.set(row.id, bytesOf(row));
+      if (rows.length < batchSize) return found;
+      after = rows[rows.length - 1]!.id;
+    }
+  });
 }
 
 /** Deletes every row matching `pattern` in batches; resolves to the live entries deleted. */
@@ -114,15 +119,18 @@ export async function deleteByPattern(context: StoreContext, pattern: string, op
   if (compiled.matchesAll && options.all !== true) {
     throw new InvalidValueError(`The pattern ${JSON.stringify(pattern)} matches every key; pass { all: true } to delete the whole table.`);
   }
-  await context.prepare('ext.deletePattern');
+  const preparing = context.prepare('ext.deletePattern');
+  if (preparing) await preparing;
   const batch = context.options.deleteBatchSize;
-  try {
-    return await deleteInBatches(context.exec, context.sql.deletePatternBatch, batch, () => [
-      compiled.range.lower, compiled.range.upper, compiled.like, batch, isoNow(context),
-    ]);
-  } finally {
-    context.rows.written('all');
-  }
+  return context.rows.barrier(async () => {
+    try {
+      return await deleteInBatches(context.exec, context.sql.deletePatternBatch, batch, () => [
+        compiled.range.lower, compiled.range.upper, compiled.like, batch, isoNow(context),
+      ]);
+    } finally {
+      context.rows.written('all');
+    }
+  });
 }
 
 function pageSize(value: unknown, fallback: number): number {

@@ -19,12 +19,15 @@ export async function deleteByTags(context: StoreContext, tags: readonly string[
   checkOptions(options, ['match'], 'deleteTags');
   const match = options.match ?? 'any';
   if (match !== 'any' && match !== 'all') throw new InvalidOptionError('match', `must be 'any' or 'all', got ${JSON.stringify(match)}.`);
-  await context.prepare('ext.deleteTags');
+  const preparing = context.prepare('ext.deleteTags');
+  if (preparing) await preparing;
   const statement = match === 'any' ? context.sql.deleteTagsAnyBatch : context.sql.deleteTagsAllBatch;
   const batch = context.options.deleteBatchSize;
-  try {
-    return await deleteInBatches(context.exec, statement, batch, () => [list, batch, isoNow(context)]);
-  } finally {
-    context.rows.written('all');
-  }
+  return context.rows.barrier(async () => {
+    try {
+      return await deleteInBatches(context.exec, statement, batch, () => [list, batch, isoNow(context)]);
+    } finally {
+      context.rows.written('all');
+    }
+  });
 }

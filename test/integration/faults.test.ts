@@ -99,13 +99,18 @@ describe('faults: stalls, timeouts, disconnect under load', () => {
       await store.set('locked', 'before');
       await store.set('neighbour', 'n');
       const lock = await lockRow('locked');
-      // One tick: the write and the reads share a batch (and its pipeline).
+      // One tick: the write and the reads share a batch (and its pipeline). In issue order, the read of
+      // the locked key issued before the write answers at once, the one issued after it waits for it.
+      const readBefore = store.get('locked');
       const write = track(store.set('locked', 'after'));
-      const reads = Promise.all([store.get('neighbour'), store.get('locked')]);
+      const readAfter = track(store.get('locked'));
+      const reads = Promise.all([store.get('neighbour'), readBefore]);
       expect(await within(reads, 3000, 'the reads of the same tick')).to.deep.equal(['n', 'before']);
       expect(write.outcome.state, 'the write waits for the lock').to.equal('pending');
+      expect(readAfter.outcome.state, 'the read issued after the write waits for it').to.equal('pending');
       await lock.release();
       await within(write.promise, 3000, 'the write once the lock goes');
+      expect(await within(readAfter.promise, 3000, 'the read after the write')).to.equal('after');
       expect(await store.get('locked')).to.equal('after');
     });
 

@@ -135,9 +135,11 @@ describe('localCache (the in-process tier)', () => {
   it('never puts back the old value a read found when a write to its key was issued beside it', async () => {
     const store = await make();
     await store.set('raced', 'old');
-    // One tick: the batch's read sees the table before the batch's write, so it answers 'old'.
-    const [, seen] = await Promise.all([store.set('raced', 'new'), store.get('raced')]);
-    expect(seen).to.equal('old');
+    // One tick, in issue order: the read issued after the write answers 'new', and neither it nor the
+    // batch's own reads leave 'old' in the tier.
+    const [seenBefore, , seen] = await Promise.all([store.get('raced'), store.set('raced', 'new'), store.get('raced')]);
+    expect(seenBefore).to.equal('old');
+    expect(seen).to.equal('new');
     expect(await store.get('raced')).to.equal('new');
   });
 

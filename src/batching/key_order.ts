@@ -1,0 +1,119 @@
+/**
+ * Issue order per key, as a Redis client keeps it: calls on the same key from one store take effect in
+ * the order they were issued, even when the caller did not await the first before issuing the second.
+ *
+ * A call waits only for earlier calls it conflicts with, and only while they are in flight:
+ * - a read waits for the key's writes (a read issued after `set(k)` sees it);
+ * - a write waits for the key's reads and writes (a read issued before `set(k)` does not see it; a
+ *   `delete(k)` issued after `set(k)` deletes it);
+ * - except between calls of one batcher, which keeps their order itself;
+ * - a barrier (a call on keys not known in advance: a pattern, tags, `clear()`) waits for every call
+ *   in flight, and every call issued while it is in flight waits for it.
+ * Reads of one key do not wait for each other, and calls on different keys never wait: calls without
+ * a conflict start at once, and batching gathers them as before.
+ *
+ * Cost: a call that goes through a batcher and finds no conflict is tracked by that batcher (a count
+ * per key, see {@link Tracker}), not here; only the rest (calls that wait, calls outside the batchers)
+ * get an entry and a promise here. Nothing is held for keys without calls in flight.
+ */
+type Settled = Promise<void>;
+
+/** What a batcher tells of the calls it holds (loaded and not settled yet), per key. */
+export interface Tracker {
+  /** Undefined when no call of this batcher that conflicts with a `kind` call on `key` is in flight; else when none is. */
+  whenIdle(key: string, kind: 'read' | 'write'): Promise<void> | undefined;
+  /** Undefined when it holds no call; else when it holds none. */
+  whenEmpty(): Promise<void> | undefined;
+}
+
+/** A call in flight on a key that is tracked here (see {@link KeyOrder}). */
+interface Entry {
+  readonly kind: 'read' | 'write';
+  readonly settled: Settled;
+}
+
+const ignore = (): void => {};
+
+export class KeyOrder {
+  /** The calls in flight tracked here, per key, oldest first. */
+  readonly #keys = new Map<string, Entry[]>();
+  readonly #trackers: ReadonlyArray<readonly [string, Tracker]>;
+  #barrier: Settled | undefined;
+
+  /** @param trackers the batchers, by the group name their calls give to {@link KeyOrder.run} */
+  constructor(trackers: ReadonlyMap<string, Tracker> = new Map()) {
+    this.#trackers = [...trackers];
+  }
+
+  /**
+   * Runs `op` once the earlier calls on `ids` it conflicts with have settled (at once when none is in
+   * flight), so that later calls wait for it as its kind says. Two calls conflict when either writes,
+   * unless both go through the same batcher (`group`) and the earlier one is already in it: a batcher
+   * keeps the order of its own calls (a batch's reads see the writes issued before them in it, and
+   * batches on one key never overtake each other). `op` must hand the call to that batcher at once.
+   */
+  run<T>(ids: readonly string[], kind: 'read' | 'write', group: string | undefined, op: () => Promise<T>): Promise<T> {
+    let waits: Array<Promise<void>> | undefined;
+    if (this.#barrier) waits = [this.#barrier];
+    if (this.#keys.size > 0) {
+      for (const id of ids) {
+        const entries = this.#keys.get(id);
+        if (!entries) continue;
+        for (const entry of entries) if (kind === 'write' || entry.kind === 'write') (waits ??= []).push(entry.settled);
+      }
+    }
+    // Indexed loops: this runs for every call, and allocates nothing when nothing conflicts.
+    const trackers = this.#trackers;
+    for (let t = 0; t < trackers.length; t++) {
+      const [name, tracker] = trackers[t]!;
+      if (name === group) continue;
+      for (let i = 0; i < ids.length; i++) {
+        const idle = tracker.whenIdle(ids[i]!, kind);
+        if (idle) (waits ??= []).push(idle);
+      }
+    }
+    // Nothing to wait for and a batcher that tracks it: nothing to do here.
+    if (waits === undefined && group !== undefined) return op();
+    const result = waits === undefined ? op() : Promise.all(waits).then(op);
+    const settle = () => this.#settle(ids, entry);
+    const entry: Entry = { kind, settled: result.then(settle, settle) };
+    for (const id of ids) {
+      const entries = this.#keys.get(id);
+      if (entries) entries.push(entry);
+      else this.#keys.set(id, [entry]);
+    }
+    return result;
+  }
+
+  /** Runs `op` after every call in flight, and holds every call issued meanwhile until it settles. */
+  barrier<T>(op: () => Promise<T>): Promise<T> {
+    const waits: Array<Promise<void>> = this.#barrier ? [this.#barrier] : [];
+    for (const entries of this.#keys.values()) for (const entry of entries) waits.push(entry.settled);
+    for (const [, tracker] of this.#trackers) {
+      const empty = tracker.whenEmpty();
+      if (empty) waits.push(empty);
+    }
+    const result = waits.length === 0 ? op() : Promise.all(waits).then(op);
+    const settled: Settled = result.then(ignore, ignore);
+    this.#barrier = settled;
+    void settled.then(() => {
+      if (this.#barrier === settled) this.#barrier = undefined;
+    });
+    return result;
+  }
+
+  /** Keys with calls in flight tracked here (for tests: nothing is kept for idle keys). */
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  #settle(ids: readonly string[], entry: Entry): void {
+    for (const id of ids) {
+      const entries = this.#keys.get(id);
+      if (!entries) continue;
+      const at = entries.indexOf(entry);
+      if (at >= 0) entries.splice(at, 1);
+      if (entries.length === 0) this.#keys.delete(id);
+    }
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Calls on the same key from one store take effect in the order they were issued, as with a Redis
+ * client, even when issued in one tick without awaiting each other (batched or not).
+ */
+import { expect } from 'chai';
+import Keyv from 'keyv';
+import type { PgStore } from '../../src/index.js';
+import { useCacheTable } from '../helpers/fixture.js';
+
+const RUNS = 30;
+
+describe('Issue order on one key', function () {
+  const t = useCacheTable('order');
+
+  for (const batching of [true, false]) {
+    describe(`batching: ${batching}`, () => {
+      const make = (): PgStore => t.make({ batching });
+
+      it('set, then get, in one tick: the get sees the set', async () => {
+        const store = make();
+        for (let i = 0; i < RUNS; i++) {
+          await store.ext.set('k', `old${i}`);
+          void store.ext.set('k', `new${i}`);
+          expect(await store.ext.getString('k')).to.equal(`new${i}`);
+        }
+      });
+
+      it('set, then delete, in one tick: the key is gone', async () => {
+        const store = make();
+        for (let i = 0; i < RUNS; i++) {
+          const set = store.ext.set('k', 'v');
+          const deleted = store.ext.delete('k');
+          await set;
+          expect(await deleted).to.equal(true);
+          expect(await store.ext.has('k')).to.equal(false);
+        }
+      });
+
+      it('delete, then set, in one tick: the key holds the new value', async () => {
+        const store = make();
+        for (let i = 0; i < RUNS; i++) {
+          await store.ext.set('k', 'old');
+          const deleted = store.ext.delete('k');
+          const set = store.ext.set('k', `new${i}`);
+          expect(await deleted).to.equal(true);
+          await set;
+          expect(await store.ext.getString('k')).to.equal(`new${i}`);
+        }
+      });
+
+      it('set, then has / getMany / deletePattern, in one tick', async () => {
+        const store = make();
+        for (let i = 0; i < 10; i++) {
+          await store.ext.delete('p:1');
+          void store.ext.set('p:1', `v${i}`);
+          expect(await store.ext.has('p:1')).to.equal(true);
+          void store.ext.set('p:1', `w${i}`);
+          expect((await store.ext.getMany(['p:1'])).get('p:1')?.toString()).to.equal(`w${i}`);
+          void store.ext.set('p:1', 'x');
+          expect(await store.ext.deletePattern('p:*')).to.equal(1);
+          expect(await store.ext.has('p:1')).to.equal(false);
+        }
+      });
+
+      it('incr, then get, in one tick: the get sees the increment', async () => {
+        const store = make();
+        for (let i = 1; i <= 10; i++) {
+          void store.ext.incr('n');
+          expect(await store.ext.getString('n')).to.equal(String(i));
+        }
+      });
+
+      // Not through Keyv: keyv.set() awaits its serializer before it calls the store, so a keyv.get() or
+      // keyv.delete() issued after it in the same tick reaches the store first; the store cannot see the
+      // order in which they were issued to Keyv (README, "Issue order").
+      it('through Keyv, once the set has reached the store: get and delete follow it', async () => {
+        const keyv = new Keyv({ store: make() });
+        for (let i = 0; i < 10; i++) {
+          await keyv.set('k', `v${i}`);
+          const deleted = keyv.delete('k');
+          const read = keyv.get('k');
+          expect(await deleted).to.equal(true);
+          expect(await read).to.equal(undefined);
+        }
+      });
+    });
+  }
+});

@@ -1,0 +1,83 @@
+import { expect } from 'chai';
+import { KeyOrder, type Tracker } from '../../src/batching/key_order.js';
+
+/** A promise settled by hand, and a log of when ops ran. */
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+describe('KeyOrder', () => {
+  it('a read after a write on one key waits for it; reads do not wait for each other; other keys never wait', async () => {
+    const order = new KeyOrder();
+    const log: string[] = [];
+    const write = deferred();
+    const w = order.run(['k'], 'write', undefined, async () => {
+      log.push('write starts');
+      await write.promise;
+      log.push('write ends');
+    });
+    const r1 = order.run(['k'], 'read', undefined, async () => void log.push('read k'));
+    const other = order.run(['other'], 'write', undefined, async () => void log.push('write other'));
+    await other;
+    expect(log).to.deep.equal(['write starts', 'write other']);
+    write.resolve();
+    await Promise.all([w, r1]);
+    expect(log).to.deep.equal(['write starts', 'write other', 'write ends', 'read k']);
+    expect(order.size, 'nothing kept for idle keys').to.equal(0);
+  });
+
+  it('a write waits for the reads issued before it; a failed call does not block the key', async () => {
+    const order = new KeyOrder();
+    const log: string[] = [];
+    const read = deferred();
+    const r = order.run(['k'], 'read', undefined, async () => {
+      await read.promise;
+      log.push('read');
+      throw new Error('read failed');
+    });
+    const w = order.run(['k'], 'write', undefined, async () => void log.push('write'));
+    await Promise.resolve();
+    expect(log).to.deep.equal([]);
+    read.resolve();
+    await r.catch(() => {});
+    await w;
+    expect(log).to.deep.equal(['read', 'write']);
+    expect(order.size).to.equal(0);
+  });
+
+  it('calls of one batcher do not wait for each other; a call of another waits for the tracked key', async () => {
+    const idle = deferred();
+    let busy = true;
+    const batcher: Tracker = {
+      whenIdle: (key, kind) => (busy && key === 'k' && kind === 'write' ? idle.promise : undefined),
+      whenEmpty: () => (busy ? idle.promise : undefined),
+    };
+    const order = new KeyOrder(new Map([['rw', batcher]]));
+    const log: string[] = [];
+    await order.run(['k'], 'write', 'rw', async () => void log.push('same batcher'));
+    const other = order.run(['k'], 'write', 'delete', async () => void log.push('other batcher'));
+    await Promise.resolve();
+    expect(log).to.deep.equal(['same batcher']);
+    busy = false;
+    idle.resolve();
+    await other;
+    expect(log).to.deep.equal(['same batcher', 'other batcher']);
+  });
+
+  it('a barrier runs after every call in flight and holds the calls issued after it', async () => {
+    const order = new KeyOrder();
+    const log: string[] = [];
+    const first = deferred();
+    const a = order.run(['a'], 'read', undefined, async () => {
+      await first.promise;
+      log.push('a');
+    });
+    const barrier = order.barrier(async () => void log.push('barrier'));
+    const b = order.run(['b'], 'read', undefined, async () => void log.push('b'));
+    first.resolve();
+    await Promise.all([a, barrier, b]);
+    expect(log).to.deep.equal(['a', 'barrier', 'b']);
+  });
+});
