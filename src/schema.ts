@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { SchemaError } from './errors.js';
 import type { Executor, SetupExecutor, TransactionQuery } from './executor.js';
-import type { Sql } from './sql.js';
+import { indexName, locksComment, type Sql } from './sql.js';
 
 /** The contract's columns and their exact types (format_type spelling). */
 const EXPECTED_COLUMNS: Readonly<Record<string, string>> = {
@@ -43,17 +43,51 @@ export function ensureSchema(executor: SetupExecutor, sql: Sql, options: { creat
  */
 export function ensureLocksTable(executor: Executor, sql: Sql, options: { createIfNotExists: boolean }): Promise<void> {
   return once(executor, `${sql.qualified}:locks`, async () => {
-    const [state] = await executor.query<{ exists: boolean }>(sql.locksInspect, [sql.locksDisplay]);
-    if (state?.exists) return;
+    const [state] = await executor.query<LocksInspection>(sql.locksInspect, [sql.locksDisplay]);
+    if (state?.exists) return checkLocksTable(state, sql);
     if (!options.createIfNotExists) {
       throw new SchemaError(`Lock table ${sql.locksDisplay} does not exist and createIfNotExists is false. Run: ${sql.ddl.createLocksTable}`);
     }
     // Under the DDL lock, CREATE ... IF NOT EXISTS cannot race another instance of ours.
     await executor.transaction(async (query) => {
       await query(sql.ddlLock, [`ddl:${sql.display}`]);
+      const [found] = await query<LocksInspection>(sql.locksInspect, [sql.locksDisplay]);
+      if (found?.exists) return checkLocksTable(found, sql);
       await query(sql.ddl.createLocksTable);
+      await query(sql.ddl.commentLocksTable);
     });
   });
+}
+
+interface LocksInspection {
+  exists: boolean;
+  comment: string | null;
+  columns: Record<string, string> | null;
+}
+
+const LOCK_COLUMNS: Readonly<Record<string, string>> = {
+  name: 'character varying(449)',
+  owner: 'text',
+  token: 'bigint',
+  expiresat: 'timestamp with time zone',
+};
+
+/**
+ * The lock table found under the derived name must be a lock table, and this cache table's: one that
+ * another cache table created (its comment names it) would make the two share their locks.
+ */
+function checkLocksTable(state: LocksInspection, sql: Sql): void {
+  const expected = locksComment(sql.display);
+  if (state.comment !== null && state.comment !== expected) {
+    throw new SchemaError(`Table ${sql.locksDisplay} is not the lock table of ${sql.display}: its comment says "${state.comment}". Rename one of the cache tables.`);
+  }
+  const columns = state.columns ?? {};
+  const wrong = Object.entries(LOCK_COLUMNS).filter(([name, type]) => columns[name] !== type);
+  if (wrong.length > 0) {
+    throw new SchemaError(
+      `Table ${sql.locksDisplay} is not a cache-postgres lock table: ${wrong.map(([name, type]) => `${name} should be ${type} but is ${columns[name] ?? 'missing'}`).join('; ')}.`,
+    );
+  }
 }
 
 /** Runs `work` once per pool and key; a failure is forgotten so the next call retries. */
@@ -92,6 +126,15 @@ async function run(executor: SetupExecutor, sql: Sql, options: { createIfNotExis
     const [after] = await query<Inspection>(sql.inspect, [sql.schema, sql.table]);
     if (!after?.oid) throw new SchemaError(`Table ${sql.display} is still missing after CREATE TABLE.`);
     checkColumns(after, sql);
+    // CREATE INDEX IF NOT EXISTS does nothing when another relation has the name: say so, rather than
+    // leave the table without its index (the expiry scan would read the whole table).
+    for (const [column, present] of [['expiresattime', after.has_expiry_index], ['tags', after.has_tags_index]] as const) {
+      if (present) continue;
+      const name = indexName(sql.table, column);
+      throw new SchemaError(
+        `Table ${sql.display} has no index on ${column}, and "${name}" is taken by another relation in schema ${sql.schema}; rename that relation, or create an index on ${sql.display} (${column}) yourself.`,
+      );
+    }
   });
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 
 /**
@@ -108,6 +109,7 @@ export interface Sql {
     readonly createExpiryIndex: string;
     readonly createTagsIndex: string;
     readonly createLocksTable: string;
+    readonly commentLocksTable: string;
   };
 }
 
@@ -382,7 +384,10 @@ WHERE name = $1 AND owner = $2 AND token = $3::bigint AND expiresat >= $4::times
 
     lockIsLocked: named('lock_is_locked', `SELECT 1 FROM ${l} WHERE name = $1 AND expiresat >= $2::timestamptz`),
 
-    locksInspect: named('locks_inspect', `SELECT to_regclass($1) IS NOT NULL AS exists`),
+    locksInspect: named('locks_inspect', `SELECT to_regclass($1) IS NOT NULL AS exists,
+  obj_description(to_regclass($1), 'pg_class') AS comment,
+  (SELECT json_object_agg(attname, format_type(atttypid, atttypmod)) FROM pg_attribute
+    WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped) AS columns`),
 
     ddlLock: named('ddl_lock', `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`),
 
@@ -408,6 +413,9 @@ WHERE name = $1 AND owner = $2 AND token = $3::bigint AND expiresat >= $4::times
   token BIGINT NOT NULL,
   expiresat TIMESTAMPTZ NOT NULL
 )`,
+      // Which cache table the lock table serves: a second cache table whose derived name comes out the
+      // same is refused rather than sharing its locks (see checkLocksTable).
+      commentLocksTable: `COMMENT ON TABLE ${l} IS ${pg.escapeLiteral(locksComment(display))}`,
     }),
   });
 }
@@ -457,12 +465,21 @@ export function indexName(table: string, column: string): string {
 
 /**
  * `${base}_${suffix}`, kept within PostgreSQL's 63 bytes: a longer name would be truncated, and two
- * long names could then collide, so those get a hash of the base instead of its tail.
+ * long names could then collide, so those keep the head of the base and 64 bits of its SHA-256 (a
+ * 32-bit hash was brute-forced into a collision in seconds). The objects found under a derived name
+ * are checked to be ours all the same (schema.ts).
  */
 export function derivedName(base: string, suffix: string): string {
   const name = `${base}_${suffix}`;
   if (name.length <= 63) return name;
-  return `${base.slice(0, 40)}_${hash(base)}_${suffix.slice(0, 8)}`;
+  const digest = createHash('sha256').update(base).digest('hex').slice(0, 16);
+  const tail = suffix.slice(0, 13);
+  return `${base.slice(0, 63 - tail.length - digest.length - 2)}_${digest}_${tail}`;
+}
+
+/** The comment that marks a lock table as the one of cache table `display` (schema.table). */
+export function locksComment(display: string): string {
+  return `cache-postgres: leases of ${display}`;
 }
 
 /** FNV-1a, 32 bits, as 8 hex digits: short stable names, not security. */

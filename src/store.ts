@@ -395,6 +395,8 @@ function describe(options: ResolvedOptions): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
+    // libpq (and node-postgres) also take the password, and the TLS key's, as parameters.
+    for (const name of ['password', 'sslpassword']) if (parsed.searchParams.has(name)) parsed.searchParams.set(name, '***');
     return parsed.toString();
   } catch {
     return 'postgres://(connection string)';

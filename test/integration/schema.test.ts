@@ -183,4 +183,33 @@ describe('schema', () => {
       await pool.end();
     }
   });
+
+  it('refuses a table whose expiry index name is taken by another relation, instead of going without the index', async () => {
+    const table = uniqueTable('cp_taken');
+    const squatter = `ix_${table}_expiresattime`;
+    cleanup.push(`TABLE IF EXISTS public.${table}`, `TABLE IF EXISTS public.${squatter}`);
+    await sql(`CREATE TABLE public.${squatter} (x int)`);
+    await rejects(store({ table }).set('keyv:x', '1'), SchemaError, new RegExp(`${squatter}.*taken`));
+  });
+
+  it('refuses a lock table that belongs to another cache table, or has another shape', async () => {
+    const table = uniqueTable('cp_locks');
+    cleanup.push(`TABLE IF EXISTS public.${table}`, `TABLE IF EXISTS public.${table}_locks`);
+    await sql(`CREATE TABLE public.${table}_locks (name varchar(449) PRIMARY KEY, owner text NOT NULL, token bigint NOT NULL, expiresat timestamptz NOT NULL)`);
+    await sql(`COMMENT ON TABLE public.${table}_locks IS 'cache-postgres: leases of public.some_other_cache'`);
+    const s = store({ table });
+    await rejects(s.ext.tryLock('l'), SchemaError, /some_other_cache/);
+    await sql(`COMMENT ON TABLE public.${table}_locks IS NULL`);
+    await sql(`ALTER TABLE public.${table}_locks DROP COLUMN token`);
+    await rejects(store({ table }).ext.tryLock('l'), SchemaError, /token/);
+  });
+
+  it('marks the lock table it creates as the cache table\'s', async () => {
+    const table = uniqueTable('cp_mark');
+    cleanup.push(`TABLE IF EXISTS public.${table}`, `TABLE IF EXISTS public.${table}_locks`);
+    const lock = await store({ table }).ext.tryLock('l');
+    await lock?.release();
+    const [row] = await sql<{ comment: string }>(`SELECT obj_description($1::regclass, 'pg_class') AS comment`, [`public.${table}_locks`]);
+    expect(row!.comment).to.equal(`cache-postgres: leases of public.${table}`);
+  });
 });

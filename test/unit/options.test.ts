@@ -51,6 +51,21 @@ describe('options', () => {
     expect(store.opts.dialect).to.equal('postgres');
   });
 
+  for (const uri of [
+    'postgres://u@localhost/db?password=secret',
+    'postgres://u@localhost/db?sslmode=require&password=secret&sslpassword=secret',
+    'postgres://u:secret@localhost/db?password=secret',
+  ]) {
+    it(`masks the password wherever the store shows its target: ${uri.replace(/secret/g, 'S')}`, async () => {
+      const { inspect } = await import('node:util');
+      const store = new PgStore({ uri, enableExpirationScan: false });
+      for (const shown of [store.opts.url, inspect(store, { depth: 4 }), JSON.stringify(store)]) {
+        expect(shown).to.not.include('secret');
+      }
+      expect(store.opts.url).to.include('localhost');
+    });
+  }
+
   it('parses duration strings', () => {
     const options = resolveOptions({ expirationScanInterval: '1h', defaultSlidingExpiration: '90s' });
     expect(options.expirationScanIntervalMs).to.equal(3_600_000);
