@@ -52,8 +52,8 @@ export class InvalidKeyError extends CachePostgresError {
 /** A value (or TTL) handed to the store is of a type or range it cannot store faithfully. */
 export class InvalidValueError extends CachePostgresError {
   static readonly code = 'E_INVALID_VALUE';
-  constructor(message: string) {
-    super(InvalidValueError.code, message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(InvalidValueError.code, message, options);
   }
 }
 
@@ -206,8 +206,8 @@ export class ValueTooLargeError extends CachePostgresError {
   static readonly code = 'E_VALUE_TOO_LARGE';
   readonly size: number;
   readonly limit: number;
-  constructor(size: number, limit: number) {
-    super(ValueTooLargeError.code, `The value takes ${size} bytes once stored; maxValueSize allows ${limit}.`);
+  constructor(size: number, limit: number, setBy = 'maxValueSize') {
+    super(ValueTooLargeError.code, `The value takes ${size} bytes once stored; ${setBy} allows ${limit}.`);
     this.size = size;
     this.limit = limit;
   }

@@ -1,7 +1,7 @@
 import { promisify } from 'node:util';
 import v8 from 'node:v8';
 import zlib from 'node:zlib';
-import { InvalidOptionError, InvalidValueError, ValueTooLargeError } from './errors.js';
+import { CachePostgresError, InvalidOptionError, InvalidValueError, ValueTooLargeError } from './errors.js';
 
 /** Turns values into the bytes stored in the `value` column, and back. */
 export interface Serializer {
@@ -114,7 +114,16 @@ export class Payload {
 
   /** The bytes to store for `value`. */
   async encode(value: unknown): Promise<Buffer> {
-    const serialized = this.#serializer.serialize(value);
+    let serialized: Buffer | Uint8Array | string;
+    try {
+      serialized = this.#serializer.serialize(value);
+    } catch (error) {
+      if (error instanceof CachePostgresError) throw error;
+      throw new InvalidValueError(`The ${this.#serializer.name} serializer could not serialize the value: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+    }
+    if (typeof serialized !== 'string' && !(serialized instanceof Uint8Array)) {
+      throw new InvalidValueError(`The ${this.#serializer.name} serializer must return a string, a Buffer or a Uint8Array; got ${typeof serialized}.`);
+    }
     let bytes = typeof serialized === 'string' ? Buffer.from(serialized, 'utf8') : Buffer.from(serialized.buffer, serialized.byteOffset, serialized.byteLength);
     if (this.#compression && bytes.length >= this.#compression.threshold) {
       const algorithm = ALGORITHMS[this.#compression.algorithm];
@@ -131,6 +140,11 @@ export class Payload {
       const algorithm = Object.values(ALGORITHMS).find((a) => a.tag === bytes[MAGIC.length]);
       if (algorithm) body = await algorithm.decompress(bytes.subarray(MAGIC.length + 1));
     }
-    return this.#serializer.deserialize(body);
+    try {
+      return this.#serializer.deserialize(body);
+    } catch (error) {
+      if (error instanceof CachePostgresError) throw error;
+      throw new InvalidValueError(`The ${this.#serializer.name} serializer could not read the stored value: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+    }
   }
 }

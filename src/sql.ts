@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { ValueTooLargeError } from './errors.js';
 
 /**
  * Every SQL text of the library lives here, built once per (schema, table) from escaped identifiers.
@@ -119,7 +120,18 @@ const COLUMNS = 'id, value, expiresattime, slidingexpirationinseconds, absolutee
  * twice the size and cost node-postgres 0.21 ms of CPU per 20 rows of 1 KiB against 0.12 ms for
  * base64 (its binary mode is no way out: it decodes every field as UTF-8 first, corrupting bytes).
  */
-const VALUE = `encode(value, 'base64') AS b64`;
+/**
+ * The largest value the store writes, and reads: 64 MiB. A bigger value read as text would build a
+ * string past V8's limit (about 512 MiB of characters; `escape` form takes up to 4 per byte) inside
+ * node-postgres, which ends the process. PostgreSQL's own limit for bytea is 1 GB.
+ */
+export const MAX_VALUE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A read value, or for a value over {@link MAX_VALUE_BYTES} (stored by another writer) `!` and its size:
+ * `!` is not a base64 character, so {@link bytesOf} tells the two apart.
+ */
+const VALUE = `CASE WHEN octet_length(value) <= ${MAX_VALUE_BYTES} THEN encode(value, 'base64') ELSE '!' || octet_length(value) END AS b64`;
 const SET_ALL = `value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
   slidingexpirationinseconds = EXCLUDED.slidingexpirationinseconds,
   absoluteexpiration = EXCLUDED.absoluteexpiration, tags = EXCLUDED.tags`;
@@ -246,7 +258,8 @@ WHERE id = ANY($1::text[]) AND ${failFast ? `CASE WHEN ${slides} THEN ${SET_LANE
     slideManyFailFast: named('slide_many_fail_fast', slideRows(true)),
     // The read for callers that want text (Keyv's JSON): `escape` form, which carries plain ASCII as
     // itself (see textOfEscaped); base64 would cost a decode and a Buffer per row.
-    selectManyText: named('select_many_text', `SELECT id, encode(value, 'escape') AS esc${until('slidingexpirationinseconds', 'expiresattime')}
+    selectManyText: named('select_many_text', `SELECT id, CASE WHEN octet_length(value) <= ${MAX_VALUE_BYTES} THEN encode(value, 'escape') END AS esc,
+  octet_length(value) AS size${until('slidingexpirationinseconds', 'expiresattime')}
 FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz`),
     selectMany: named('select_many', `SELECT id, ${VALUE}${until('slidingexpirationinseconds', 'expiresattime')}
 FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz`),
@@ -451,8 +464,18 @@ export function textOfEscaped(text: string): string {
   return text.indexOf('\\') === -1 ? text : bytesOfEscaped(text).toString('utf8');
 }
 
+/**
+ * The bytes of a value read in base64.
+ * @throws {ValueTooLargeError} for a value over {@link MAX_VALUE_BYTES}, which was not sent
+ */
 export function bytesOf(row: { b64: string }): Buffer {
+  if (row.b64.charCodeAt(0) === 33 /* ! */) throw tooLarge(Number(row.b64.slice(1)));
   return Buffer.from(row.b64, 'base64');
+}
+
+/** The error for a stored value of `size` bytes, over {@link MAX_VALUE_BYTES}. */
+export function tooLarge(size: number): ValueTooLargeError {
+  return new ValueTooLargeError(size, MAX_VALUE_BYTES, 'the store (MAX_VALUE_BYTES)');
 }
 
 /**

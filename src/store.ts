@@ -10,7 +10,7 @@ import { type PgStoreOptions, type ResolvedOptions, resolveOptions } from './opt
 import { ExpirationScanner } from './scanner.js';
 import { MAX_TIME_MS } from './duration.js';
 import { ensureSchema } from './schema.js';
-import { buildSql, bytesOf, type Sql } from './sql.js';
+import { buildSql, bytesOf, MAX_VALUE_BYTES, type Sql, tooLarge } from './sql.js';
 
 /** What Keyv reads from a store's `opts`: `dialect: 'postgres'` is what makes Keyv 5 wire `keyv.iterator`. */
 export interface PgStoreKeyvOptions {
@@ -365,19 +365,26 @@ function toBytes(value: unknown): Buffer {
   if (typeof value === 'string') {
     // Buffer.from would store a lone surrogate as U+FFFD: a value must never change silently.
     if (!value.isWellFormed()) throw new InvalidValueError('value must be well-formed Unicode to be stored as UTF-8 (it contains a lone surrogate).');
-    return Buffer.from(value, 'utf8');
+    // Checked before encoding: a string too long to store is not copied first.
+    if (value.length > MAX_VALUE_BYTES) throw tooLarge(Buffer.byteLength(value, 'utf8'));
+    const bytes = Buffer.from(value, 'utf8');
+    if (bytes.length > MAX_VALUE_BYTES) throw tooLarge(bytes.length);
+    return bytes;
   }
   throw new InvalidValueError(
     `PgStore stores the strings Keyv serializes; got ${value === null ? 'null' : typeof value}. Keep Keyv's default serializer, or use store.ext for raw bytes.`,
   );
 }
 
-/** Keyv's ttl (ms) to an ISO expiry, or null for "never" (Keyv uses 0/undefined for that). */
+/**
+ * Keyv's ttl (ms) to an ISO expiry, or null for "never" (Keyv uses 0/undefined for that). A negative
+ * ttl is an entry expired at once, as Keyv over memory keeps it (its expiry is then in the past).
+ */
 function expiry(ttl: unknown, now: number): string | null {
   if (ttl === undefined || ttl === null || ttl === 0) return null;
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0 || now + ttl > MAX_TIME_MS) {
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || now + ttl > MAX_TIME_MS || now + ttl < 0) {
     throw new InvalidValueError(
-      `ttl must be a finite, non-negative number of milliseconds (0 or undefined: never expires) whose expiry falls before year 10000, got ${String(ttl)}.`,
+      `ttl must be a finite number of milliseconds (0 or undefined: never expires; negative: expired at once) whose expiry falls between 1970 and year 9999, got ${String(ttl)}.`,
     );
   }
   return new Date(now + ttl).toISOString();

@@ -3,7 +3,7 @@ import { CachePostgresError, ConnectionError, CounterOverflowError, QueryError, 
 import { type Executor, LATE_AFTER_MS } from '../executor.js';
 import { decodeInvalidation, encodeInvalidation, LocalCache } from '../local/local_cache.js';
 import type { Observer } from '../observer.js';
-import { bytesOf, bytesOfEscaped, type Sql, textOfEscaped } from '../sql.js';
+import { bytesOf, bytesOfEscaped, type Sql, textOfEscaped, tooLarge } from '../sql.js';
 import { Batcher } from './batcher.js';
 import { KeyOrder, type Tracker } from './key_order.js';
 
@@ -37,27 +37,36 @@ const SPLIT_WHEN_IDLE = 8;
 type BytesRow = { id: string; b64: string; until?: number | null };
 
 /** A row of the text reads: the value in PostgreSQL's `escape` form. */
-type EscapedRow = { id: string; esc: string; until?: number | null };
+type EscapedRow = { id: string; esc: string | null; size: number; until?: number | null };
 
 /**
  * A value read, as bytes or (for text reads) in `escape` form, and until when the in-process tier may
  * keep it (null: never, it slides).
  */
-type Found = ({ value: Buffer } | { escaped: string }) & { until: number | null };
+/** A value read: its bytes, its `escape` text, or (over MAX_VALUE_BYTES, not sent) its size. */
+type Found = ({ value: Buffer } | { escaped: string } | { tooLarge: number }) & { until: number | null };
 
+/** Rows by id; a value over MAX_VALUE_BYTES becomes its size, an error for its own caller only. */
 function foundById(rows: ReadonlyArray<BytesRow | EscapedRow>): Map<string, Found> {
-  return new Map(
-    rows.map((row) => [row.id, 'esc' in row ? { escaped: row.esc, until: row.until ?? null } : { value: bytesOf(row), until: row.until ?? null }]),
-  );
+  return new Map(rows.map((row) => [row.id, found(row)]));
+}
+
+function found(row: BytesRow | EscapedRow): Found {
+  const until = row.until ?? null;
+  if ('esc' in row) return row.esc === null ? { tooLarge: row.size, until } : { escaped: row.esc, until };
+  if (row.b64.charCodeAt(0) === 33 /* ! */) return { tooLarge: Number(row.b64.slice(1)), until };
+  return { value: bytesOf(row), until };
 }
 
 /** The bytes of a value read (a Buffer the caller owns). */
 function bytesOfFound(found: Found): Buffer {
+  if ('tooLarge' in found) throw tooLarge(found.tooLarge);
   return 'value' in found ? found.value : bytesOfEscaped(found.escaped);
 }
 
 /** The UTF-8 text of a value read. */
 function textOfFound(found: Found): string {
+  if ('tooLarge' in found) throw tooLarge(found.tooLarge);
   return 'value' in found ? found.value.toString('utf8') : textOfEscaped(found.escaped);
 }
 

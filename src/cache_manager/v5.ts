@@ -58,17 +58,28 @@ export async function pgStore(config: PgStoreV5Config = {}): Promise<PgStoreV5> 
     if (text === undefined) throw new InvalidValueError(`cache-manager 5 values must be JSON-serializable; got ${typeof data}.`);
     return text;
   };
-  const decode = <T>(text: string | undefined): T | undefined => (text === undefined ? undefined : (JSON.parse(text) as T));
+  const decode = <T>(key: string, text: string | undefined): T | undefined => {
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text) as T;
+    } catch (error) {
+      throw new InvalidValueError(`The value at ${JSON.stringify(key)} is not JSON (written by another writer than this store?); cache-manager 5 values are JSON text.`, { cause: error });
+    }
+  };
+  /** Milliseconds as cache-manager 5 means them: 0 or none, no expiry; negative, expired at once. */
   const ttlOf = (ttl: number | undefined) => {
     const ms = ttl ?? defaultTtl;
-    return ms && ms > 0 ? ms : undefined;
+    if (ms !== undefined && (typeof ms !== 'number' || Number.isNaN(ms))) {
+      throw new InvalidValueError(`ttl must be a number of milliseconds (0: no expiry), got ${String(ms)}.`);
+    }
+    return ms === 0 ? undefined : ms;
   };
   const escapedPrefix = prefix.replace(/[\\*?]/g, '\\$&');
 
   return {
     name: 'postgres',
     store,
-    get: async <T>(key: string) => decode<T>(await store.get<string>(id(key))),
+    get: async <T>(key: string) => decode<T>(id(key), await store.get<string>(id(key))),
     set: async (key, data, ttl) => {
       await store.set(id(key), encode(data), ttlOf(ttl));
     },
@@ -82,7 +93,10 @@ export async function pgStore(config: PgStoreV5Config = {}): Promise<PgStoreV5> 
     mset: async (entries, ttl) => {
       await store.setMany(entries.map(([key, data]) => ({ key: id(key), value: encode(data), ttl: ttlOf(ttl) })));
     },
-    mget: async (...keys) => (await store.getMany<string>(keys.map(id))).map((text) => decode(text)),
+    mget: async (...keys) => {
+      const ids = keys.map(id);
+      return (await store.getMany<string>(ids)).map((text, i) => decode(ids[i]!, text));
+    },
     mdel: async (...keys) => {
       await store.deleteMany(keys.map(id));
     },

@@ -54,8 +54,9 @@ export function createPgCache(options: PgCacheOptions = {}): PgCache {
       async (ctx) => {
         const value = await fn();
         const ms = resolve(value, ttl, cacheOptions.ttl);
-        // Keyv's own envelope, so every tier and cache.get read it as if cache-manager had written it.
-        ctx.setOptions({ absoluteExpirationRelative: ms && ms > 0 ? ms : '36500d' });
+        // A negative ttl is expired at once (cache-manager over Keyv stores it past its expiry): kept for
+        // a millisecond, so the callers waiting on this computation still get it. 0 or none: no expiry.
+        ctx.setOptions({ absoluteExpirationRelative: ms === undefined || ms === 0 ? '36500d' : Math.max(ms, 1) });
         return String(await keyv.serialize!({ value, expires: ms && ms > 0 ? Date.now() + ms : undefined }));
       },
       {
@@ -72,7 +73,11 @@ export function createPgCache(options: PgCacheOptions = {}): PgCache {
     return (keyv.deserialize!(bytes.toString('utf8')) as { value: T }).value;
   };
 
-  cache.wrap = (<T>(key: string, fn: () => T | Promise<T>, ...args: WrapArgs<T>) =>
-    wrap(key, stampedeSafe(key, fn, args), ...args)) as Cache['wrap'];
+  cache.wrap = (<T>(key: string, fn: () => T | Promise<T>, ...args: WrapArgs<T>) => {
+    const given = typeof args[0] === 'object' && args[0] !== null ? args[0].ttl : args[0];
+    // Nothing to share when the value is expired as soon as it is stored: cache-manager computes it.
+    if (typeof given === 'number' && given < 0) return wrap(key, fn, ...args);
+    return wrap(key, stampedeSafe(key, fn, args), ...args);
+  }) as Cache['wrap'];
   return Object.assign(cache, { pgStore: store });
 }

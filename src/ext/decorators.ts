@@ -1,3 +1,4 @@
+import { InvalidOptionError } from '../errors.js';
 import type { CachedOptions, EarlyOptions, FailoverOptions, Wrappers } from './wrappers.js';
 
 /** A standard (TC39, TypeScript 5) method decorator for methods returning a promise. */
@@ -18,7 +19,9 @@ export function createDecorators(wrappers: Wrappers): Decorators {
   const decorator =
     (make: (method: (...args: unknown[]) => Promise<unknown>) => (...args: unknown[]) => Promise<unknown>): MethodDecorator =>
     (method, context) => {
-      if (context.kind !== 'method') throw new TypeError('cache-postgres decorators apply to methods only.');
+      if (context?.kind !== 'method') {
+        throw new InvalidOptionError('decorator', `cache-postgres decorators apply to methods only (TypeScript 5 / TC39 decorators), not to a ${context?.kind ?? 'legacy experimentalDecorators target'}.`);
+      }
       return make(method as never) as never;
     };
   return {

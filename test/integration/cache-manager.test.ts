@@ -3,7 +3,7 @@ import { createCache } from 'cache-manager';
 import { caching } from 'cache-manager5';
 import { Cacheable } from 'cacheable';
 import Keyv from 'keyv';
-import { PgStore } from '../../src/index.js';
+import { InvalidValueError, PgStore } from '../../src/index.js';
 import { createPgCache, pgStore } from '../../src/cache_manager/index.js';
 import { dropTables, testUrl, uniqueTable } from '../helpers/db.js';
 
@@ -161,6 +161,46 @@ describe('cache-manager and cacheable', () => {
       expect(await cache.wrap('w', async () => ++calls)).to.equal(1);
       await cache.reset();
       expect(await cache.store.keys()).to.deep.equal([]);
+    });
+  });
+
+  describe('ttl edges, as cache-manager over an in-memory Keyv', () => {
+    for (const ttl of [-1, () => -5]) {
+      it(`wrap with a negative ttl (${typeof ttl === 'function' ? 'a function' : ttl}) recomputes, like cache-manager over memory`, async () => {
+        const memory = createCache({ stores: [new Keyv()] });
+        const ours = createPgCache({ store: pg(), namespace: `neg${typeof ttl}` });
+        for (const cache of [memory, ours]) {
+          let calls = 0;
+          const compute = async () => ++calls;
+          await cache.wrap('k', compute, ttl as never);
+          await sleep(5);
+          await cache.wrap('k', compute, ttl as never);
+          expect(calls, cache === memory ? 'memory' : 'createPgCache').to.equal(2);
+        }
+      });
+    }
+
+    it('the v5 store: set with a negative ttl is expired at once, NaN is refused, a row that is not JSON is a typed error', async () => {
+      const store = pg();
+      const v5 = await pgStore({ store, prefix: 'v5edge:' });
+      await v5.set('neg', 'x', -1);
+      expect(await v5.get('neg')).to.equal(undefined);
+      let refused: unknown;
+      try {
+        await v5.set('nan', 'x', Number.NaN);
+      } catch (error) {
+        refused = error;
+      }
+      expect(refused).to.be.instanceOf(InvalidValueError);
+      await store.ext.set('v5edge:raw', 'not json {');
+      let thrown: unknown;
+      try {
+        await v5.get('raw');
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).to.be.instanceOf(InvalidValueError);
+      expect((thrown as Error).message).to.match(/v5edge:raw.*not JSON/);
     });
   });
 });

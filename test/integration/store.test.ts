@@ -212,10 +212,16 @@ describe('PgStore', () => {
     it('refuses non-string values and invalid TTLs without writing', async () => {
       const store = make();
       await rejects(store.set('keyv:o', { value: 1 } as never), InvalidValueError, /strings Keyv serializes/);
-      for (const ttl of [-1, Number.NaN, Number.POSITIVE_INFINITY, '10' as never]) {
+      for (const ttl of [Number.NaN, Number.POSITIVE_INFINITY, '10' as never, 3e14, -Date.now() - 1]) {
         await rejects(store.set('keyv:t', '1', ttl), InvalidValueError, /ttl must be/);
       }
       expect(await count()).to.equal(0);
+    });
+
+    it('stores a negative ttl as expired at once, as Keyv over memory does', async () => {
+      const store = make();
+      expect(await store.set('keyv:neg', '1', -1)).to.equal(true);
+      expect(await store.get('keyv:neg')).to.equal(undefined);
     });
 
     it('turns a Keyv set with a too-long key into an error event and false, leaving the table untouched', async () => {

@@ -22,6 +22,17 @@ describe('Payload (serializers and compression)', () => {
     expect(small.toString()).to.equal('{"a":1}');
   });
 
+  it('reports what a serializer cannot store as InvalidValueError: a BigInt, a circular object, a throwing custom serializer', async () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    await rejects(new Payload().encode({ n: 1n }), InvalidValueError, /json serializer could not serialize.*BigInt/);
+    await rejects(new Payload().encode(circular), InvalidValueError, /circular/);
+    const failing = new Payload({ serializer: { name: 'mine', serialize: () => { throw new Error('nope'); }, deserialize: (b) => b } });
+    await rejects(failing.encode('x'), InvalidValueError, /mine serializer could not serialize the value: nope/);
+    const unreadable = new Payload({ serializer: { name: 'mine', serialize: (v) => String(v), deserialize: () => { throw new Error('bad bytes'); } } });
+    await rejects(unreadable.decode(Buffer.from('x')), InvalidValueError, /mine serializer could not read.*bad bytes/);
+  });
+
   it('refuses bad options, unstorable values and values over maxValueSize', async () => {
     await rejects(async () => new Payload({ serializer: 'yaml' as never }), InvalidOptionError, /serializer/);
     await rejects(async () => new Payload({ compression: { algorithm: 'zstd' as never } }), InvalidOptionError, /gzip' or 'brotli/);
