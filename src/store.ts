@@ -220,7 +220,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     keys.forEach((key) => validateKey(key));
     if (keys.length === 0) return [];
     if (!this.#usable()) await this.#prepare('hasMany');
-    const rows = await this.#exec.query<{ id: string }>(this.#sql.hasMany, [keys, this.#now()]);
+    const rows = await this.#rows.ordered(keys, 'read', () => this.#exec.query<{ id: string }>(this.#sql.hasMany, [keys, this.#now()]));
     const live = new Set(rows.map((row) => row.id));
     return keys.map((key) => live.has(key));
   }

@@ -144,7 +144,9 @@ export async function staleEntry(
   const now = context.options.clock();
   // No entry expired before 1970: a longer look back is the same as any.
   const since = Number.isFinite(maxStaleMs) && now - maxStaleMs > 0 ? new Date(now - maxStaleMs).toISOString() : '-infinity';
-  const [row] = await context.exec.query<{ b64: string; expiresattime: Date | number }>(context.sql.getStale, [key, since]);
+  const [row] = await context.rows.ordered([key], 'read', () =>
+    context.exec.query<{ b64: string; expiresattime: Date | number }>(context.sql.getStale, [key, since]),
+  );
   if (!row) return undefined;
   const expires = typeof row.expiresattime === 'number' ? row.expiresattime : row.expiresattime.getTime();
   return { value: bytesOf(row), expiredMsAgo: Math.max(0, now - expires) };
@@ -155,7 +157,10 @@ export async function getEntryWithExpiry(
   context: StoreContext,
   key: string,
 ): Promise<{ value: Buffer; absoluteExpiration: Date | undefined } | undefined> {
-  const [row] = await context.exec.query<{ b64: string; abs: Date | number | null }>(context.sql.getWithExpiry, [key, isoNow(context)]);
+  // A read (that may slide, as get does): after the writes issued before it on the key.
+  const [row] = await context.rows.ordered([key], 'read', () =>
+    context.exec.query<{ b64: string; abs: Date | number | null }>(context.sql.getWithExpiry, [key, isoNow(context)]),
+  );
   context.observer.read(key, row !== undefined);
   if (!row) return undefined;
   return { value: bytesOf(row), absoluteExpiration: row.abs instanceof Date ? row.abs : undefined };
