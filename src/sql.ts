@@ -324,9 +324,7 @@ ON CONFLICT (id) DO UPDATE SET
   slidingexpirationinseconds = CASE WHEN c.expiresattime < $6::timestamptz THEN NULL ELSE c.slidingexpirationinseconds END,
   absoluteexpiration = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.absoluteexpiration ELSE c.absoluteexpiration END,
   tags = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.tags ELSE c.tags END
-WHERE c.expiresattime < $6::timestamptz
-  OR convert_from(c.value, 'UTF8')::numeric + $7::numeric BETWEEN -9223372036854775808 AND 9223372036854775807
-  AND convert_from(c.value, 'UTF8')::numeric + $8::numeric BETWEEN -9223372036854775808 AND 9223372036854775807
+WHERE c.expiresattime < $6::timestamptz OR convert_from(c.value, 'UTF8')::bigint BETWEEN $7::bigint AND $8::bigint
 RETURNING convert_from(c.value, 'UTF8') AS value`),
 
     // A try-lock per batch: one instance deletes at a time across processes, the others skip, and the
