@@ -258,8 +258,10 @@ WHERE id = ANY($1::text[]) AND ${failFast ? `CASE WHEN ${slides} THEN ${SET_LANE
     slideManyFailFast: named('slide_many_fail_fast', slideRows(true)),
     // The read for callers that want text (Keyv's JSON): `escape` form, which carries plain ASCII as
     // itself (see textOfEscaped); base64 would cost a decode and a Buffer per row.
-    selectManyText: named('select_many_text', `SELECT id, CASE WHEN octet_length(value) <= ${MAX_VALUE_BYTES} THEN encode(value, 'escape') END AS esc,
-  octet_length(value) AS size${until('slidingexpirationinseconds', 'expiresattime')}
+    // Over MAX_VALUE_BYTES: a backslash, `!` and the size, which no escape-form text starts with (a backslash
+    // there is followed by another or by three octal digits).
+    selectManyText: named('select_many_text', `SELECT id, CASE WHEN octet_length(value) <= ${MAX_VALUE_BYTES} THEN encode(value, 'escape')
+  ELSE '\\!' || octet_length(value) END AS esc${until('slidingexpirationinseconds', 'expiresattime')}
 FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz`),
     selectMany: named('select_many', `SELECT id, ${VALUE}${until('slidingexpirationinseconds', 'expiresattime')}
 FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz`),

@@ -37,7 +37,7 @@ const SPLIT_WHEN_IDLE = 8;
 type BytesRow = { id: string; b64: string; until?: number | null };
 
 /** A row of the text reads: the value in PostgreSQL's `escape` form. */
-type EscapedRow = { id: string; esc: string | null; size: number; until?: number | null };
+type EscapedRow = { id: string; esc: string; until?: number | null };
 
 /**
  * A value read, as bytes or (for text reads) in `escape` form, and until when the in-process tier may
@@ -53,7 +53,7 @@ function foundById(rows: ReadonlyArray<BytesRow | EscapedRow>): Map<string, Foun
 
 function found(row: BytesRow | EscapedRow): Found {
   const until = row.until ?? null;
-  if ('esc' in row) return row.esc === null ? { tooLarge: row.size, until } : { escaped: row.esc, until };
+  if ('esc' in row) return row.esc.startsWith('\\!') ? { tooLarge: Number(row.esc.slice(2)), until } : { escaped: row.esc, until };
   if (row.b64.charCodeAt(0) === 33 /* ! */) return { tooLarge: Number(row.b64.slice(1)), until };
   return { value: bytesOf(row), until };
 }
