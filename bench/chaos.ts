@@ -390,12 +390,6 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | Error | t
   }
 }
 
-/** Polls until `done()` or `ms` passed. */
-async function waitUntil(done: () => boolean, ms: number): Promise<void> {
-  const deadline = now() + ms;
-  while (!done() && now() < deadline) await sleep(100);
-}
-
 /** Recovery and failures of each fault, from the call log. */
 function analyseFaults(faults: FaultRecord[], calls: Calls): void {
   for (const fault of faults) {

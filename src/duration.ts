@@ -1,4 +1,4 @@
-import { InvalidDurationError } from './errors.js';
+import { CachePostgresError, InvalidDurationError, InvalidOptionError } from './errors.js';
 
 /**
  * A span of time: milliseconds as a number, or a string of number+unit parts such as
@@ -66,4 +66,16 @@ function parse(input: unknown, what: string): number {
   throw new InvalidDurationError(
     `Invalid duration for ${what}: expected a number or a string, got ${input === null ? 'null' : typeof input}. ${ALLOWED}`,
   );
+}
+
+/**
+ * {@link parseDuration} for an option: the failure is an InvalidOptionError naming `option`.
+ * @param max {@link MAX_WAIT_MS} for waits and intervals; lifetimes by default
+ */
+export function durationOption(value: unknown, option: string, max: number = MAX_LIFETIME_MS): number {
+  try {
+    return parseDuration(value, option, max);
+  } catch (error) {
+    throw new InvalidOptionError(option, error instanceof CachePostgresError ? error.message : String(error), { cause: error });
+  }
 }

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { type Duration, MAX_WAIT_MS, parseDuration } from './duration.js';
+import { type Duration, durationOption, MAX_WAIT_MS, parseDuration } from './duration.js';
 import { CachePostgresError, InvalidOptionError } from './errors.js';
 
 /** Options of {@link PgStore}. Every field is optional: `new PgStore()` reads `DATABASE_URL` or the `PG*` variables. */
@@ -363,12 +363,7 @@ function duration(
 ): number {
   // Waits and intervals run on timers (and statementTimeout on PostgreSQL's 32-bit setting); lifetimes do not.
   const max = name === 'defaultSlidingExpiration' || name === 'retainExpiredFor' ? undefined : MAX_WAIT_MS;
-  try {
-    return parseDuration(raw[name] ?? fallback, name, max);
-  } catch (error) {
-    const message = error instanceof CachePostgresError ? error.message : String(error);
-    throw new InvalidOptionError(name, message, { cause: error });
-  }
+  return durationOption(raw[name] ?? fallback, name, max);
 }
 
 function fraction(raw: PgStoreOptions, name: 'slidingWriteThreshold', fallback: number): number {

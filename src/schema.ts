@@ -81,13 +81,8 @@ function checkLocksTable(state: LocksInspection, sql: Sql): void {
   if (state.comment !== null && state.comment !== expected) {
     throw new SchemaError(`Table ${sql.locksDisplay} is not the lock table of ${sql.display}: its comment says "${state.comment}". Rename one of the cache tables.`);
   }
-  const columns = state.columns ?? {};
-  const wrong = Object.entries(LOCK_COLUMNS).filter(([name, type]) => columns[name] !== type);
-  if (wrong.length > 0) {
-    throw new SchemaError(
-      `Table ${sql.locksDisplay} is not a cache-postgres lock table: ${wrong.map(([name, type]) => `${name} should be ${type} but is ${columns[name] ?? 'missing'}`).join('; ')}.`,
-    );
-  }
+  const wrong = columnDifferences(LOCK_COLUMNS, state.columns);
+  if (wrong) throw new SchemaError(`Table ${sql.locksDisplay} is not a cache-postgres lock table: ${wrong}.`);
 }
 
 /** Runs `work` once per pool and key; a failure is forgotten so the next call retries. */
@@ -169,13 +164,17 @@ function isComplete(state: Inspection): boolean {
 }
 
 function checkColumns(state: Inspection, sql: Sql, optional: string[] = []): void {
-  const columns = state.columns ?? {};
+  const wrong = columnDifferences(EXPECTED_COLUMNS, state.columns, optional);
+  if (wrong) throw new SchemaError(`Table ${sql.display} is not a cache table of the .NET/Python layout: ${wrong}.`);
+}
+
+/** How `found` columns differ from `expected` (names to format_type spelling), or '' when they do not. */
+function columnDifferences(expected: Readonly<Record<string, string>>, found: Record<string, string> | null, optional: string[] = []): string {
+  const columns = found ?? {};
   const wrong: string[] = [];
-  for (const [name, type] of Object.entries(EXPECTED_COLUMNS)) {
+  for (const [name, type] of Object.entries(expected)) {
     if (columns[name] === undefined && optional.includes(name)) continue;
     if (columns[name] !== type) wrong.push(`${name} should be ${type} but is ${columns[name] ?? 'missing'}`);
   }
-  if (wrong.length > 0) {
-    throw new SchemaError(`Table ${sql.display} is not a cache table of the .NET/Python layout: ${wrong.join('; ')}.`);
-  }
+  return wrong.join('; ');
 }

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { CachePostgresError, ConnectionError, CounterOverflowError, QueryError, StatementTimeoutError } from '../errors.js';
+import { CachePostgresError, CounterOverflowError, QueryError } from '../errors.js';
 import { type Executor, LATE_AFTER_MS } from '../executor.js';
 import { decodeInvalidation, encodeInvalidation, LocalCache } from '../local/local_cache.js';
 import type { Observer } from '../observer.js';
-import { bytesOf, bytesOfEscaped, type Sql, textOfEscaped, tooLarge } from '../sql.js';
+import { bytesOf, bytesOfEscaped, oversize, type Sql, textOfEscaped, tooLarge } from '../sql.js';
 import { Batcher } from './batcher.js';
 import { KeyOrder, type Tracker } from './key_order.js';
 
@@ -53,9 +53,9 @@ function foundById(rows: ReadonlyArray<BytesRow | EscapedRow>): Map<string, Foun
 
 function found(row: BytesRow | EscapedRow): Found {
   const until = row.until ?? null;
-  if ('esc' in row) return row.esc.startsWith('\\!') ? { tooLarge: Number(row.esc.slice(2)), until } : { escaped: row.esc, until };
-  if (row.b64.charCodeAt(0) === 33 /* ! */) return { tooLarge: Number(row.b64.slice(1)), until };
-  return { value: bytesOf(row), until };
+  const size = oversize(row);
+  if (size !== undefined) return { tooLarge: size, until };
+  return 'esc' in row ? { escaped: row.esc, until } : { value: bytesOf(row), until };
 }
 
 /** The bytes of a value read (a Buffer the caller owns). */
@@ -107,10 +107,11 @@ function outcomeOf(failures: Map<string, Error> | Promise<Map<string, Error>>): 
 
 /**
  * A failure that is the data's, not the connection's: PostgreSQL refused a statement (a constraint, a
- * value out of range), so running its rows one by one tells which caller's row it was.
+ * value out of range), so running its rows one by one tells which caller's row it was. A lost
+ * connection, a timeout or a deadlock is `retryable` instead.
  */
 function isolatable(error: unknown): boolean {
-  return error instanceof QueryError && !(error instanceof ConnectionError) && !(error instanceof StatementTimeoutError) && !error.retryable;
+  return error instanceof QueryError && !error.retryable;
 }
 
 /** Marks a notification that invalidates everything. */
@@ -644,7 +645,11 @@ export class Rows {
    */
   async #incrementBatch(items: Increment[]): Promise<Array<bigint | Error>> {
     const byId = new Map<string, Increment[]>();
-    for (const item of items) byId.set(item.id, [...(byId.get(item.id) ?? []), item]);
+    for (const item of items) {
+      const group = byId.get(item.id);
+      if (group) group.push(item);
+      else byId.set(item.id, [item]);
+    }
     const results = new Map<Increment, bigint | Error>();
     await Promise.all([...byId].map(([id, group]) => this.#incrementGroup(id, group, results)));
     return items.map((item) => results.get(item)!);
@@ -681,7 +686,7 @@ export class Rows {
     }
     for (const item of group) {
       try {
-        const total = await this.#incrementOne(id, item.delta, item.create, item.delta, item.delta);
+        const total = await this.#incrementOne(id, item.delta, item.create);
         results.set(item, total ?? new CounterOverflowError(id, undefined));
       } catch (error) {
         results.set(item, error as Error);

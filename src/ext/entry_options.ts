@@ -1,5 +1,5 @@
-import { type Duration, MAX_LIFETIME_MS, MAX_TIME_MS, parseDuration } from '../duration.js';
-import { CachePostgresError, InvalidOptionError, InvalidValueError } from '../errors.js';
+import { type Duration, durationOption, MAX_TIME_MS } from '../duration.js';
+import { InvalidOptionError } from '../errors.js';
 
 /**
  * Expiry and tags of an entry written through `store.ext`, with the semantics of .NET's
@@ -126,17 +126,8 @@ export function resolveTags(tags: unknown, what: string, allowEmpty: boolean): s
   return [...new Set(tags as string[])];
 }
 
-/**
- * Parses a duration for an option, reporting the option's name.
- * @param max {@link MAX_WAIT_MS} for waits and intervals; lifetimes by default
- */
-export function duration(value: unknown, option: string, max: number = MAX_LIFETIME_MS): number {
-  try {
-    return parseDuration(value, option, max);
-  } catch (error) {
-    throw new InvalidOptionError(option, error instanceof CachePostgresError ? error.message : String(error), { cause: error });
-  }
-}
+/** Parses a duration for an option, reporting the option's name (see {@link durationOption}). */
+export const duration = durationOption;
 
 /**
  * An instant as the ISO text every statement receives.

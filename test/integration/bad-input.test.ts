@@ -40,6 +40,12 @@ describe('Bad input', function () {
       ['an unknown lock option on lock()', (s) => s.ext.lock('l', { bogus: true } as never), InvalidOptionError, 'bogus'],
       ['an unknown deletePattern option', (s) => s.ext.deletePattern('a*', { al: true } as never), InvalidOptionError, 'al'],
       ['deleteTags(undefined)', (s) => s.ext.deleteTags(undefined as never), InvalidOptionError, 'tags'],
+      [
+        'a decorator on something that is not a method',
+        (s) => (s.ext.decorators.cached({ key: () => 'k' }) as unknown as (v: unknown, c: { kind: string }) => unknown)(undefined, { kind: 'field' }),
+        InvalidOptionError,
+        'decorator',
+      ],
       ['a getOrSet lockTimeout of 4 weeks', (s) => s.ext.getOrSet('k', async () => 'v', { lockTimeout: '4w' }), InvalidOptionError, 'lockTimeout'],
       ['a getOrSet hardTimeout of 30 days', (s) => s.ext.getOrSet('k', async () => 'v', { hardTimeout: '30d' }), InvalidOptionError, 'hardTimeout'],
       [

@@ -62,6 +62,26 @@ describe('Issue order on one key', function () {
         }
       });
 
+      it('deleteTags and clear() see the calls issued before them and none issued after', async () => {
+        const store = make();
+        for (let i = 0; i < 10; i++) {
+          void store.ext.set('t:1', 'before', { tags: ['x'] });
+          const deleted = store.ext.deleteTags(['x']);
+          const after = store.ext.set('t:2', 'after', { tags: ['x'] });
+          expect(await deleted).to.equal(1);
+          await after;
+          expect(await store.ext.has('t:1')).to.equal(false);
+          expect(await store.ext.getString('t:2')).to.equal('after');
+          void store.set('keyv:c', 'before');
+          const cleared = store.clear();
+          const kept = store.set('keyv:c2', 'after');
+          await Promise.all([cleared, kept]);
+          expect(await store.has('keyv:c')).to.equal(false);
+          expect(await store.get('keyv:c2')).to.equal('after');
+          await store.ext.deleteMany(['t:2', 'keyv:c2']);
+        }
+      });
+
       it('incr, then get, in one tick: the get sees the increment', async () => {
         const store = make();
         for (let i = 1; i <= 10; i++) {

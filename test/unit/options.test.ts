@@ -66,6 +66,12 @@ describe('options', () => {
     });
   }
 
+  it('takes the pool size from poolConfig.max when poolMax is not given', () => {
+    expect(resolveOptions({ poolConfig: { max: 3 } as never }).poolMax).to.equal(3);
+    expect(resolveOptions({ poolConfig: { max: 3 } as never, poolMax: 3 }).poolMax).to.equal(3);
+    expect(resolveOptions({}).poolMax).to.equal(10);
+  });
+
   it('parses duration strings', () => {
     const options = resolveOptions({ expirationScanInterval: '1h', defaultSlidingExpiration: '90s' });
     expect(options.expirationScanIntervalMs).to.equal(3_600_000);
