@@ -4,7 +4,7 @@
  * Run: DATABASE_URL=postgres://... npx tsx examples/cache-manager-v5.ts
  */
 import { caching } from 'cache-manager5';
-import { pgStore } from '../src/cache_manager/index.js';
+import { pgStore } from 'cache-postgres/cache-manager/v5';
 
 const cache = await caching(pgStore, { ttl: 60_000, prefix: 'example-v5:' });
 

@@ -2,7 +2,7 @@
  * cache-manager 7 on PostgreSQL, stampede-safe across processes.
  * Run: DATABASE_URL=postgres://... npx tsx examples/cache-manager.ts
  */
-import { createPgCache } from '../src/cache_manager/index.js';
+import { createPgCache } from 'cache-postgres/cache-manager';
 
 const cache = createPgCache({ ttl: 60_000, namespace: 'example-cm' });
 

@@ -4,7 +4,7 @@
  */
 import { Cacheable } from 'cacheable';
 import Keyv from 'keyv';
-import { PgStore } from '../src/index.js';
+import { PgStore } from 'cache-postgres';
 
 const cache = new Cacheable({ secondary: new Keyv({ store: new PgStore(), namespace: 'example-cbl' }), ttl: '10m', tags: true });
 

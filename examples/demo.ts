@@ -5,8 +5,8 @@
  */
 import Keyv from 'keyv';
 import pg from 'pg';
-import { PgStore } from '../src/index.js';
-import { startTestDatabase } from '../src/testing/index.js';
+import { PgStore } from 'cache-postgres';
+import { startTestDatabase } from 'cache-postgres/testing';
 
 const database = await startTestDatabase({ log: (line) => console.log(`[db] ${line}`) });
 process.env.DATABASE_URL = database.url;

@@ -4,7 +4,7 @@
  * Run: DATABASE_URL=postgres://... npx tsx examples/local-cache.ts
  */
 import Keyv from 'keyv';
-import { PgStore } from '../src/index.js';
+import { PgStore } from 'cache-postgres';
 
 const apiStore = new PgStore({ localCache: { ttl: '30s' } });
 const workerStore = new PgStore({ localCache: true });

@@ -4,7 +4,8 @@ import { caching } from 'cache-manager5';
 import { Cacheable } from 'cacheable';
 import Keyv from 'keyv';
 import { InvalidValueError, PgStore } from '../../src/index.js';
-import { createPgCache, pgStore } from '../../src/cache_manager/index.js';
+import { createPgCache } from '../../src/cache_manager/index.js';
+import { pgStore } from '../../src/cache_manager/v5.js';
 import { dropTables, testUrl, uniqueTable } from '../helpers/db.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

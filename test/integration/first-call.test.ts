@@ -6,7 +6,8 @@
  */
 import { expect } from 'chai';
 import Keyv from 'keyv';
-import { createPgCache, pgStore } from '../../src/cache_manager/index.js';
+import { createPgCache } from '../../src/cache_manager/index.js';
+import { pgStore } from '../../src/cache_manager/v5.js';
 import { PgStore } from '../../src/index.js';
 import type { MethodDecorator } from '../../src/ext/decorators.js';
 import { dropTables, sql, testUrl, uniqueTable } from '../helpers/db.js';
@@ -53,6 +54,7 @@ const STORE_CALLS: Record<string, Call> = {
   iterator: (s: PgStore) => drain(s.iterator('ns')),
   clearExpired: (s: PgStore) => s.clearExpired(),
   stats: (s: PgStore) => s.stats(),
+  ready: (s: PgStore) => s.ready(),
   disconnect: (s: PgStore) => s.disconnect(),
 };
 
