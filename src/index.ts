@@ -1,6 +1,11 @@
+import { PgStore } from './store.js';
+
 export { PgStore, type PgStoreKeyvOptions } from './store.js';
+/** `import PgStore from 'cache-postgres'`, as the @keyv store packages default-export their store. */
+export default PgStore;
+export { createKeyv } from './keyv.js';
 export type { Counters, PgStoreEvents } from './observer.js';
-export type { LocalCacheOptions, PgStoreOptions } from './options.js';
+export type { CacheLogger, LocalCacheOptions, PgStoreOptions } from './options.js';
 export {
   CacheExt,
   type CachedOptions,
@@ -21,6 +26,8 @@ export {
   type LockHandle,
   type LockOptions,
   type PatternOptions,
+  type TypedFactory,
+  type TypedGetOrSetOptions,
 } from './ext/index.js';
 export { type Duration, parseDuration } from './duration.js';
 export { MAX_KEY_LENGTH } from './keys.js';

@@ -41,6 +41,7 @@ export interface Counters {
 }
 
 type Emit = <K extends keyof PgStoreEvents>(event: K, ...args: PgStoreEvents[K]) => void;
+type Warn = (message: string) => void;
 
 /** OpenTelemetry counter names, one per entry of {@link Counters}. */
 const METRICS: Record<keyof Counters, string> = {
@@ -59,14 +60,19 @@ export class Observer {
     hits: 0, misses: 0, staleServed: 0, factoryCalls: 0, factoryErrors: 0, lockWaits: 0, refreshes: 0, expiredDeleted: 0,
   };
   readonly #emit: Emit;
+  readonly #warn: Warn;
+  /** Warnings already given: each is given once per store, however many calls repeat its cause. */
+  readonly #warned = new Set<string>();
   readonly #metrics: Record<keyof Counters, Counter>;
   readonly #attributes: Attributes;
 
   /**
    * @param table `schema.table`, the `cache_postgres.table` attribute of every metric and span
+   * @param warn receives a configuration warning (once per distinct message)
    */
-  constructor(emit: Emit, table: string) {
+  constructor(emit: Emit, table: string, warn: Warn) {
     this.#emit = emit;
+    this.#warn = warn;
     this.#attributes = { 'cache_postgres.table': table };
     // Taken from the global provider now: an SDK registered before the store is created is used.
     const meter = metrics.getMeter('cache-postgres');
@@ -93,6 +99,13 @@ export class Observer {
         span.end();
       }
     });
+  }
+
+  /** A setting that works until it quietly does not (e.g. stale values the scan will delete): said once. */
+  warnOnce(message: string): void {
+    if (this.#warned.has(message)) return;
+    this.#warned.add(message);
+    this.#warn(message);
   }
 
   read(key: string, found: boolean): void {

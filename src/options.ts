@@ -146,11 +146,27 @@ export interface PgStoreOptions {
    */
   localCache?: boolean | LocalCacheOptions;
   /**
+   * Where failures and warnings go besides the events, so they are visible without wiring a listener:
+   * `console`, or any object with `error(error)` and `warn(message)` (pino, winston and BentoCache-style
+   * loggers have both). `error` receives each failure of a call Keyv makes on the store (Keyv turns them
+   * into `undefined` / `false` unless `throwOnErrors` is set) and each background failure (expiration scan,
+   * background refresh, idle connection); `warn` receives configuration warnings, each once. Without a
+   * logger, background failures and warnings nobody listens to become process warnings.
+   * @default none
+   */
+  logger?: CacheLogger;
+  /**
    * The application clock, in epoch milliseconds. Every statement is passed this time as `now`
    * (never the server's NOW()), exactly as .NET and Python do. Inject one in tests to move time.
    * @default Date.now
    */
   clock?: () => number;
+}
+
+/** The logger {@link PgStoreOptions.logger} takes: `console` is one. */
+export interface CacheLogger {
+  error(error: Error): void;
+  warn(message: string): void;
 }
 
 /** Options of the in-process tier ({@link PgStoreOptions.localCache}). */
@@ -196,13 +212,35 @@ export interface ResolvedOptions {
   /** Undefined when the in-process tier is off. */
   readonly localCache: { readonly maxEntries: number; readonly ttlMs: number } | undefined;
   readonly clock: () => number;
+  readonly logger: CacheLogger | undefined;
 }
 
 const KNOWN = new Set<string>([
   'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'connectTimeout', 'statementTimeout', 'schema', 'table', 'createIfNotExists', 'useWal',
   'enableExpirationScan', 'expirationScanInterval', 'retainExpiredFor', 'deleteBatchSize', 'defaultSlidingExpiration', 'slidingWriteThreshold',
-  'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'pipelining', 'localCache', 'clock',
+  'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'pipelining', 'localCache', 'clock', 'logger',
 ]);
+/**
+ * Options of @keyv/postgres (its own, and the pg.PoolConfig fields it passes through) that PgStore spells
+ * differently or does not have: the error says what to write instead, so a migration is not guesswork.
+ */
+const FOREIGN: Readonly<Record<string, string>> = {
+  keySize:
+    'PgStore keys are varchar(449), the column .NET and Python share; it is not configurable. Remove it (keys longer than 449 characters get an InvalidKeyError).',
+  useUnloggedTable:
+    'PgStore creates the table UNLOGGED by default. For useUnloggedTable: true remove the option; for false (the @keyv/postgres default) write useWal: true.',
+  dialect: "not needed: PgStore always tells Keyv it is 'postgres'. Remove it.",
+  ssl: 'TLS settings go in poolConfig: write poolConfig: { ssl: ... } (the same value pg takes), or sslmode=... in the URL.',
+  max: 'write poolMax: <n> (the size of the pool the store creates).',
+  connectionTimeoutMillis: "write connectTimeout: <ms> (a number of milliseconds or a string such as '5s').",
+  statement_timeout: "write statementTimeout: <ms> (a number of milliseconds or a string such as '15s').",
+  query_timeout: "write statementTimeout: <ms> (a number of milliseconds or a string such as '15s').",
+  ...Object.fromEntries(
+    ['host', 'port', 'user', 'password', 'database', 'idleTimeoutMillis', 'keepAlive', 'application_name', 'min', 'allowExitOnIdle', 'maxUses', 'options', 'types'].map(
+      (name) => [name, `a pg.PoolConfig field: write poolConfig: { ${name}: ... } (or put the connection details in uri).`],
+    ),
+  ),
+};
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 const MIN_SCAN_INTERVAL_MS = 5 * 60_000;
 
@@ -217,7 +255,7 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
   }
   for (const name of Object.keys(raw)) {
     if (!KNOWN.has(name)) {
-      throw new InvalidOptionError(name, `unknown option. Known options: ${[...KNOWN].join(', ')}.`);
+      throw new InvalidOptionError(name, FOREIGN[name] ?? `unknown option. Known options: ${[...KNOWN].join(', ')}.`);
     }
   }
   if (raw.uri !== undefined && raw.connectionString !== undefined && raw.uri !== raw.connectionString) {
@@ -257,6 +295,7 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
     pipelining: boolean(raw, 'pipelining', true),
     localCache: localCache(raw.localCache),
     clock: clock(raw),
+    logger: logger(raw),
   };
   if (resolved.expirationScanIntervalMs < MIN_SCAN_INTERVAL_MS) {
     throw new InvalidOptionError('expirationScanInterval', 'must be at least 5 minutes (the .NET minimum).');
@@ -370,6 +409,15 @@ function fraction(raw: PgStoreOptions, name: 'slidingWriteThreshold', fallback: 
   const value = raw[name] ?? fallback;
   if (typeof value !== 'number' || !(value >= 0 && value <= 1)) {
     throw new InvalidOptionError(name, `expected a fraction from 0 to 1, got ${JSON.stringify(value)}.`);
+  }
+  return value;
+}
+
+function logger(raw: PgStoreOptions): CacheLogger | undefined {
+  const value = raw.logger;
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null || typeof value.error !== 'function' || typeof value.warn !== 'function') {
+    throw new InvalidOptionError('logger', 'expected an object with error(error) and warn(message) methods, such as console.');
   }
   return value;
 }

@@ -165,7 +165,13 @@ function isComplete(state: Inspection): boolean {
 
 function checkColumns(state: Inspection, sql: Sql, optional: string[] = []): void {
   const wrong = columnDifferences(EXPECTED_COLUMNS, state.columns, optional);
-  if (wrong) throw new SchemaError(`Table ${sql.display} is not a cache table of the .NET/Python layout: ${wrong}.`);
+  if (wrong) {
+    const keyvPostgres = state.columns && 'key' in state.columns && 'value' in state.columns && !('id' in state.columns);
+    const advice = keyvPostgres
+      ? ' It looks like a @keyv/postgres table (key, value). PgStore uses the .NET/Python layout and does not read or change that table: give PgStore another table name (the default is "cache"), and drop the old table when nothing uses it. README, "Migrating from @keyv/postgres".'
+      : ' Give PgStore a table name of its own (it creates the table), or see the README\'s DDL for the expected layout.';
+    throw new SchemaError(`Table ${sql.display} is not a cache table of the .NET/Python layout: ${wrong}.${advice}`);
+  }
 }
 
 /** How `found` columns differ from `expected` (names to format_type spelling), or '' when they do not. */

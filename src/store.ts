@@ -6,7 +6,7 @@ import { type Counters, Observer, type PgStoreEvents } from './observer.js';
 import { Executor } from './executor.js';
 import { CacheExt } from './ext/index.js';
 import { ALL_KEYS, prefixRange, validateKey } from './keys.js';
-import { type PgStoreOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { type CacheLogger, type PgStoreOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { ExpirationScanner } from './scanner.js';
 import { MAX_TIME_MS } from './duration.js';
 import { ensureSchema } from './schema.js';
@@ -86,7 +86,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
       if (event === 'error') this.#background(args[0]);
       // EventEmitter's typed emit cannot follow a generic event name; the Observer's signature checks it.
       else (this.emit as (name: string, ...payload: unknown[]) => boolean)(event, ...args);
-    }, `${this.#options.schema}.${this.#options.table}`);
+    }, `${this.#options.schema}.${this.#options.table}`, (message) => this.#warn(message));
     this.#exec = new Executor(
       this.#options,
       this.#sql.display,
@@ -105,6 +105,20 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
       closing: this.#closing.signal,
       prepare: (operation) => (this.#usable() ? undefined : this.#prepare(operation)),
     });
+    if (this.#options.logger) logKeyvFailures(this, this.#options.logger);
+  }
+
+  /**
+   * Connects, checks the table (creating it when allowed) and starts the expiration scan: what the first
+   * call would do, done now, so that a wrong URL, a missing permission or a table of another layout is an
+   * error at startup instead of a miss on every Keyv `get` (Keyv turns store failures into misses).
+   * Once it has resolved it resolves at once, without a round trip.
+   * @returns this store
+   * @throws {ConnectionError} {SchemaError} {StoreClosedError} ... the typed error of what failed
+   */
+  async ready(): Promise<this> {
+    if (!this.#usable()) await this.#prepare('ready');
+    return this;
   }
 
   /** `schema.table` this store reads and writes. */
@@ -352,12 +366,46 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', asError(error));
   }
 
-  /** Failures nobody awaits: an 'error' event when someone listens, else a process warning (never a crash). */
+  /**
+   * Failures nobody awaits: to the logger, and an 'error' event when someone listens; with neither, a
+   * process warning (never a crash).
+   */
   #background(error: unknown): void {
     // After disconnect(), work cut short by it is not news.
     if (this.#closed && (!(error instanceof CachePostgresError) || error instanceof StoreClosedError)) return;
+    const logger = this.#options.logger;
+    logger?.error(asError(error));
     if (this.listenerCount('error') > 0) this.emit('error', asError(error));
-    else process.emitWarning(asError(error).message, { code: 'CACHE_POSTGRES_BACKGROUND_ERROR' });
+    else if (!logger) process.emitWarning(asError(error).message, { code: 'CACHE_POSTGRES_BACKGROUND_ERROR' });
+  }
+
+  /** A configuration that works until it quietly does not: to the logger, else a process warning. */
+  #warn(message: string): void {
+    if (this.#options.logger) this.#options.logger.warn(message);
+    else process.emitWarning(message, { code: 'CACHE_POSTGRES_CONFIG' });
+  }
+}
+
+/** The store methods Keyv calls and whose failures it turns into `undefined` / `false`. */
+const KEYV_METHODS = ['get', 'getMany', 'set', 'setMany', 'delete', 'deleteMany', 'clear', 'has', 'hasMany'] as const;
+
+/**
+ * With a logger, each of them also logs its failure (and still rejects): a Keyv user sees a broken cache in
+ * the log instead of only a low hit rate. Own properties of this store, set once: nothing is added to the
+ * calls of a store without a logger.
+ */
+function logKeyvFailures(store: PgStore, logger: CacheLogger): void {
+  for (const name of KEYV_METHODS) {
+    const method = store[name] as (...args: unknown[]) => Promise<unknown>;
+    Object.defineProperty(store, name, {
+      configurable: true,
+      writable: true,
+      value: (...args: unknown[]) =>
+        method.apply(store, args).catch((error: unknown) => {
+          logger.error(asError(error));
+          throw error;
+        }),
+    });
   }
 }
 

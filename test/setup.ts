@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { startTestDatabase, type TestDatabase } from '../src/testing/index.js';
 import { closeAdmin, setTestUrl } from './helpers/db.js';
+import { capturingWarnings } from './helpers/warnings.js';
 
 let database: TestDatabase | undefined;
 
@@ -14,6 +15,7 @@ process.on('unhandledRejection', (reason) => {
   process.exit(1);
 });
 process.on('warning', (warning) => {
+  if (capturingWarnings()) return;
   console.error('Process warning:', warning);
   process.exit(1);
 });

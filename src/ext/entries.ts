@@ -152,6 +152,21 @@ export async function staleEntry(
   return { value: bytesOf(row), expiredMsAgo: Math.max(0, now - expires) };
 }
 
+/**
+ * Warns (once per store and setting) when stale values are asked for longer than the store keeps expired
+ * rows: that works until the expiration scan deletes them, then quietly serves nothing.
+ * @param setting the option asking for them, e.g. `failover maxStale`
+ */
+export function checkRetention(context: StoreContext, setting: string, maxStaleMs: number): void {
+  const retained = context.options.retainExpiredForMs;
+  if (maxStaleMs <= retained) return;
+  const wanted = Number.isFinite(maxStaleMs) ? `${maxStaleMs} ms` : 'any age';
+  context.observer.warnOnce(
+    `${setting} asks for stale values up to ${wanted}, but the store keeps expired rows only ${retained} ms (retainExpiredFor): ` +
+      `the expiration scan deletes them after that, and then no stale value is served. Give the store retainExpiredFor of at least ${Number.isFinite(maxStaleMs) ? `${maxStaleMs} ms` : 'the longest stale age you want served'}.`,
+  );
+}
+
 /** The live value with its absolute expiry (a sliding row is extended, as by get). */
 export async function getEntryWithExpiry(
   context: StoreContext,

@@ -3,7 +3,7 @@ import { type Duration, MAX_WAIT_MS } from '../duration.js';
 import { FactoryTimeoutError, InvalidOptionError, InvalidValueError, LockTimeoutError, QueryError } from '../errors.js';
 import { validateKey } from '../keys.js';
 import { bytesOf } from '../sql.js';
-import { getEntry, setEntry, staleEntry } from './entries.js';
+import { checkRetention, getEntry, setEntry, staleEntry } from './entries.js';
 import { duration, type EntryOptions, resolveEntryOptions } from './entry_options.js';
 import { type EntryValue, toBytes } from './values.js';
 
@@ -129,6 +129,13 @@ export class GetOrSet {
     if (grace !== undefined && (typeof grace !== 'object' || grace === null)) throw new InvalidOptionError('grace', 'must be { maxStale, backoff? }.');
     // Validated before any work, so a bad call never runs the factory.
     resolveEntryOptions(entry, this.#context.options.clock(), this.#context.options.defaultSlidingExpirationMs);
+    const graceOptions = grace && { maxStaleMs: duration(grace.maxStale, 'grace.maxStale'), backoffMs: duration(grace.backoff ?? '10s', 'grace.backoff', MAX_WAIT_MS) };
+    if (graceOptions) checkRetention(this.#context, 'getOrSet grace.maxStale', graceOptions.maxStaleMs);
+    // Without grace, softTimeout serves a row of any age the store retains: with retainExpiredFor 0, only
+    // until the scan reaches it. A retention the user chose bounds it well enough.
+    else if (softTimeout !== undefined && this.#context.options.retainExpiredForMs === 0) {
+      checkRetention(this.#context, 'getOrSet softTimeout (without grace)', Number.POSITIVE_INFINITY);
+    }
     return {
       entry,
       // Waits are timers (and lockTimeout PostgreSQL's 32-bit lock_timeout): at most MAX_WAIT_MS.
@@ -139,7 +146,7 @@ export class GetOrSet {
       jitter,
       softTimeoutMs: softTimeout === undefined ? undefined : duration(softTimeout, 'softTimeout', MAX_WAIT_MS),
       hardTimeoutMs: hardTimeout === undefined ? undefined : duration(hardTimeout, 'hardTimeout', MAX_WAIT_MS),
-      grace: grace && { maxStaleMs: duration(grace.maxStale, 'grace.maxStale'), backoffMs: duration(grace.backoff ?? '10s', 'grace.backoff', MAX_WAIT_MS) },
+      grace: graceOptions,
     };
   }
 

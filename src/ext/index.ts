@@ -10,12 +10,12 @@ import { type LockHandle, type LockOptions, Locks } from './locks.js';
 import { type DeletePatternOptions, deleteByPattern, getByPattern, type PatternOptions, scanKeys } from './patterns.js';
 import { type DeleteTagsOptions, deleteByTags } from './tags.js';
 import type { EntryValue } from './values.js';
-import { type CachedOptions, type EarlyOptions, type FailoverOptions, type KeyOption, Wrappers } from './wrappers.js';
+import { type CachedOptions, type EarlyOptions, type FailoverOptions, type KeyOption, type TypedFactory, type TypedGetOrSetOptions, Wrappers } from './wrappers.js';
 
 export type {
   CachedOptions, Decorators, EarlyOptions, FailoverOptions, GraceOptions, KeyOption,
   CounterOptions, DeletePatternOptions, DeleteTagsOptions, EntryInfo, EntryOptions, EntryValue, Factory, FactoryContext, GetOrSetOptions,
-  LockHandle, LockOptions, PatternOptions,
+  LockHandle, LockOptions, PatternOptions, TypedFactory, TypedGetOrSetOptions,
 };
 
 /**
@@ -153,8 +153,23 @@ export class CacheExt {
    * The factory receives a context whose `setOptions()` picks the entry options from the computed value
    * (adaptive TTL); `options.isFresh` can refuse a stored value, which is then recomputed under the lock.
    */
-  getOrSet(key: string, factory: Factory, options?: GetOrSetOptions): Promise<Buffer> {
-    return this.#getOrSet.run(key, factory, options);
+  getOrSet(key: string, factory: Factory, options?: GetOrSetOptions): Promise<Buffer>;
+  /**
+   * The typed form: with a `serializer` (`'json'`, `'v8'`, or your own), the factory returns any value, it
+   * is stored serialized (and compressed with `compression`), and the call resolves to the value itself.
+   * JSON is stored as UTF-8 text, the form .NET and Python read; `cached()` stores the same bytes.
+   * `isFresh` still receives the stored bytes.
+   *
+   * ```ts
+   * const user = await store.ext.getOrSet<User>(`user:${id}`, () => loadUser(id), { serializer: 'json', absoluteExpirationRelative: '10m' });
+   * ```
+   */
+  getOrSet<T>(key: string, factory: TypedFactory<T>, options: TypedGetOrSetOptions): Promise<T>;
+  getOrSet<T>(key: string, factory: Factory | TypedFactory<T>, options?: GetOrSetOptions | TypedGetOrSetOptions): Promise<Buffer | T> {
+    if (options && 'serializer' in options && options.serializer !== undefined) {
+      return this.#wrappers.getOrSetValue(key, factory as TypedFactory<T>, options);
+    }
+    return this.#getOrSet.run(key, factory as Factory, options);
   }
 
   /** Takes the lease lock `name`, waiting up to `options.wait`; see {@link LockHandle} for the fencing token. */

@@ -3,8 +3,8 @@ import type { Duration } from '../duration.js';
 import { InvalidOptionError, InvalidValueError } from '../errors.js';
 import { Payload, type PayloadOptions } from '../serialization.js';
 import { duration } from './entry_options.js';
-import { getEntryWithExpiry, setEntry, staleEntry } from './entries.js';
-import type { GetOrSet, GetOrSetOptions } from './get_or_set.js';
+import { checkRetention, getEntryWithExpiry, setEntry, staleEntry } from './entries.js';
+import type { FactoryContext, GetOrSet, GetOrSetOptions } from './get_or_set.js';
 import type { Locks } from './locks.js';
 
 /**
@@ -12,6 +12,14 @@ import type { Locks } from './locks.js';
  * In a template, `{0}`, `{1}` are the arguments by position, `{0.id}` a property path, and `{id}`
  * a property of the first argument (for functions taking one options object).
  */
+/** The factory of the typed `getOrSet`: any value its serializer can encode. */
+export type TypedFactory<T> = (context: FactoryContext) => T | Promise<T>;
+
+/** Options of the typed `getOrSet`: getOrSet's, and a serializer (required: it is what selects the typed form). */
+export interface TypedGetOrSetOptions extends GetOrSetOptions, PayloadOptions {
+  serializer: NonNullable<PayloadOptions['serializer']>;
+}
+
 export type KeyOption<A extends unknown[]> = string | ((...args: A) => string);
 
 /** Options of `cached`. */
@@ -66,6 +74,14 @@ export class Wrappers {
     return bind(fn, this.earlyRunner<A, R>(options), 'early');
   }
 
+  /** getOrSet through a serializer: the factory's value is encoded, the stored bytes decoded. */
+  async getOrSetValue<T>(key: string, factory: TypedFactory<T>, options: TypedGetOrSetOptions): Promise<T> {
+    const { serializer, compression, maxValueSize, ...getOrSetOptions } = options;
+    const payload = new Payload({ serializer, compression, maxValueSize });
+    const bytes = await this.#getOrSet.run(key, async (context) => payload.encode(await factory(context)), getOrSetOptions);
+    return (await payload.decode(bytes)) as T;
+  }
+
   /** Hits take no lock; misses go through getOrSet (stampede-safe across processes). */
   cachedRunner<A extends unknown[], R>(options: CachedOptions<A>) {
     const { key, ttl, serializer, compression, maxValueSize, ...rest } = checkOptions(options, 'cached');
@@ -81,6 +97,7 @@ export class Wrappers {
   failoverRunner<A extends unknown[], R>(options: FailoverOptions<A>) {
     const { errors, maxStale, ...cachedOptions } = checkOptions(options, 'failover');
     const maxStaleMs = duration(maxStale, 'maxStale');
+    checkRetention(this.#context, 'failover maxStale', maxStaleMs);
     const matches = errorMatcher(errors);
     const cachedRun = this.cachedRunner<A, R>(cachedOptions);
     const payload = new Payload(cachedOptions);

@@ -1,0 +1,222 @@
+import { expect } from 'chai';
+import Keyv from 'keyv';
+import DefaultExport, { ConnectionError, createKeyv, InvalidOptionError, PgStore, SchemaError } from '../../src/index.js';
+import { rejects } from '../helpers/assert.js';
+import { dropTables, sql, testUrl, uniqueTable } from '../helpers/db.js';
+import { useCacheTable } from '../helpers/fixture.js';
+import { processWarnings } from '../helpers/warnings.js';
+
+/** A logger that keeps what it is given. */
+function recordingLogger() {
+  const errors: Error[] = [];
+  const warnings: string[] = [];
+  return { errors, warnings, error: (error: Error) => void errors.push(error), warn: (message: string) => void warnings.push(message) };
+}
+
+describe('Adoption: failing loudly, migrating from @keyv/postgres, the Keyv-style exports', () => {
+  describe('store.ready()', () => {
+    const keyvTable = uniqueTable('cp_keyv_shaped');
+    before(() => sql(`CREATE TABLE public.${keyvTable} (key varchar(255) PRIMARY KEY, value text)`));
+    after(() => dropTables(keyvTable));
+
+    it('rejects with ConnectionError when the database does not answer', async () => {
+      const store = new PgStore({ uri: 'postgres://nobody@127.0.0.1:1/none', connectTimeout: '2s' });
+      try {
+        await rejects(store.ready(), ConnectionError);
+      } finally {
+        await store.disconnect();
+      }
+    });
+
+    it('rejects a @keyv/postgres table with a SchemaError that says what to do', async () => {
+      const store = new PgStore({ uri: testUrl(), table: keyvTable });
+      try {
+        const error = await rejects(store.ready(), SchemaError, /looks like a @keyv\/postgres table/);
+        expect(error.message).to.match(/give PgStore another table name/);
+        expect(error.message).to.match(/Migrating from @keyv\/postgres/);
+      } finally {
+        await store.disconnect();
+      }
+    });
+
+    it('resolves to the store, and once ready costs no round trip', async () => {
+      const table = uniqueTable('cp_ready');
+      const store = new PgStore({ uri: testUrl(), table, enableExpirationScan: false });
+      try {
+        expect(await store.ready()).to.equal(store);
+        const trips = store.roundTrips;
+        expect(await store.ready()).to.equal(store);
+        expect(store.roundTrips).to.equal(trips);
+        expect(await sql(`SELECT 1 FROM pg_class WHERE relname = $1`, [table])).to.have.length(1);
+      } finally {
+        await store.disconnect();
+        await dropTables(table, `${table}_locks`);
+      }
+    });
+  });
+
+  describe('logger', () => {
+    const keyvTable = uniqueTable('cp_keyv_log');
+    before(() => sql(`CREATE TABLE public.${keyvTable} (key varchar(255) PRIMARY KEY, value text)`));
+    after(() => dropTables(keyvTable));
+
+    it('receives the failures Keyv turns into misses and false, and still lets them reject', async () => {
+      const logger = recordingLogger();
+      const store = new PgStore({ uri: testUrl(), table: keyvTable, logger });
+      const keyv = new Keyv({ store });
+      keyv.on('error', () => {}); // Keyv's own event, wired or not: the logger sees the failure either way
+      try {
+        expect(await keyv.get('k')).to.equal(undefined);
+        expect(await keyv.set('k', 1)).to.equal(false);
+        expect(logger.errors.length).to.be.at.least(2);
+        expect(logger.errors.every((error) => error instanceof SchemaError)).to.equal(true);
+        await rejects(store.has('k'), SchemaError); // direct calls still reject
+      } finally {
+        await store.disconnect();
+      }
+    });
+
+    it('is refused when it lacks error() or warn()', () => {
+      for (const logger of [{}, { error() {} }, { warn() {} }, 'console', null]) {
+        expect(() => new PgStore({ logger: logger as never }), JSON.stringify(logger)).to.throw(InvalidOptionError, /Invalid option "logger"/);
+      }
+    });
+
+    it('receives background failures instead of a process warning', async () => {
+      const logger = recordingLogger();
+      const store = new PgStore({ uri: 'postgres://nobody@127.0.0.1:1/none', connectTimeout: '1s', logger });
+      try {
+        const warnings = await processWarnings(async () => {
+          // The scan is the store's own background work: it starts once ready, so fail its first pass by hand.
+          await store.ext.cached(async () => 1, { key: 'bg', ttl: '1m' })().catch(() => {});
+          await rejects(store.clearExpired(), ConnectionError);
+        });
+        expect(warnings.filter((w) => w.code === 'CACHE_POSTGRES_BACKGROUND_ERROR')).to.deep.equal([]);
+      } finally {
+        await store.disconnect();
+      }
+    });
+  });
+
+  describe('stale values asked for longer than the store keeps them', () => {
+    const fx = useCacheTable('cp_retain');
+
+    it('failover with maxStale over retainExpiredFor warns once, through the logger', () => {
+      const logger = recordingLogger();
+      const ext = fx.make({ logger }).ext;
+      ext.failover(async () => 1, { key: 'f', ttl: '1m', maxStale: '1h' });
+      ext.failover(async () => 1, { key: 'g', ttl: '1m', maxStale: '1h' });
+      expect(logger.warnings).to.have.length(1);
+      expect(logger.warnings[0]).to.match(/failover maxStale asks for stale values up to 3600000 ms, but the store keeps expired rows only 0 ms \(retainExpiredFor\)/);
+      expect(logger.warnings[0]).to.match(/retainExpiredFor of at least 3600000 ms/);
+    });
+
+    it('says nothing when retainExpiredFor covers maxStale', () => {
+      const logger = recordingLogger();
+      const ext = fx.make({ logger, retainExpiredFor: '1h' }).ext;
+      ext.failover(async () => 1, { key: 'f', ttl: '1m', maxStale: '1h' });
+      expect(logger.warnings).to.deep.equal([]);
+    });
+
+    it('getOrSet grace and softTimeout (without grace, on a store that keeps nothing) warn too', async () => {
+      const logger = recordingLogger();
+      const ext = fx.make({ logger }).ext;
+      await ext.getOrSet('a', () => 'v', { grace: { maxStale: '10m' } });
+      await ext.getOrSet('b', () => 'v', { softTimeout: '1s' });
+      expect(logger.warnings.map((w) => w.split(' asks')[0])).to.deep.equal(['getOrSet grace.maxStale', 'getOrSet softTimeout (without grace)']);
+      const kept = recordingLogger();
+      await fx.make({ logger: kept, retainExpiredFor: '1h' }).ext.getOrSet('c', () => 'v', { softTimeout: '1s', grace: { maxStale: '1h' } });
+      expect(kept.warnings).to.deep.equal([]);
+    });
+
+    it('without a logger, the warning is a process warning with its own code', async () => {
+      const store = fx.make();
+      const warnings = await processWarnings(() => store.ext.failover(async () => 1, { key: 'f', ttl: '1m', maxStale: '2h' }));
+      expect(warnings.map((w) => w.code)).to.deep.equal(['CACHE_POSTGRES_CONFIG']);
+      expect(warnings[0]!.message).to.match(/failover maxStale/);
+    });
+  });
+
+  describe('options of @keyv/postgres', () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ keySize: 255 }, /varchar\(449\).*not configurable/],
+      [{ useUnloggedTable: false }, /useWal: true/],
+      [{ dialect: 'postgres' }, /not needed/],
+      [{ ssl: { rejectUnauthorized: false } }, /poolConfig: \{ ssl: \.\.\. \}/],
+      [{ max: 20 }, /poolMax: <n>/],
+      [{ connectionTimeoutMillis: 5000 }, /connectTimeout: <ms>/],
+      [{ idleTimeoutMillis: 10000 }, /poolConfig: \{ idleTimeoutMillis: \.\.\. \}/],
+      [{ host: 'db' }, /poolConfig: \{ host: \.\.\. \}/],
+    ];
+    for (const [options, message] of cases) {
+      it(`${Object.keys(options)[0]}: refused, naming what to write instead`, () => {
+        const name = Object.keys(options)[0]!;
+        let error: unknown;
+        try {
+          new PgStore(options);
+        } catch (caught) {
+          error = caught;
+        }
+        expect(error).to.be.instanceOf(InvalidOptionError);
+        expect((error as InvalidOptionError).option).to.equal(name);
+        expect((error as Error).message).to.match(message);
+      });
+    }
+
+    it('iterationLimit, schema, table and uri keep their @keyv/postgres meaning', () => {
+      const store = new PgStore({ uri: testUrl(), table: 'keyv_next', schema: 'public', iterationLimit: 10 });
+      expect(store.tableName).to.equal('public.keyv_next');
+      return store.disconnect();
+    });
+  });
+
+  describe('exports the @keyv packages have', () => {
+    it('a default export, PgStore itself', () => {
+      expect(DefaultExport).to.equal(PgStore);
+    });
+
+    it('createKeyv(options, keyvOptions): a Keyv on a new PgStore', async () => {
+      const table = uniqueTable('cp_create');
+      const keyv = createKeyv({ uri: testUrl(), table, enableExpirationScan: false }, { namespace: 'users' });
+      try {
+        expect(keyv.store).to.be.instanceOf(PgStore);
+        await keyv.set('ada', { name: 'Ada' });
+        expect(await keyv.get('ada')).to.deep.equal({ name: 'Ada' });
+        expect((await sql<{ id: string }>(`SELECT id FROM public.${table}`)).map((r) => r.id)).to.deep.equal(['users:ada']);
+      } finally {
+        await keyv.disconnect();
+        await dropTables(table, `${table}_locks`);
+      }
+    });
+  });
+
+  describe('typed getOrSet', () => {
+    const fx = useCacheTable('cp_typed');
+
+    it('with a serializer, stores the value serialized (JSON text .NET and Python read) and resolves to the value', async () => {
+      const ext = fx.make().ext;
+      let calls = 0;
+      const load = async () => {
+        calls += 1;
+        return { id: 7, tags: ['a', 'é'] };
+      };
+      const [first, second] = await Promise.all([
+        ext.getOrSet<{ id: number; tags: string[] }>('user:7', load, { serializer: 'json' }),
+        ext.getOrSet<{ id: number; tags: string[] }>('user:7', load, { serializer: 'json' }),
+      ]);
+      expect(first).to.deep.equal({ id: 7, tags: ['a', 'é'] });
+      expect(second).to.deep.equal(first);
+      expect(calls).to.equal(1);
+      expect((await fx.row('user:7'))!.value.toString('utf8')).to.equal('{"id":7,"tags":["a","é"]}');
+      // The bytes form still answers the same key.
+      expect((await ext.getOrSet('user:7', () => 'unused')).toString('utf8')).to.equal('{"id":7,"tags":["a","é"]}');
+    });
+
+    it('compression needs the typed form: without a serializer it is an unknown getOrSet option', async () => {
+      const ext = fx.make().ext;
+      await rejects(ext.getOrSet('k', () => 'v', { compression: true } as never), InvalidOptionError, /unknown getOrSet option/);
+      expect(await ext.getOrSet('k', () => 'x'.repeat(2000), { serializer: 'json', compression: true })).to.equal('x'.repeat(2000));
+      expect((await fx.row('k'))!.value.subarray(0, 4)).to.deep.equal(Buffer.from([0, 0x63, 0x70, 0x7a]));
+    });
+  });
+});
