@@ -8,28 +8,28 @@ export interface PgStoreOptions {
    * PostgreSQL connection URL, e.g. `postgres://user:pass@host:5432/db`.
    * @default process.env.DATABASE_URL, else node-postgres' own defaults (PGHOST, PGUSER, PGDATABASE, ...)
    */
-  uri?: string;
+  uri?: string | undefined;
   /** Alias of {@link PgStoreOptions.uri}, with node-postgres' name. */
-  connectionString?: string;
+  connectionString?: string | undefined;
   /**
    * An existing `pg.Pool` to share: many stores, one pool. `disconnect()` never ends a pool the
    * store did not create. Mutually exclusive with `uri`, `poolMax` and `poolConfig`.
    */
-  pool?: pg.Pool;
+  pool?: pg.Pool | undefined;
   /**
    * Maximum number of connections of the pool the store creates.
    * @default 10
    */
-  poolMax?: number;
+  poolMax?: number | undefined;
   /** Extra `pg.PoolConfig` for the pool the store creates (ssl, keepAlive, application_name, ...). */
-  poolConfig?: Omit<pg.PoolConfig, 'connectionString' | 'max'>;
+  poolConfig?: Omit<pg.PoolConfig, 'connectionString' | 'max'> | undefined;
   /**
    * Longest wait for a connection: a free one from the pool, or a new one established (TCP, TLS and
    * PostgreSQL's startup). Past it the call fails with a `ConnectionError` (`E_CONNECTION`), so a
    * server that accepts connections and never answers, or a pool held by slow work, cannot hang a call.
    * @default '5s'
    */
-  connectTimeout?: Duration;
+  connectTimeout?: Duration | undefined;
   /**
    * Longest time one statement may run. With the pool the store creates, PostgreSQL enforces it
    * (`statement_timeout`): the statement is cancelled and writes nothing. On every pool, a statement
@@ -39,89 +39,89 @@ export interface PgStoreOptions {
    * instead. `0` turns the limit off.
    * @default '15s'
    */
-  statementTimeout?: Duration;
+  statementTimeout?: Duration | undefined;
   /**
    * Schema of the cache table. A lower-case identifier (`[a-z_][a-z0-9_]*`), the only form that names
    * the same table in .NET (which folds to lower case) and Python (which quotes).
    * @default 'public'
    */
-  schema?: string;
+  schema?: string | undefined;
   /**
    * Name of the cache table, a lower-case identifier like `schema`.
    * @default 'cache'
    */
-  table?: string;
+  table?: string | undefined;
   /**
    * Create the schema, table and indexes when missing (serialized across processes). When false,
    * a missing table is reported as a `SchemaError` on first use.
    * @default true
    */
-  createIfNotExists?: boolean;
+  createIfNotExists?: boolean | undefined;
   /**
    * Create the table WAL-logged (crash-safe, replicated) instead of UNLOGGED (faster writes; emptied
    * after a crash, not on replicas). Only used when the store creates the table.
    * @default false
    */
-  useWal?: boolean;
+  useWal?: boolean | undefined;
   /**
    * Delete expired rows in the background (batched; one instance at a time across processes).
    * @default true
    */
-  enableExpirationScan?: boolean;
+  enableExpirationScan?: boolean | undefined;
   /**
    * Time between two expiration scans. At least 5 minutes, like .NET.
    * @default '30m'
    */
-  expirationScanInterval?: Duration;
+  expirationScanInterval?: Duration | undefined;
   /**
    * How long the expiration scan keeps a row after it expired. Expired rows are invisible to every
    * normal read either way; keeping them lets grace periods and `failover` serve the last value.
    * Set it to at least the largest `maxStale` you use.
    * @default 0
    */
-  retainExpiredFor?: Duration;
+  retainExpiredFor?: Duration | undefined;
   /**
    * Rows deleted per statement by the expiration scan and by `clear()`, so no statement holds
    * many row locks for long.
    * @default 1000
    */
-  deleteBatchSize?: number;
+  deleteBatchSize?: number | undefined;
   /**
    * Sliding expiration applied by `store.ext` writes that give no expiry at all (the .NET rule).
    * Must be greater than zero.
    * @default '20m'
    */
-  defaultSlidingExpiration?: Duration;
+  defaultSlidingExpiration?: Duration | undefined;
   /**
    * A read extends a sliding entry only when that moves its expiry by at least this fraction of its
    * sliding window (0 to 1), so a hot key is not rewritten on every read: after any read an entry
    * still has at least (1 - this) of its window left. 0 writes on every read that moves the expiry.
    * @default 0.1
    */
-  slidingWriteThreshold?: number;
+  slidingWriteThreshold?: number | undefined;
   /**
    * Rows fetched per page by `iterator()` (keyset pagination: memory stays constant).
    * @default 100
    */
-  iterationLimit?: number;
+  iterationLimit?: number | undefined;
   /**
    * Fold the single-key calls (get, set, delete, has, incr) issued in the same tick into few statements
    * (the gets and sets in one), DataLoader-style. Each caller still gets its own result and its own error.
    * @default true
    */
-  batching?: boolean;
+  batching?: boolean | undefined;
   /**
    * Most keys in one batched statement; a full batch is sent at once.
    * @default 500
    */
-  maxBatchSize?: number;
+  maxBatchSize?: number | undefined;
   /**
    * Send hot statements as named prepared statements (parsed and planned once per connection). Turn it
    * off behind a pooler that cannot keep them across its server connections: PgBouncer before 1.21 in
    * transaction mode, or later versions without `max_prepared_statements`.
    * @default true
    */
-  preparedStatements?: boolean;
+  preparedStatements?: boolean | undefined;
   /**
    * Send the statements of one batch back to back on one connection without waiting for each answer
    * (node-postgres' pipeline mode): a read and the slide of its sliding rows go as two plain statements
@@ -131,7 +131,7 @@ export interface PgStoreOptions {
    * the single-statement form is used.
    * @default true
    */
-  pipelining?: boolean;
+  pipelining?: boolean | undefined;
   /**
    * An in-process tier in front of PostgreSQL: a get of an entry read recently is answered from memory,
    * with no round trip. `true` takes the defaults. Off by default: it trades freshness for speed.
@@ -144,7 +144,7 @@ export interface PgStoreOptions {
    * is `ttl` old. The notifications need a session connection: not through PgBouncer in transaction mode.
    * @default false
    */
-  localCache?: boolean | LocalCacheOptions;
+  localCache?: boolean | LocalCacheOptions | undefined;
   /**
    * Where failures and warnings go besides the events, so they are visible without wiring a listener:
    * `console`, or any object with `error(error)` and `warn(message)` (pino, winston and BentoCache-style
@@ -154,13 +154,13 @@ export interface PgStoreOptions {
    * logger, background failures and warnings nobody listens to become process warnings.
    * @default none
    */
-  logger?: CacheLogger;
+  logger?: CacheLogger | undefined;
   /**
    * The application clock, in epoch milliseconds. Every statement is passed this time as `now`
    * (never the server's NOW()), exactly as .NET and Python do. Inject one in tests to move time.
    * @default Date.now
    */
-  clock?: () => number;
+  clock?: (() => number) | undefined;
 }
 
 /** The logger {@link PgStoreOptions.logger} takes: `console` is one. */
@@ -175,13 +175,13 @@ export interface LocalCacheOptions {
    * Most entries kept; the least recently used one goes first.
    * @default 10000
    */
-  maxEntries?: number;
+  maxEntries?: number | undefined;
   /**
    * Longest time a copy is served from memory: the bound on staleness for writes this process
    * is not notified of.
    * @default '5s'
    */
-  ttl?: Duration;
+  ttl?: Duration | undefined;
 }
 
 /** Options after defaults and validation: built once per store and frozen. */

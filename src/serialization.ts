@@ -59,19 +59,19 @@ export const serializers = { json, raw, v8: v8Serializer } as const;
 /** Compress values above a size, with a header so any reader can tell compressed values apart. */
 export interface CompressionOptions {
   /** Values of at least this many bytes (after serialization) are compressed. @default 1024 */
-  threshold?: number;
+  threshold?: number | undefined;
   /** @default 'gzip' */
-  algorithm?: 'gzip' | 'brotli';
+  algorithm?: 'gzip' | 'brotli' | undefined;
 }
 
 /** How wrappers turn values into stored bytes. */
 export interface PayloadOptions {
   /** @default 'json' */
-  serializer?: Serializer | keyof typeof serializers;
+  serializer?: Serializer | keyof typeof serializers | undefined;
   /** `true` for the defaults; off unless given. */
-  compression?: boolean | CompressionOptions;
+  compression?: boolean | CompressionOptions | undefined;
   /** Refuse values whose stored form (after compression) is larger than this many bytes. @default no limit */
-  maxValueSize?: number;
+  maxValueSize?: number | undefined;
 }
 
 /**

@@ -175,7 +175,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * (Keyv 5 types this method as `Promise<void>` yet returns its result from `keyv.setMany()`, where it
    * documents a `boolean[]`: the intersection satisfies both.)
    */
-  async setMany(entries: Array<{ key: string; value: string; ttl?: number }>): Promise<boolean[] & void> {
+  async setMany(entries: Array<{ key: string; value: string; ttl?: number | undefined }>): Promise<boolean[] & void> {
     const now = this.#options.clock();
     const rows: RowWrite[] = entries.map((entry) => {
       validateKey(entry.key);

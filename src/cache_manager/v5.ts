@@ -5,15 +5,15 @@ import { PgStore } from '../store.js';
 /** Options of {@link pgStore}: PgStore's, plus what cache-manager 5 passes to a store factory. */
 export interface PgStoreV5Config extends PgStoreOptions {
   /** Default time-to-live in milliseconds (cache-manager 5's `ttl`); 0 or none: entries never expire. */
-  ttl?: number;
+  ttl?: number | undefined;
   /** Prefix of every key this store writes; `reset()` and `keys()` then only touch keys with it. */
-  prefix?: string;
+  prefix?: string | undefined;
   /** Use this PgStore instead of creating one. */
-  store?: PgStore;
+  store?: PgStore | undefined;
   /** cache-manager 5 options, accepted and left to cache-manager. */
-  refreshThreshold?: number;
-  isCacheable?: (value: unknown) => boolean;
-  onBackgroundRefreshError?: (error: unknown) => void;
+  refreshThreshold?: number | undefined;
+  isCacheable?: ((value: unknown) => boolean) | undefined;
+  onBackgroundRefreshError?: ((error: unknown) => void) | undefined;
 }
 
 /**

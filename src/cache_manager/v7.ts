@@ -7,13 +7,13 @@ import { PgStore } from '../store.js';
 /** Options of {@link createPgCache}. */
 export interface PgCacheOptions extends Omit<CreateCacheOptions, 'stores'> {
   /** The PostgreSQL tier: a PgStore to use, or its options (a URL string works too). @default new PgStore() */
-  store?: PgStore | PgStoreOptions | string;
+  store?: PgStore | PgStoreOptions | string | undefined;
   /** Keyv namespace of the PostgreSQL tier (keys are stored as `namespace:key`). @default 'keyv' */
-  namespace?: string;
+  namespace?: string | undefined;
   /** An in-process first tier (a Keyv, e.g. `new Keyv()` in memory) tried before PostgreSQL. */
-  primary?: Keyv;
+  primary?: Keyv | undefined;
   /** Longest wait in `wrap` for another process computing the same key; then the caller computes it too. */
-  lockTimeout?: Duration;
+  lockTimeout?: Duration | undefined;
 }
 
 /** A cache-manager 7 Cache whose `wrap` is stampede-safe across processes, plus its PostgreSQL store. */

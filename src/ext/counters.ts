@@ -7,9 +7,9 @@ import { checkOptions, duration, isoTime, resolveTags } from './entry_options.js
 /** Options of `incr`/`decr`, used only when the call creates the counter (or restarts an expired one). */
 export interface CounterOptions {
   /** The new counter expires this long after creation. Without it, it never expires (like the Python library's). */
-  ttl?: Duration;
+  ttl?: Duration | undefined;
   /** Tags of the new counter. */
-  tags?: readonly string[];
+  tags?: readonly string[] | undefined;
 }
 
 const INT64_MIN = -(2n ** 63n);

@@ -11,13 +11,13 @@ export interface EntryOptions {
    * Each read extends the entry to `now + slidingExpiration`, never past its absolute expiry.
    * Stored in whole seconds (fractions are truncated), so at least 1 second.
    */
-  slidingExpiration?: Duration;
+  slidingExpiration?: Duration | undefined;
   /** The entry expires at this instant at the latest. Must be in the future. */
-  absoluteExpiration?: Date;
+  absoluteExpiration?: Date | undefined;
   /** The entry expires this long after the write at the latest. Give this or `absoluteExpiration`, not both. */
-  absoluteExpirationRelative?: Duration;
+  absoluteExpirationRelative?: Duration | undefined;
   /** Tags for `deleteTags()`. Non-empty strings; duplicates are dropped; `[]` means no tags. */
-  tags?: readonly string[];
+  tags?: readonly string[] | undefined;
 }
 
 /** The expiry columns of a row about to be written. Timestamps are ISO strings (or 'infinity'). */

@@ -12,7 +12,7 @@ export interface GraceOptions {
   /** How long after expiry a value may still be served. Rows are kept that long only with the store's `retainExpiredFor`. */
   maxStale: Duration;
   /** After a failure, serve the stale value without calling the factory again for this long. @default '10s' */
-  backoff?: Duration;
+  backoff?: Duration | undefined;
 }
 
 /** Options of `getOrSet`: the entry options of `set`, plus coordination and resilience. */
@@ -21,35 +21,35 @@ export interface GetOrSetOptions extends EntryOptions {
    * Longest wait for the key's lock while another process (or a .NET or Python service) computes the
    * value. Without it, a caller waits as long as that computation takes.
    */
-  lockTimeout?: Duration;
+  lockTimeout?: Duration | undefined;
   /**
    * When `lockTimeout` passes: `'throw'` a {@link LockTimeoutError}, or `'run'` the factory without the
    * lock and store its result (the stampede protection gives way to latency).
    * @default 'throw'
    */
-  onLockTimeout?: 'throw' | 'run';
+  onLockTimeout?: 'throw' | 'run' | undefined;
   /**
    * Decides whether a stored value may be served. A value for which it returns false is treated as
    * a miss and recomputed under the key lock (so only one process recomputes it).
    */
-  isFresh?: (value: Buffer) => boolean;
+  isFresh?: ((value: Buffer) => boolean) | undefined;
   /** Ignore the stored value and compute a new one (under the lock). */
-  forceFresh?: boolean;
+  forceFresh?: boolean | undefined;
   /**
    * Spread expiries: each stored `slidingExpiration` / `absoluteExpirationRelative` is multiplied by a
    * random factor in [1 - jitter, 1 + jitter], so entries written together do not expire together.
    * @default 0
    */
-  jitter?: number;
+  jitter?: number | undefined;
   /**
    * When the computation takes longer than this and a stale value exists (see `grace`), serve the stale
    * value at once and let the computation finish (and store) in the background.
    */
-  softTimeout?: Duration;
+  softTimeout?: Duration | undefined;
   /** Give up waiting after this long: FactoryTimeoutError (or a stale value, with `grace`). The computation goes on in the background. */
-  hardTimeout?: Duration;
+  hardTimeout?: Duration | undefined;
   /** Serve a stale value when the factory fails or times out. */
-  grace?: GraceOptions;
+  grace?: GraceOptions | undefined;
 }
 
 /** Passed to a factory: lets it choose the entry options from the value it computed (adaptive TTL). */

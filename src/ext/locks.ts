@@ -9,11 +9,11 @@ import { checkOptions, duration } from './entry_options.js';
 /** Options of `lock`, `tryLock` and `withLock`. */
 export interface LockOptions {
   /** How long the lease lasts unless extended; a crashed holder's lock frees itself after it. @default '30s' */
-  ttl?: Duration;
+  ttl?: Duration | undefined;
   /** `lock` and `withLock`: longest wait for the lock before a LockTimeoutError. @default no limit */
-  wait?: Duration;
+  wait?: Duration | undefined;
   /** Pause between two attempts while waiting (randomised by ±50% so waiters spread out). @default '50ms' */
-  retryInterval?: Duration;
+  retryInterval?: Duration | undefined;
 }
 
 /**

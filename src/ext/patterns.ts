@@ -12,7 +12,7 @@ export interface PatternOptions {
    * `get_pattern('user:%')` does, instead of a glob.
    * @default false
    */
-  like?: boolean;
+  like?: boolean | undefined;
 }
 
 /** A pattern ready for SQL: the LIKE text, and the key range of its literal prefix (for the index). */
@@ -65,7 +65,7 @@ export function compilePattern(pattern: unknown, options: PatternOptions = {}): 
 /** Options of `deletePattern`. */
 export interface DeletePatternOptions extends PatternOptions {
   /** Required for a pattern that matches every key (`*`): deleting the whole table must be explicit. */
-  all?: boolean;
+  all?: boolean | undefined;
 }
 
 /** Yields the live keys matching `pattern`, in key order, `batchSize` keys per query. */

@@ -10,7 +10,7 @@ export interface DeleteTagsOptions {
    * OR `category:books`). `'all'`: only entries carrying every tag (the Python library's `@>`).
    * @default 'any'
    */
-  match?: 'any' | 'all';
+  match?: 'any' | 'all' | undefined;
 }
 
 /** Deletes the entries tagged with `tags`, in batches; resolves to the live entries deleted. */

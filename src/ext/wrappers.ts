@@ -26,13 +26,13 @@ export type KeyOption<A extends unknown[]> = string | ((...args: A) => string);
 export interface CachedOptions<A extends unknown[]> extends Omit<GetOrSetOptions, 'absoluteExpirationRelative'>, PayloadOptions {
   key: KeyOption<A>;
   /** Time to live from the computation (an absolute expiry), e.g. '10m'. Without it and without `slidingExpiration`, the store's default sliding expiry applies. */
-  ttl?: Duration;
+  ttl?: Duration | undefined;
 }
 
 /** Options of `failover`. */
 export interface FailoverOptions<A extends unknown[]> extends CachedOptions<A> {
   /** Which failures fall back to the last value: error classes, or a predicate. @default every error */
-  errors?: Array<new (...args: never[]) => unknown> | ((error: unknown) => boolean);
+  errors?: (Array<new (...args: never[]) => unknown> | ((error: unknown) => boolean)) | undefined;
   /** How long after expiry the last value may still be served. Needs the store's `retainExpiredFor` at least as long. */
   maxStale: Duration;
 }

