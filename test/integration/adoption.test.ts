@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import KeyvPostgres from '@keyv/postgres';
 import { expect } from 'chai';
 import Keyv from 'keyv';
 import DefaultExport, { ConnectionError, createKeyv, InvalidOptionError, PgStore, SchemaError } from '../../src/index.js';
@@ -162,6 +164,34 @@ describe('Adoption: failing loudly, migrating from @keyv/postgres, the Keyv-styl
         expect((error as Error).message).to.match(message);
       });
     }
+
+    it("the README's SQL copies the live entries of a @keyv/postgres table, with their expiry", async () => {
+      const script = readFileSync(new URL('../../examples/readme/migrate-from-keyv-postgres.sql', import.meta.url), 'utf8');
+      expect(readFileSync(new URL('../../README.md', import.meta.url), 'utf8')).to.include(script.trimEnd());
+      const [from, to] = [uniqueTable('cp_from_keyv'), uniqueTable('cp_to_cache')];
+      const theirs = new Keyv({ store: new KeyvPostgres({ uri: testUrl(), table: from }) });
+      const store = new PgStore({ uri: testUrl(), table: to, enableExpirationScan: false });
+      try {
+        await theirs.set('forever', { name: 'Ada' });
+        await theirs.set('hour', [1, 2], 3_600_000);
+        await theirs.set('gone', 'x', 3_600_000);
+        // An entry whose time has passed (Keyv would delete it on its next read).
+        await sql(`UPDATE public.${from} SET value = jsonb_set(value::jsonb, '{expires}', to_jsonb($1::bigint))::text WHERE key = 'keyv:gone'`, [Date.now() - 1000]);
+        await store.ready();
+        await sql(script.replaceAll('public.keyv', `public.${from}`).replaceAll('public.cache', `public.${to}`));
+        const keyv = new Keyv({ store });
+        expect(await keyv.get('forever')).to.deep.equal({ name: 'Ada' });
+        expect(await keyv.get('hour')).to.deep.equal([1, 2]);
+        expect(await keyv.get('gone')).to.equal(undefined);
+        const [row] = await sql<{ left: number }>(`SELECT extract(epoch FROM expiresattime - now()) AS left FROM public.${to} WHERE id = 'keyv:hour'`);
+        expect(Number(row!.left)).to.be.within(3500, 3600);
+        expect(await sql(`SELECT 1 FROM public.${to} WHERE id = 'keyv:gone'`)).to.deep.equal([]);
+      } finally {
+        await theirs.disconnect();
+        await store.disconnect();
+        await dropTables(from, to, `${to}_locks`);
+      }
+    });
 
     it('iterationLimit, schema, table and uri keep their @keyv/postgres meaning', () => {
       const store = new PgStore({ uri: testUrl(), table: 'keyv_next', schema: 'public', iterationLimit: 10 });

@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { buildSql } from '../../src/sql.js';
 import { dropTables, testUrl } from '../helpers/db.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -36,6 +37,14 @@ describe('README snippets', function () {
     expect(blocks.length).to.be.at.least(8);
     const orphans = blocks.filter((block) => !texts.some(([, text]) => text.includes(block)));
     expect(orphans, 'README blocks found in no example file').to.deep.equal([]);
+  });
+
+  it("the README's DDL is what the store runs for public.cache, the lock table included", () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const { ddl } = buildSql('public', 'cache', 0.1, false);
+    for (const statement of [ddl.createTable(false), ddl.createExpiryIndex, ddl.createTagsIndex, ddl.createLocksTable, ddl.commentLocksTable]) {
+      expect(readme).to.include(`${statement};`);
+    }
   });
 
   it('the snippet files type-check with exactOptionalPropertyTypes, as a strict project would', () => {
