@@ -419,7 +419,23 @@ function logger(raw: PgStoreOptions): CacheLogger | undefined {
   if (typeof value !== 'object' || value === null || typeof value.error !== 'function' || typeof value.warn !== 'function') {
     throw new InvalidOptionError('logger', 'expected an object with error(error) and warn(message) methods, such as console.');
   }
-  return value;
+  // Called from background paths (timers, pool events): a logger that throws must not take the process down.
+  return Object.freeze({
+    error: (error: Error) => {
+      try {
+        value.error(error);
+      } catch {
+        // the failure was already reported to the caller or as an event
+      }
+    },
+    warn: (message: string) => {
+      try {
+        value.warn(message);
+      } catch {
+        // a warning is advice: losing it loses nothing else
+      }
+    },
+  });
 }
 
 function clock(raw: PgStoreOptions): () => number {

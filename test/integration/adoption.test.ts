@@ -78,6 +78,17 @@ describe('Adoption: failing loudly, migrating from @keyv/postgres, the Keyv-styl
       }
     });
 
+    it('a logger that throws changes nothing: the call still rejects with its own error, background work goes on', async () => {
+      const logger = { error: () => { throw new Error('logger down'); }, warn: () => { throw new Error('logger down'); } };
+      const store = new PgStore({ uri: testUrl(), table: uniqueTable('cp_bad_logger'), createIfNotExists: false, logger });
+      try {
+        await rejects(store.get('k'), SchemaError);
+        store.ext.failover(async () => 1, { key: 'f', ttl: '1m', maxStale: '1h' }); // a warning, thrown away by the logger
+      } finally {
+        await store.disconnect();
+      }
+    });
+
     it('is refused when it lacks error() or warn()', () => {
       for (const logger of [{}, { error() {} }, { warn() {} }, 'console', null]) {
         expect(() => new PgStore({ logger: logger as never }), JSON.stringify(logger)).to.throw(InvalidOptionError, /Invalid option "logger"/);
