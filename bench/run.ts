@@ -1,9 +1,13 @@
 /**
- * npm run bench [-- --url postgres://... --ops 20000 --rounds 3 --quick --only "name,other name"]
+ * npm run bench [-- --url postgres://... --ops 20000 --rounds 5 --quick --only "name,other name"
+ *                    --keys 100 --distribution uniform|zipf --seed N]
  *
  * The Python library's four scenarios (100 keys, 1 KiB values, 20 concurrent workers): read-heavy
  * (90% get / 10% set), write-heavy (10/90), an atomic counter on one key, and a stampede (20 callers,
- * one cold key, 200 ms factory). Every target runs in this one process, one after another, against
+ * one cold key, 200 ms factory). As the seed's benchmark does, each operation's kind and key are drawn
+ * at random (`random() < 0.9`, `random.choice(keys)`), here from a seed the run prints, so that a run can
+ * be repeated; every target of a round meets the same operations. `--keys 10000 --distribution zipf`
+ * draws from a larger key space with a Zipf-like skew (closer to real traffic). Every target runs in this one process, one after another, against
  * the same PostgreSQL (and the local Redis), and is reported with ratios to @keyv/postgres and
  * @keyv/redis. Results are also written to bench/results/<time>.json.
  *
@@ -27,9 +31,12 @@ const { values: args } = parseArgs({
     url: { type: 'string' },
     redis: { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
     ops: { type: 'string', default: '20000' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     workers: { type: 'string', default: '20' },
     only: { type: 'string' },
+    keys: { type: 'string', default: '100' },
+    distribution: { type: 'string', default: 'uniform' },
+    seed: { type: 'string' },
     quick: { type: 'boolean', default: false },
     'memory-ops': { type: 'string', default: '1000000' },
     /** Internal: the child process that measures memory on its own. */
@@ -37,13 +44,73 @@ const { values: args } = parseArgs({
   },
 });
 
-const KEYS = 100;
+const KEYS = Number(args.keys);
+const DISTRIBUTION = args.distribution as 'uniform' | 'zipf';
+if (!Number.isSafeInteger(KEYS) || KEYS < 1) throw new Error(`--keys must be a positive whole number, got ${args.keys}`);
+if (DISTRIBUTION !== 'uniform' && DISTRIBUTION !== 'zipf') throw new Error(`--distribution must be uniform or zipf, got ${args.distribution}`);
+const SEED = args.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(args.seed);
 const OPS = Number(args.ops);
 const WORKERS = Number(args.workers);
 const WARMUP = Math.min(2000, Math.ceil(OPS / 10));
 const ROUNDS = args.quick ? 1 : Math.max(1, Number(args.rounds));
 const VALUE = 'x'.repeat(1024);
 const keyAt = (i: number) => `key:${i % KEYS}`;
+const KEY_NAMES = Array.from({ length: KEYS }, (_, i) => keyAt(i));
+
+/** mulberry32: a small seeded generator, so a run's operations can be drawn again from its seed. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Key i is drawn with probability proportional to 1 / (i + 1)^0.99 (Zipf-like: a few hot keys, a long tail). */
+function zipfCdf(keys: number): Float64Array {
+  const cdf = new Float64Array(keys);
+  let sum = 0;
+  for (let i = 0; i < keys; i++) cdf[i] = sum += 1 / (i + 1) ** 0.99;
+  for (let i = 0; i < keys; i++) cdf[i]! /= sum;
+  return cdf;
+}
+const ZIPF = DISTRIBUTION === 'zipf' ? zipfCdf(KEYS) : undefined;
+
+/**
+ * The operations of one run, drawn as the Python library's benchmark draws them: each operation's kind
+ * (`random() < readFraction`: a read) and its key (`random.choice(keys)`, or Zipf-skewed), from a seed.
+ */
+interface Plan {
+  reads: Uint8Array;
+  /** Index into KEY_NAMES: no string per operation (a million of them would weigh on the memory figure). */
+  keys: Uint32Array;
+}
+function plan(seed: number, count: number, readFraction: number): Plan {
+  const next = random(seed);
+  const reads = new Uint8Array(count);
+  const keys = new Uint32Array(count);
+  for (let i = 0; i < count; i++) {
+    reads[i] = next() < readFraction ? 1 : 0;
+    const u = next();
+    let index: number;
+    if (!ZIPF) index = Math.floor(u * KEYS);
+    else {
+      let lo = 0;
+      let hi = KEYS - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (ZIPF[mid]! < u) lo = mid + 1;
+        else hi = mid;
+      }
+      index = lo;
+    }
+    keys[i] = index;
+  }
+  return { reads, keys };
+}
 
 interface Result {
   target: string;
@@ -55,6 +122,8 @@ interface Result {
   p99Ms: number;
   failures: number;
   factoryCalls?: number;
+  /** Share of reads the local tier answered (targets with one). */
+  localHitRatio?: number;
   note?: string;
   /** ops/s of each round, when there were several. */
   rounds?: number[];
@@ -62,16 +131,29 @@ interface Result {
 
 type Op = (ops: BenchOps, i: number) => Promise<unknown>;
 
-const scenarios: Array<{ name: string; op: Op }> = [
-  { name: 'read-heavy 90/10', op: (o, i) => (i % 10 === 0 ? o.set(keyAt(i * 7), VALUE) : o.get(keyAt(i * 7))) },
-  { name: 'write-heavy 10/90', op: (o, i) => (i % 10 === 0 ? o.get(keyAt(i * 7)) : o.set(keyAt(i * 7), VALUE)) },
-  { name: 'counter (incr one key)', op: (o) => o.incr('counter') },
+/** A scenario: its operation `i` of a run drawn from `plan` (the same plan for every target of a round). */
+interface Scenario {
+  name: string;
+  /** Share of reads; undefined for the counter, which draws nothing. */
+  readFraction?: number;
+  op: (plan: Plan) => Op;
+}
+const mixed = (p: Plan): Op => (o, i) => (p.reads[i] ? o.get(KEY_NAMES[p.keys[i]!]!) : o.set(KEY_NAMES[p.keys[i]!]!, VALUE));
+const scenarios: Scenario[] = [
+  { name: 'read-heavy 90/10', readFraction: 0.9, op: mixed },
+  { name: 'write-heavy 10/90', readFraction: 0.1, op: mixed },
+  { name: 'counter (incr one key)', op: () => (o) => o.incr('counter') },
 ];
+const NO_PLAN: Plan = { reads: new Uint8Array(0), keys: new Uint32Array(0) };
+/** The plan of a scenario in a round: derived from the run's seed, so every target meets the same operations. */
+const planFor = (scenario: Scenario, round: number, count: number): Plan =>
+  scenario.readFraction === undefined ? NO_PLAN : plan(SEED + round * 1000 + scenarios.indexOf(scenario), count, scenario.readFraction);
 
 /** Runs `total` operations over `WORKERS` concurrent loops; latency per operation. */
-async function drive(ops: BenchOps, op: Op, total: number): Promise<Omit<Result, 'target' | 'scenario'>> {
+async function drive(ops: BenchOps, op: Op, total: number, offset = 0): Promise<Omit<Result, 'target' | 'scenario'>> {
   const latencies = new Float64Array(total);
   let next = 0;
+  const local = await ops.localStats?.();
   let failures = 0;
   const started = performance.now();
   await Promise.all(
@@ -79,7 +161,7 @@ async function drive(ops: BenchOps, op: Op, total: number): Promise<Omit<Result,
       for (let i = next++; i < total; i = next++) {
         const t0 = performance.now();
         try {
-          await op(ops, i);
+          await op(ops, offset + i);
         } catch {
           failures++;
         }
@@ -97,7 +179,14 @@ async function drive(ops: BenchOps, op: Op, total: number): Promise<Omit<Result,
     p50Ms: sorted[Math.floor(total * 0.5)]!,
     p99Ms: sorted[Math.min(total - 1, Math.floor(total * 0.99))]!,
     failures,
+    ...(local ? { localHitRatio: localHitRatio(local, await ops.localStats!()) } : {}),
   };
+}
+
+/** Share of the reads between two readings that the local tier answered. */
+function localHitRatio(before: { hits: number; reads: number }, after: { hits: number; reads: number }): number {
+  const reads = after.reads - before.reads;
+  return reads === 0 ? 0 : (after.hits - before.hits) / reads;
 }
 
 /** {@link drive} without latencies: a million of them would be the bench's own memory, not the store's. */
@@ -150,6 +239,13 @@ interface Opened {
   ops: BenchOps;
 }
 
+/** Writes every key once, 100 at a time. */
+async function populate(ops: BenchOps): Promise<void> {
+  for (let i = 0; i < KEYS; i += 100) {
+    await Promise.all(KEY_NAMES.slice(i, i + 100).map((key) => ops.set(key, VALUE)));
+  }
+}
+
 /** Opens every target and writes its keys; a target that cannot run here is reported as skipped. */
 async function openAll(list: Target[], skipped: Record<string, string>): Promise<Opened[]> {
   const opened: Opened[] = [];
@@ -157,7 +253,7 @@ async function openAll(list: Target[], skipped: Record<string, string>): Promise
     try {
       const ops = await target.open();
       await ops.clear();
-      for (let i = 0; i < KEYS; i++) await ops.set(keyAt(i), VALUE);
+      await populate(ops);
       opened.push({ target, ops });
     } catch (error) {
       skipped[target.name] = `skipped: ${(error as Error).message}`;
@@ -182,10 +278,12 @@ async function runAll(opened: Opened[], beforeRound: () => Promise<void>): Promi
     // previous scenario's last target) measured lower, whichever it was; the median leaves that round out.
     const shift = (round - 1) % Math.max(1, opened.length);
     const order = [...opened.slice(shift), ...opened.slice(0, shift)];
+    const plans = new Map(scenarios.map((scenario) => [scenario, planFor(scenario, round, WARMUP + OPS)]));
     for (const scenario of scenarios) {
       for (const { target, ops } of order) {
-        await drive(ops, scenario.op, WARMUP);
-        const measured = await drive(ops, scenario.op, OPS);
+        const op = scenario.op(plans.get(scenario)!);
+        await drive(ops, op, WARMUP);
+        const measured = await drive(ops, op, OPS, WARMUP);
         const note = scenario.name.startsWith('counter') && !target.atomicIncr ? 'get-then-set, not atomic' : undefined;
         const key = `${target.name}\n${scenario.name}`;
         runs.set(key, [...(runs.get(key) ?? []), { target: target.name, scenario: scenario.name, ...measured, ...(note ? { note } : {}) }]);
@@ -209,11 +307,13 @@ async function runAll(opened: Opened[], beforeRound: () => Promise<void>): Promi
 async function memory(target: Target, total: number) {
   const ops = await target.open();
   try {
-    for (let i = 0; i < KEYS; i++) await ops.set(keyAt(i), VALUE);
-    await run(ops, scenarios[0]!.op, 20_000);
+    await populate(ops);
+    const readHeavy = scenarios[0]!;
+    await run(ops, readHeavy.op(planFor(readHeavy, 0, 20_000)), 20_000);
+    const measured = readHeavy.op(planFor(readHeavy, 1, total));
     global.gc?.();
     const before = process.memoryUsage();
-    await run(ops, scenarios[0]!.op, total);
+    await run(ops, measured, total);
     global.gc?.();
     const after = process.memoryUsage();
     return {
@@ -265,7 +365,7 @@ async function main() {
   };
   console.log(`PostgreSQL ${version} (${database.source}), Node ${process.version}, ${os.cpus().length} cores, ${os.cpus()[0]?.model}`);
   console.log(
-    `${KEYS} keys, 1 KiB values, ${WORKERS} workers, ${fmt(OPS)} operations per scenario after ${fmt(WARMUP)} warm-up, ` +
+    `seed ${SEED} (--seed ${SEED} draws the same operations), ${KEYS} keys (${DISTRIBUTION}), 1 KiB values, ${WORKERS} workers, ${fmt(OPS)} operations per scenario after ${fmt(WARMUP)} warm-up, ` +
       `median of ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} (every target once per round)\n`,
   );
 
@@ -275,8 +375,8 @@ async function main() {
     // One unmeasured pass first, so the first target measured does not pay for V8's warm-up.
     const first = targets(database.url, args.redis!)[0]!;
     const warm = await first.open();
-    for (let i = 0; i < KEYS; i++) await warm.set(keyAt(i), VALUE);
-    for (const scenario of scenarios) await drive(warm, scenario.op, OPS);
+    await populate(warm);
+    for (const scenario of scenarios) await drive(warm, scenario.op(planFor(scenario, 0, OPS)), OPS);
     await warm.clear();
     await warm.close();
 
@@ -301,7 +401,7 @@ async function main() {
     }
     mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
     const file = new URL(`./results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url);
-    writeFileSync(file, JSON.stringify({ rounds: ROUNDS, postgres: version, source: database.source, node: process.version, cores: os.cpus().length, results: all, skipped, memory: mem }, null, 2));
+    writeFileSync(file, JSON.stringify({ seed: SEED, keys: KEYS, distribution: DISTRIBUTION, rounds: ROUNDS, postgres: version, source: database.source, node: process.version, cores: os.cpus().length, results: all, skipped, memory: mem }, null, 2));
     console.log(`\nWritten to ${file.pathname}`);
   } finally {
     await client.end();
@@ -327,6 +427,7 @@ function report(results: Result[], skipped: Record<string, string>) {
         failures: r.failures,
         ...(ROUNDS > 1 ? { 'rounds ops/s': r.rounds?.map((v) => fmt(v / 1000, 0) + 'k').join(' ') ?? '' } : {}),
         ...(r.factoryCalls !== undefined ? { 'factory calls': r.factoryCalls } : {}),
+        ...(r.localHitRatio !== undefined ? { 'local hits': `${fmt(r.localHitRatio * 100, 1)}%` } : {}),
         'x @keyv/postgres': pgPeer ? fmt(r.opsPerSec / pgPeer, 2) : '-',
         'x @keyv/redis': redisPeer ? fmt(r.opsPerSec / redisPeer, 2) : skipped['@keyv/redis'] ? 'skipped' : '-',
         note: r.note ?? '',

@@ -14,6 +14,8 @@ export interface BenchOps {
   incr(key: string): Promise<unknown>;
   /** Read `key`, computing it with `factory` on a miss. */
   getOrSet(key: string, factory: () => Promise<string>): Promise<unknown>;
+  /** Hits the local tier answered and reads so far (targets with a local tier). */
+  localStats?(): Promise<{ hits: number; reads: number }>;
   /** Removes every key the bench wrote. */
   clear(): Promise<void>;
   close(): Promise<void>;
@@ -72,6 +74,14 @@ function pgStoreTarget(name: string, url: string, options: { useWal?: boolean; p
         clear: async () => {
           await store.ext.deletePattern('bench:*');
         },
+        ...(options.localCache
+          ? {
+              localStats: async () => {
+                const { localHits, hits, misses } = await store.stats();
+                return { hits: localHits, reads: hits + misses };
+              },
+            }
+          : {}),
       };
     },
   };

@@ -38,6 +38,8 @@ export interface Counters {
   lockWaits: number;
   refreshes: number;
   expiredDeleted: number;
+  /** Hits answered by the local tier (also counted in `hits`). */
+  localHits: number;
 }
 
 type Emit = <K extends keyof PgStoreEvents>(event: K, ...args: PgStoreEvents[K]) => void;
@@ -53,11 +55,12 @@ const METRICS: Record<keyof Counters, string> = {
   lockWaits: 'cache_postgres.lock.waits',
   refreshes: 'cache_postgres.refreshes',
   expiredDeleted: 'cache_postgres.expired_deleted',
+  localHits: 'cache_postgres.local.hits',
 };
 
 export class Observer {
   readonly counters: Counters = {
-    hits: 0, misses: 0, staleServed: 0, factoryCalls: 0, factoryErrors: 0, lockWaits: 0, refreshes: 0, expiredDeleted: 0,
+    hits: 0, misses: 0, staleServed: 0, factoryCalls: 0, factoryErrors: 0, lockWaits: 0, refreshes: 0, expiredDeleted: 0, localHits: 0,
   };
   readonly #emit: Emit;
   readonly #warn: Warn;
@@ -116,6 +119,13 @@ export class Observer {
       this.#count('misses');
       this.#emit('miss', { key });
     }
+  }
+
+  /** A read the local tier answered: a hit, and a local one. */
+  localHit(key: string): void {
+    this.#count('hits');
+    this.#count('localHits');
+    this.#emit('hit', { key });
   }
 
   staleServed(key: string, reason: 'grace' | 'soft-timeout' | 'failover', expiredMsAgo: number): void {

@@ -271,7 +271,7 @@ export class Rows {
     const local = this.#local;
     const held = local?.get(id, this.#options.clock());
     if (held) {
-      this.#options.observer.read(id, true);
+      this.#options.observer.localHit(id);
       return { value: held, until: null };
     }
     const stamp = local?.stamp() ?? 0;
@@ -300,10 +300,13 @@ export class Rows {
     const now = this.#options.clock();
     const values = new Map<string, Buffer>();
     const missing: string[] = [];
+    const heldIds = new Set<string>();
     for (const id of unique) {
       const held = local?.get(id, now);
-      if (held) values.set(id, held);
-      else missing.push(id);
+      if (held) {
+        values.set(id, held);
+        heldIds.add(id);
+      } else missing.push(id);
     }
     if (missing.length > 0) {
       const stamp = local?.stamp() ?? 0;
@@ -317,7 +320,10 @@ export class Rows {
         local?.keep(id, value, hit.until, stamp, after);
       }
     }
-    for (const id of unique) this.#options.observer.read(id, values.has(id));
+    for (const id of unique) {
+      if (heldIds.has(id)) this.#options.observer.localHit(id);
+      else this.#options.observer.read(id, values.has(id));
+    }
     return values;
   }
 
