@@ -177,6 +177,12 @@ export interface LocalCacheOptions {
    */
   maxEntries?: number | undefined;
   /**
+   * Most bytes of values kept (their UTF-8 size; a value kept as the text Keyv stores counts one per
+   * character), the least recently used going first. A value larger than this is not kept.
+   * @default 67108864 (64 MiB)
+   */
+  maxBytes?: number | undefined;
+  /**
    * Longest time a copy is served from memory: the bound on staleness for writes this process
    * is not notified of.
    * @default '5s'
@@ -210,7 +216,7 @@ export interface ResolvedOptions {
   readonly preparedStatements: boolean;
   readonly pipelining: boolean;
   /** Undefined when the in-process tier is off. */
-  readonly localCache: { readonly maxEntries: number; readonly ttlMs: number } | undefined;
+  readonly localCache: { readonly maxEntries: number; readonly ttlMs: number; readonly maxBytes: number } | undefined;
   readonly clock: () => number;
   readonly logger: CacheLogger | undefined;
 }
@@ -352,10 +358,14 @@ function localCache(value: PgStoreOptions['localCache']): ResolvedOptions['local
   if (value === undefined || value === false) return undefined;
   const given: LocalCacheOptions = value === true ? {} : value;
   if (typeof given !== 'object' || given === null || Array.isArray(given)) {
-    throw new InvalidOptionError('localCache', 'expected true, false or { maxEntries, ttl }.');
+    throw new InvalidOptionError('localCache', 'expected true, false or { maxEntries, maxBytes, ttl }.');
   }
-  const unknown = Object.keys(given).find((name) => name !== 'maxEntries' && name !== 'ttl');
-  if (unknown) throw new InvalidOptionError('localCache', `unknown field "${unknown}". Known fields: maxEntries, ttl.`);
+  const unknown = Object.keys(given).find((name) => name !== 'maxEntries' && name !== 'maxBytes' && name !== 'ttl');
+  if (unknown) throw new InvalidOptionError('localCache', `unknown field "${unknown}". Known fields: maxEntries, maxBytes, ttl.`);
+  const maxBytes = given.maxBytes ?? 64 * 2 ** 20;
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
+    throw new InvalidOptionError('localCache', `maxBytes must be a positive whole number of bytes, got ${JSON.stringify(given.maxBytes)}.`);
+  }
   const maxEntries = given.maxEntries ?? 10_000;
   if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
     throw new InvalidOptionError('localCache', `maxEntries must be a positive integer, got ${JSON.stringify(given.maxEntries)}.`);
@@ -367,7 +377,7 @@ function localCache(value: PgStoreOptions['localCache']): ResolvedOptions['local
     throw new InvalidOptionError('localCache', error instanceof CachePostgresError ? error.message : String(error), { cause: error });
   }
   if (ttlMs <= 0) throw new InvalidOptionError('localCache', 'ttl must be greater than zero.');
-  return Object.freeze({ maxEntries, ttlMs });
+  return Object.freeze({ maxEntries, ttlMs, maxBytes });
 }
 
 function positiveInteger(

@@ -166,7 +166,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     const now = this.#options.clock();
     const expires = expiry(ttl, now);
     if (!this.#usable()) await this.#prepare('set');
-    await this.#rows.set({ id: key, value: bytes, expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null });
+    await this.#rows.set({ id: key, value: bytes, text: value, expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null });
     return true;
   }
 

@@ -11,6 +11,8 @@ import { KeyOrder, type Tracker } from './key_order.js';
 export interface RowWrite {
   readonly id: string;
   readonly value: Buffer;
+  /** The value as the text it was given as (Keyv's string): what the local tier keeps, if it keeps it. */
+  readonly text?: string;
   readonly expires: string;
   readonly sliding: number | null;
   readonly absolute: string | null;
@@ -43,8 +45,8 @@ type EscapedRow = { id: string; esc: string; until?: number | null };
  * A value read, as bytes or (for text reads) in `escape` form, and until when the in-process tier may
  * keep it (null: never, it slides).
  */
-/** A value read: its bytes, its `escape` text, or (over MAX_VALUE_BYTES, not sent) its size. */
-type Found = ({ value: Buffer } | { escaped: string } | { tooLarge: number }) & { until: number | null };
+/** A value read: its bytes, its `escape` text, its text (from the local tier), or (over MAX_VALUE_BYTES, not sent) its size. */
+type Found = ({ value: Buffer } | { escaped: string } | { text: string } | { tooLarge: number }) & { until: number | null };
 
 /** Rows by id; a value over MAX_VALUE_BYTES becomes its size, an error for its own caller only. */
 function foundById(rows: ReadonlyArray<BytesRow | EscapedRow>): Map<string, Found> {
@@ -61,14 +63,25 @@ function found(row: BytesRow | EscapedRow): Found {
 /** The bytes of a value read (a Buffer the caller owns). */
 function bytesOfFound(found: Found): Buffer {
   if ('tooLarge' in found) throw tooLarge(found.tooLarge);
+  if ('text' in found) return Buffer.from(found.text, 'utf8');
   return 'value' in found ? found.value : bytesOfEscaped(found.escaped);
 }
 
 /** The UTF-8 text of a value read. */
 function textOfFound(found: Found): string {
   if ('tooLarge' in found) throw tooLarge(found.tooLarge);
+  if ('text' in found) return found.text;
   return 'value' in found ? found.value.toString('utf8') : textOfEscaped(found.escaped);
 }
+
+/** When a written row expires, in epoch ms, for the local tier: null for a sliding row (never kept). */
+function expiresAtOf(row: RowWrite): number | null {
+  if (row.sliding !== null) return null;
+  return row.expires === 'infinity' ? Number.POSITIVE_INFINITY : Date.parse(row.expires);
+}
+
+/** Least time between two invalidation notices of one store. */
+const NOTICE_GAP_MS = 2;
 
 /** SQLSTATE lock_not_available: a fail-fast statement met a row lock held elsewhere, and wrote nothing. */
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -136,7 +149,7 @@ export interface RowsOptions {
   /** Counts hits and misses. */
   readonly observer: Observer;
   /** The in-process tier (undefined: off); reads must then return their rows' expiry (buildSql's withExpiry). */
-  readonly localCache?: { readonly maxEntries: number; readonly ttlMs: number } | undefined;
+  readonly localCache?: { readonly maxEntries: number; readonly ttlMs: number; readonly maxBytes: number } | undefined;
 }
 
 /**
@@ -157,6 +170,8 @@ export class Rows {
   readonly #hases: Batcher<string, boolean>;
   readonly #increments: Batcher<Increment, bigint>;
   readonly #local: LocalCache | undefined;
+  /** With the local tier: this store's writes in flight, by key (the latest of each key). */
+  readonly #writing = new Map<string, Promise<void>>();
   /** Issue order per key across every method of this class (and of callers that use {@link Rows.ordered}). */
   readonly #order: KeyOrder;
   /** Tells the in-process tiers of other stores which keys changed: one NOTIFY per tick. */
@@ -189,9 +204,10 @@ export class Rows {
         ? new Map<string, Tracker>([['rw', this.#readsAndWrites], ['delete', this.#deletes], ['has', this.#hases], ['incr', this.#increments]])
         : new Map(),
     );
-    // A NOTIFY takes no row lock: nothing to pin.
-    this.#notices = new Batcher((keys) => this.#notify(keys), batch);
-    if (options.localCache) this.#local = new LocalCache(options.localCache.maxEntries, options.localCache.ttlMs);
+    // A NOTIFY takes no row lock: nothing to pin. One at a time: the keys written while one is on its way
+    // go in the next, so a busy store sends one per round trip, not one per batch of writes.
+    this.#notices = new Batcher((keys) => this.#notify(keys), { ...batch, maxInFlight: 1 });
+    if (options.localCache) this.#local = new LocalCache(options.localCache.maxEntries, options.localCache.ttlMs, options.localCache.maxBytes);
   }
 
   /**
@@ -207,7 +223,7 @@ export class Rows {
         if (!message) return;
         if (message.sender === this.#sender) return;
         if (message.keys === 'all') local.flush();
-        else local.invalidate(message.keys);
+        else local.invalidate(message.keys, true);
       },
       state: (listening) => local.setEnabled(listening),
       error: (error) => this.#options.observer.error(error),
@@ -226,9 +242,9 @@ export class Rows {
   }
 
   /**
-   * Drops written rows from the in-process tier here and tells the other stores (one NOTIFY per tick).
-   * Called after this class's own writes that do not announce themselves in their pipeline, and by
-   * writes that bypass it (bulk deletes, getOrSet's transaction).
+   * Drops written rows from the in-process tier here and tells the other stores (one NOTIFY at a time,
+   * after the writes landed). Called after this class's own writes, and by writes that bypass it (bulk
+   * deletes, getOrSet's transaction).
    */
   written(ids: readonly string[] | 'all'): void {
     const local = this.#local;
@@ -239,6 +255,11 @@ export class Rows {
       return;
     }
     local.invalidate(ids);
+    this.#tell(ids);
+  }
+
+  /** Tells the other stores that `ids` changed (this store's tier already knows). */
+  #tell(ids: readonly string[]): void {
     for (const id of ids) this.#announce(this.#notices.load(id));
   }
 
@@ -252,37 +273,67 @@ export class Rows {
     const all = keys.includes(EVERYTHING);
     const ids = all ? 'all' : [...new Set(keys as string[])];
     await this.#exec.query(this.#sql.notify, [this.#sql.channel, encodeInvalidation(this.#sender, ids)]);
+    // The next notice waits a little: the keys written meanwhile share it (fewer NOTIFY commits, which
+    // PostgreSQL serialises on one lock), at the price of that much more delay for the other stores.
+    await new Promise((resolve) => setTimeout(resolve, NOTICE_GAP_MS).unref());
     return keys.map(() => undefined);
   }
 
   /** The live value of `id` (a sliding row is extended in the same round trip), or undefined. */
   async get(id: string): Promise<Buffer | undefined> {
-    const found = await this.#order.run([id], 'read', this.#batchedAs('rw'), () => this.#read(id, false));
+    const writing = this.#writing.get(id);
+    const found = await this.#order.run([id], 'read', this.#readGroup(writing), () => this.#read(id, false, writing));
     return found && bytesOfFound(found);
   }
 
   /** {@link Rows.get} as UTF-8 text (what Keyv stores), read without a detour through bytes when it can. */
   async getText(id: string): Promise<string | undefined> {
-    const found = await this.#order.run([id], 'read', this.#batchedAs('rw'), () => this.#read(id, true));
+    const writing = this.#writing.get(id);
+    const found = await this.#order.run([id], 'read', this.#readGroup(writing), () => this.#read(id, true, writing));
     return found && textOfFound(found);
   }
 
-  async #read(id: string, text: boolean): Promise<Found | undefined> {
+  /**
+   * The batcher group of a single-key read. With a write of its key in flight (`writing`: this store's
+   * write of the key issued last before the read, taken when the read is issued) the read waits for it
+   * (see #read), so it is ordered here like a call of no batcher: later calls on the key wait for it.
+   */
+  #readGroup(writing: Promise<void> | undefined): string | undefined {
+    return writing ? undefined : this.#batchedAs('rw');
+  }
+
+  /** @param writing this store's write of `id` issued last before the read, still in flight (with the local tier) */
+  async #read(id: string, text: boolean, writing: Promise<void> | undefined): Promise<Found | undefined> {
     const local = this.#local;
-    const held = local?.get(id, this.#options.clock());
-    if (held) {
-      this.#options.observer.localHit(id);
-      return { value: held, until: null };
+    if (local) {
+      // Held as the caller wants it: Keyv's string is shared, never decoded again; bytes are a copy.
+      const now = this.#options.clock();
+      const held = text ? local.getText(id, now) : local.get(id, now);
+      if (held !== undefined) {
+        this.#options.observer.localHit(id);
+        return typeof held === 'string' ? { text: held, until: null } : { value: held, until: null };
+      }
+      // A write of the key issued before this read is on its way: once it lands, the tier holds what it
+      // wrote (unless another store's write was heard meanwhile), and this read costs no round trip.
+      if (writing) {
+        await writing.catch(() => {});
+        const now = this.#options.clock();
+        const written = text ? local.getText(id, now) : local.get(id, now);
+        if (written !== undefined) {
+          this.#options.observer.localHit(id);
+          return typeof written === 'string' ? { text: written, until: null } : { value: written, until: null };
+        }
+      }
     }
     const stamp = local?.stamp() ?? 0;
     let found: Found | undefined;
     if (this.#options.batching) found = await this.#readsAndWrites.load({ read: id, text });
     else if (this.#exec.pipelining) found = (await this.#readPipelined([id])).get(id);
     else found = foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [[id], this.#now()])).get(id);
-    if (found && local) {
-      const bytes = bytesOfFound(found);
-      local.keep(id, bytes, found.until, stamp, this.#options.clock());
-      found = { value: bytes, until: found.until };
+    if (found && local && found.until !== null && !('tooLarge' in found)) {
+      // Converted once, to the form the caller asked for, and kept in that form.
+      found = text ? { text: textOfFound(found), until: found.until } : { value: bytesOfFound(found), until: found.until };
+      local.keep(id, 'text' in found ? found.text : bytesOfFound(found), found.until, stamp, this.#options.clock());
     }
     this.#options.observer.read(id, found !== undefined);
     return found;
@@ -329,18 +380,35 @@ export class Rows {
 
   /** Upserts one row (all columns replaced). */
   set(row: RowWrite): Promise<void> {
-    return this.#order.run([row.id], 'write', this.#batchedAs('rw'), () => this.#set(row));
+    const done = this.#order.run([row.id], 'write', this.#batchedAs('rw'), () => this.#set(row));
+    if (this.#local) {
+      this.#writing.set(row.id, done);
+      const forget = () => {
+        if (this.#writing.get(row.id) === done) this.#writing.delete(row.id);
+      };
+      done.then(forget, forget);
+    }
+    return done;
   }
 
   async #set(row: RowWrite): Promise<void> {
-    // Batched and pipelined, the other stores are told in the write's own pipeline (#readAndWrite).
-    const announced = this.#options.batching && this.#exec.pipelining;
+    const local = this.#local;
+    // From now on a read of the key (one issued after this write, which joins its batch) must not be
+    // answered from memory with the value this write replaces.
+    local?.invalidate([row.id]);
+    const stamp = local?.stamp() ?? 0;
+    let landed = false;
     try {
       if (this.#options.batching) await this.#readsAndWrites.load({ write: row });
       else await this.#writeRows([row]);
+      landed = true;
     } finally {
-      if (announced) this.#local?.invalidate([row.id]);
-      else this.written([row.id]);
+      // Written through: the next read of the key is answered from memory (unless another store's
+      // write of it was heard meanwhile). A failed write may or may not have landed: dropped.
+      if (landed && local) {
+        local.replace(row.id, row.text ?? row.value, expiresAtOf(row), stamp, this.#options.clock());
+        this.#tell([row.id]);
+      } else this.written([row.id]);
     }
   }
 
@@ -508,16 +576,9 @@ export class Rows {
       // the pipelines behind them on this connection must not wait for someone's transaction.
       const reads = ids.length > 0 ? [{ statement: this.#sql.slideManyFailFast, values: [ids, now] }, ...selects] : [];
       const upsert = writes.length > 0 ? [{ statement: this.#sql.upsertRowsFailFast, values: this.#rowArrays(writes) }] : [];
-      // With the local tier, the other stores hear of the writes in the same round trip, right after them.
-      const notice =
-        this.#local && writes.length > 0
-          ? [{ statement: this.#sql.notify, values: [this.#sql.channel, encodeInvalidation(this.#sender, writes.map((row) => row.id))] }]
-          : [];
-      const results = await this.#exec.pipeline([...reads, ...upsert, ...notice]);
+      const results = await this.#exec.pipeline([...reads, ...upsert]);
       const readResults = results.slice(0, reads.length);
       const upserted = upsert.length > 0 ? results[reads.length] : undefined;
-      const noticed = notice.length > 0 ? results[results.length - 1] : undefined;
-      if (noticed instanceof Error) this.#options.observer.error(noticed);
       if (lockedOut(readResults[0])) this.#slideLater(ids, now);
       // Any error: a part refused after disconnect() is a StoreClosedError, not a QueryError.
       const readError = readResults.find((result, i): result is CachePostgresError => result instanceof CachePostgresError && !(i === 0 && lockedOut(result)));
@@ -527,7 +588,7 @@ export class Rows {
         written: lockedOut(upserted)
           ? outcomeOf(this.#writeLater(writes))
           : upserted instanceof Error
-            ? outcomeOf(await this.#isolate(writes, upserted, true))
+            ? outcomeOf(await this.#isolate(writes, upserted))
             : succeeded,
       };
     }
@@ -541,7 +602,7 @@ export class Rows {
     } catch (error) {
       if (!isolatable(error)) throw error;
       // One statement for reads and writes: the reads run again on their own, the writes one by one.
-      const failures = await this.#isolate(writes, error, false);
+      const failures = await this.#isolate(writes, error);
       if (ids.length === 0) return { found: new Map(), written: outcomeOf(failures) };
       try {
         return { found: foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [ids, now])), written: outcomeOf(failures) };
@@ -555,10 +616,9 @@ export class Rows {
    * A batch's upsert failed: when the failure is the data's (PostgreSQL refused a row), each write runs
    * again on its own, so that only the callers whose row is refused fail. A lost connection or a timeout
    * fails them all: running them again would not tell them apart.
-   * @param announce tell the other stores of the writes that landed (the failed pipeline did not)
    * @returns each failed write's error, by id
    */
-  async #isolate(writes: RowWrite[], error: unknown, announce: boolean): Promise<Map<string, Error>> {
+  async #isolate(writes: RowWrite[], error: unknown): Promise<Map<string, Error>> {
     if (writes.length === 1 || !isolatable(error)) return new Map(writes.map((row) => [row.id, error as Error]));
     const failures = new Map<string, Error>();
     await Promise.all(
@@ -568,23 +628,20 @@ export class Rows {
         }),
       ),
     );
-    if (announce && this.#local) this.written(writes.filter((row) => !failures.has(row.id)).map((row) => row.id));
     return failures;
   }
 
   /**
    * A batch's upsert that met a row lock held elsewhere, on a connection of its own: it waits for the
-   * lock (up to statementTimeout), apart from the pipelines. Its callers wait for it, later calls on
-   * its keys wait behind it (the batch stays in flight), and the other stores hear of it once it landed.
+   * lock (up to statementTimeout), apart from the pipelines. Its callers wait for it (and announce it,
+   * as every write's caller does), and later calls on its keys wait behind it (the batch stays in flight).
    */
   async #writeLater(writes: RowWrite[]): Promise<Map<string, Error>> {
     try {
       await this.#writeRows(writes);
       return new Map();
     } catch (error) {
-      return await this.#isolate(writes, error, false);
-    } finally {
-      this.written(writes.map((row) => row.id));
+      return await this.#isolate(writes, error);
     }
   }
 

@@ -9,18 +9,29 @@
  */
 export class LocalCache {
   readonly #maxEntries: number;
+  readonly #maxBytes: number;
   readonly #ttlMs: number;
   /** Map order is recency order: a hit moves its key to the end. */
-  readonly #entries = new Map<string, { value: Buffer; until: number }>();
+  readonly #entries = new Map<string, Entry>();
+  /** The sizes of the entries held, summed (see {@link sizeOf}). */
+  #bytes = 0;
   #tick = 0;
   readonly #invalidatedAt = new Map<string, number>();
+  /** The same marks, for invalidations heard from other stores only. */
+  readonly #heardAt = new Map<string, number>();
   #flushedAt = 0;
   /** Off while invalidations from other processes cannot be heard. */
   #enabled = false;
 
-  constructor(maxEntries: number, ttlMs: number) {
+  /**
+   * @param maxEntries most entries held
+   * @param ttlMs longest time a value is served from memory
+   * @param maxBytes most bytes of values held (UTF-8 bytes, or characters of a value held as text)
+   */
+  constructor(maxEntries: number, ttlMs: number, maxBytes = Number.POSITIVE_INFINITY) {
     this.#maxEntries = maxEntries;
     this.#ttlMs = ttlMs;
+    this.#maxBytes = maxBytes;
   }
 
   /** Whether values are served and kept (only while notifications from other processes arrive). */
@@ -43,55 +54,132 @@ export class LocalCache {
     return this.#entries.size;
   }
 
-  /** A copy of the live value of `key` at `now` (callers own what they get), or undefined. */
+  /** Bytes of the values kept now (see the constructor's `maxBytes`). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** A copy of the live value of `key` at `now` as bytes (callers own what they get), or undefined. */
   get(key: string, now: number): Buffer | undefined {
+    const entry = this.#live(key, now);
+    if (!entry) return undefined;
+    entry.bytes ??= Buffer.from(entry.text!, 'utf8');
+    return Buffer.from(entry.bytes);
+  }
+
+  /** The live value of `key` at `now` as UTF-8 text (a string: shared, never copied), or undefined. */
+  getText(key: string, now: number): string | undefined {
+    const entry = this.#live(key, now);
+    if (!entry) return undefined;
+    entry.text ??= entry.bytes!.toString('utf8');
+    return entry.text;
+  }
+
+  #live(key: string, now: number): Entry | undefined {
     if (!this.#enabled) return undefined;
     const entry = this.#entries.get(key);
     if (!entry) return undefined;
     this.#entries.delete(key);
-    if (entry.until <= now) return undefined;
+    if (entry.until <= now) {
+      this.#bytes -= entry.size;
+      return undefined;
+    }
     this.#entries.set(key, entry);
-    return Buffer.from(entry.value);
+    return entry;
   }
 
-  /** Taken when a read starts; given back to {@link LocalCache.keep}. */
+  /** Taken when a read (or a write) starts; given back to {@link LocalCache.keep} (or {@link LocalCache.replace}). */
   stamp(): number {
     return this.#tick;
   }
 
   /**
    * Keeps what a read that started at `stamp` found, unless the key was invalidated since.
+   * @param value bytes (copied), or the UTF-8 text of the value
    * @param expiresAt the row's expiry in epoch ms (Infinity for never); null for a row that is not
    *   kept (it has a sliding expiration)
    */
-  keep(key: string, value: Buffer, expiresAt: number | null, stamp: number, now: number): void {
+  keep(key: string, value: Buffer | string, expiresAt: number | null, stamp: number, now: number): void {
     if (!this.#enabled || expiresAt === null || stamp < this.#flushedAt) return;
     const invalidated = this.#invalidatedAt.get(key);
     if (invalidated !== undefined && invalidated > stamp) return;
-    const until = Math.min(expiresAt, now + this.#ttlMs);
-    if (until <= now) return;
-    this.#entries.delete(key);
-    this.#entries.set(key, { value: Buffer.from(value), until });
-    if (this.#entries.size > this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#hold(key, value, expiresAt, now);
   }
 
-  /** Drops `keys` and refuses values of reads that started before now. */
-  invalidate(keys: Iterable<string>): void {
+  /**
+   * This store wrote `value` at `key` (a write that started at `stamp` and is now acknowledged): reads
+   * still in flight are refused, as by {@link LocalCache.invalidate}, and the written value is kept in
+   * their place, unless another store's write of the key (or a flush) was heard since the write began:
+   * then which write PostgreSQL ordered last is unknown here, and nothing is kept. (This store's own
+   * writes of one key land in issue order: each replaces the one before.)
+   */
+  replace(key: string, value: Buffer | string, expiresAt: number | null, stamp: number, now: number): void {
+    const heardAt = this.#heardAt.get(key);
+    const heard = stamp < this.#flushedAt || (heardAt !== undefined && heardAt > stamp);
+    this.invalidate([key]);
+    if (this.#enabled && !heard && expiresAt !== null) this.#hold(key, value, expiresAt, now);
+  }
+
+  #hold(key: string, value: Buffer | string, expiresAt: number, now: number): void {
+    const until = Math.min(expiresAt, now + this.#ttlMs);
+    if (until <= now) return;
+    this.#drop(key);
+    const entry: Entry = typeof value === 'string' ? { text: value, until, size: value.length } : { bytes: Buffer.from(value), until, size: value.length };
+    if (entry.size > this.#maxBytes) return;
+    this.#entries.set(key, entry);
+    this.#bytes += entry.size;
+    while (this.#entries.size > this.#maxEntries || this.#bytes > this.#maxBytes) this.#drop(this.#entries.keys().next().value!);
+  }
+
+  #drop(key: string): void {
+    const entry = this.#entries.get(key);
+    if (!entry) return;
+    this.#entries.delete(key);
+    this.#bytes -= entry.size;
+  }
+
+  /**
+   * Drops `keys` and refuses values of reads (and, when `heard`, of this store's writes) that started
+   * before now.
+   * @param heard the keys were written by another store (a notification): this store's writes of them
+   *   in flight can no longer tell whether theirs is the last
+   */
+  invalidate(keys: Iterable<string>, heard = false): void {
     const tick = ++this.#tick;
     for (const key of keys) {
-      this.#entries.delete(key);
+      this.#drop(key);
       this.#invalidatedAt.set(key, tick);
+      if (heard) this.#heardAt.set(key, tick);
     }
-    // The per-key marks only matter to reads in flight; when they pile up, one flush mark replaces them.
-    if (this.#invalidatedAt.size > this.#maxEntries) this.flush();
+    // The per-key marks only matter to calls in flight; when they pile up, one mark refusing every call
+    // begun before now replaces them. The entries held stay: each is as fresh as the marks made it.
+    if (this.#invalidatedAt.size > this.#maxEntries) {
+      this.#flushedAt = tick;
+      this.#invalidatedAt.clear();
+      this.#heardAt.clear();
+    }
   }
 
   /** Drops everything and refuses values of reads that started before now. */
   flush(): void {
     this.#flushedAt = ++this.#tick;
     this.#entries.clear();
+    this.#bytes = 0;
     this.#invalidatedAt.clear();
+    this.#heardAt.clear();
   }
+}
+
+/**
+ * A value held: as bytes, as text, or both once asked for in the other form. `size` is what counts
+ * against `maxBytes`: the bytes' length, or the text's length in UTF-16 code units (its UTF-8 size for
+ * ASCII text, what V8 holds in one byte per character), whichever form it was kept in.
+ */
+interface Entry {
+  bytes?: Buffer;
+  text?: string;
+  readonly until: number;
+  readonly size: number;
 }
 
 /** NOTIFY payloads are limited to 8000 bytes; a longer key list becomes "everything". */

@@ -41,13 +41,16 @@ describe('localCache (the in-process tier)', () => {
     const store = await make();
     await store.ext.set('k', 'value', { absoluteExpirationRelative: '1h' });
     expect((await store.ext.get('k'))!.toString()).to.equal('value');
+    // A round trip: by its end the set's notice to other stores has been sent too.
+    const { hits, localHits } = await store.stats();
     const before = store.roundTrips;
-    const hits = (await store.stats()).hits;
     const copy = (await store.ext.get('k'))!;
     copy[0] = 0x58;
     expect((await store.ext.getString('k'))).to.equal('value');
-    expect(store.roundTrips - before).to.equal(1); // the stats() call above, nothing else
-    expect((await store.stats()).hits).to.equal(hits + 2); // answers from memory count as hits
+    expect(store.roundTrips - before).to.equal(0);
+    const after = await store.stats();
+    expect(after.hits).to.equal(hits + 2); // answers from memory count as hits, and as local hits
+    expect(after.localHits).to.equal(localHits + 2);
     expect((await store.stats()).localEntries).to.be.greaterThan(0);
   });
 
@@ -130,6 +133,22 @@ describe('localCache (the in-process tier)', () => {
     expect((await read(store, 'short')).fromMemory).to.equal(true);
     clock.advance(1001);
     expect(await store.get('short')).to.equal(undefined);
+  });
+
+  it('keeps what this store writes (its next read costs no round trip), and holds values by bytes', async () => {
+    const store = await make({ localCache: { ttl: '1h', maxBytes: 2500 } });
+    await store.set('w', 'written');
+    expect(await read(store, 'w')).to.deep.equal({ value: 'written', fromMemory: true });
+    // A read issued right after the write (same tick) waits for it and is answered from memory too.
+    const { localHits } = await store.stats();
+    const [, value] = await Promise.all([store.set('w', 'again'), store.get('w')]);
+    expect(value).to.equal('again');
+    expect((await store.stats()).localHits).to.equal(localHits + 1);
+    // 1,000-character values: two fit in 2,500 bytes, the least recently used goes.
+    for (const key of ['a', 'b', 'c']) await store.set(key, key.repeat(1000));
+    expect((await read(store, 'a')).fromMemory).to.equal(false);
+    expect((await read(store, 'c')).fromMemory).to.equal(true);
+    expect((await store.stats()).localEntries).to.be.at.most(3);
   });
 
   it('never puts back the old value a read found when a write to its key was issued beside it', async () => {

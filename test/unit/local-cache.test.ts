@@ -80,6 +80,80 @@ describe('LocalCache', () => {
   });
 });
 
+describe('LocalCache: sizes, text and written values', () => {
+  const make = (maxEntries = 10, ttlMs = 1000, maxBytes = Number.POSITIVE_INFINITY) => {
+    const cache = new LocalCache(maxEntries, ttlMs, maxBytes);
+    cache.setEnabled(true);
+    return cache;
+  };
+
+  it('holds at most maxBytes, least recently used out first, and never a value larger than that', () => {
+    const cache = make(100, 1000, 10);
+    cache.keep('a', bytes('1234'), Infinity, cache.stamp(), 0);
+    cache.keep('b', 'abcd', Infinity, cache.stamp(), 0);
+    expect(cache.bytes).to.equal(8);
+    cache.getText('a', 0); // a is now the most recently used
+    cache.keep('c', bytes('xyz'), Infinity, cache.stamp(), 0);
+    expect([cache.getText('a', 0), cache.getText('b', 0), cache.getText('c', 0)]).to.deep.equal(['1234', undefined, 'xyz']);
+    expect(cache.bytes).to.equal(7);
+    cache.keep('huge', 'x'.repeat(11), Infinity, cache.stamp(), 0);
+    expect(cache.getText('huge', 0)).to.equal(undefined);
+    expect(cache.bytes).to.equal(7);
+    cache.invalidate(['a']);
+    expect(cache.bytes).to.equal(3);
+    cache.flush();
+    expect(cache.bytes).to.equal(0);
+  });
+
+  it('gives text kept as text back as the same string, and as bytes on request (and the other way round)', () => {
+    const cache = make();
+    const text = JSON.stringify({ value: 'é'.repeat(100) });
+    cache.keep('t', text, Infinity, cache.stamp(), 0);
+    expect(cache.getText('t', 0)).to.equal(text);
+    expect(cache.get('t', 0)!.equals(Buffer.from(text))).to.equal(true);
+    cache.keep('b', bytes('héllo'), Infinity, cache.stamp(), 0);
+    expect(cache.getText('b', 0)).to.equal('héllo');
+  });
+
+  it('replace keeps a written value, refuses reads begun before it, and keeps nothing when another write was heard during it', () => {
+    const cache = make();
+    const readBefore = cache.stamp();
+    cache.invalidate(['k']); // the write is issued
+    const write = cache.stamp();
+    cache.replace('k', 'new', Infinity, write, 0); // and acknowledged
+    cache.keep('k', 'old', Infinity, readBefore, 0); // a read that began before it answers late
+    expect(cache.getText('k', 0)).to.equal('new');
+
+    const second = cache.stamp();
+    cache.invalidate(['k'], true); // another store's write of k is heard while ours is on its way
+    cache.replace('k', 'ours', Infinity, second, 0);
+    expect(cache.getText('k', 0)).to.equal(undefined);
+
+    const first = cache.stamp();
+    const next = cache.stamp();
+    cache.replace('k', 'first', Infinity, first, 0); // two writes of this store, in one batch
+    cache.replace('k', 'second', Infinity, next, 0); // landing in issue order: the last is kept
+    expect(cache.getText('k', 0)).to.equal('second');
+
+    cache.replace('s', 'sliding', null, cache.stamp(), 0);
+    expect(cache.getText('s', 0)).to.equal(undefined);
+    const beforeFlush = cache.stamp();
+    cache.flush();
+    cache.replace('f', 'v', Infinity, beforeFlush, 0);
+    expect(cache.getText('f', 0)).to.equal(undefined);
+  });
+
+  it('many invalidations drop their marks without dropping what is held', () => {
+    const cache = make(3);
+    cache.keep('held', 'v', Infinity, cache.stamp(), 0);
+    const early = cache.stamp();
+    cache.invalidate(['a', 'b', 'c', 'd']); // more marks than maxEntries: one mark for all reads begun before
+    expect(cache.getText('held', 0)).to.equal('v');
+    cache.keep('late', 'old', Infinity, early, 0);
+    expect(cache.getText('late', 0)).to.equal(undefined);
+  });
+});
+
 describe('invalidation messages', () => {
   it('round-trip keys, and turn a list too long for NOTIFY into "everything"', () => {
     expect(decodeInvalidation(encodeInvalidation('me', ['a', 'b\nc']))).to.deep.equal({ sender: 'me', keys: ['a', 'b\nc'] });
