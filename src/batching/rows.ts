@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { CachePostgresError, CounterOverflowError, QueryError } from '../errors.js';
 import { type Executor, LATE_AFTER_MS } from '../executor.js';
 import { decodeInvalidation, encodeInvalidation, LocalCache } from '../local/local_cache.js';
+import { Notices } from '../local/notices.js';
 import type { Observer } from '../observer.js';
 import { bytesOf, bytesOfEscaped, oversize, type Sql, textOfEscaped, tooLarge } from '../sql.js';
 import { Batcher } from './batcher.js';
@@ -128,7 +129,6 @@ function isolatable(error: unknown): boolean {
 }
 
 /** Marks a notification that invalidates everything. */
-const EVERYTHING = Symbol('everything');
 
 interface Increment {
   id: string;
@@ -175,8 +175,7 @@ export class Rows {
   /** Issue order per key across every method of this class (and of callers that use {@link Rows.ordered}). */
   readonly #order: KeyOrder;
   /** Tells the in-process tiers of other stores which keys changed: one NOTIFY per tick. */
-  readonly #notices: Batcher<string | typeof EVERYTHING, void>;
-  readonly #pendingNotices = new Set<Promise<void>>();
+  readonly #notices: Notices;
   /** This store's name on the channel: it skips its own notifications. */
   readonly #sender = randomUUID();
   #listener: { stop(): Promise<void> } | undefined;
@@ -204,9 +203,11 @@ export class Rows {
         ? new Map<string, Tracker>([['rw', this.#readsAndWrites], ['delete', this.#deletes], ['has', this.#hases], ['incr', this.#increments]])
         : new Map(),
     );
-    // A NOTIFY takes no row lock: nothing to pin. One at a time: the keys written while one is on its way
-    // go in the next, so a busy store sends one per round trip, not one per batch of writes.
-    this.#notices = new Batcher((keys) => this.#notify(keys), { ...batch, maxInFlight: 1 });
+    this.#notices = new Notices(
+      (keys) => this.#exec.query(this.#sql.notify, [this.#sql.channel, encodeInvalidation(this.#sender, keys)]).then(() => {}),
+      NOTICE_GAP_MS,
+      (error) => this.#options.observer.error(error),
+    );
     if (options.localCache) this.#local = new LocalCache(options.localCache.maxEntries, options.localCache.ttlMs, options.localCache.maxBytes);
   }
 
@@ -233,7 +234,7 @@ export class Rows {
   /** Stops listening and waits for the notifications already sent. */
   async close(): Promise<void> {
     await this.#listener?.stop();
-    while (this.#pendingNotices.size > 0) await Promise.allSettled([...this.#pendingNotices]);
+    await this.#notices.settled();
   }
 
   /** Entries held by the in-process tier (0 when it is off). */
@@ -251,7 +252,7 @@ export class Rows {
     if (!local) return;
     if (ids === 'all') {
       local.flush();
-      this.#announce(this.#notices.load(EVERYTHING));
+      this.#notices.tellAll();
       return;
     }
     local.invalidate(ids);
@@ -260,24 +261,10 @@ export class Rows {
 
   /** Tells the other stores that `ids` changed (this store's tier already knows). */
   #tell(ids: readonly string[]): void {
-    for (const id of ids) this.#announce(this.#notices.load(id));
+    this.#notices.tell(ids);
   }
 
-  #announce(sent: Promise<void>): void {
-    const tracked = sent.catch((error: unknown) => this.#options.observer.error(error));
-    this.#pendingNotices.add(tracked);
-    void tracked.finally(() => this.#pendingNotices.delete(tracked));
-  }
 
-  async #notify(keys: Array<string | typeof EVERYTHING>): Promise<void[]> {
-    const all = keys.includes(EVERYTHING);
-    const ids = all ? 'all' : [...new Set(keys as string[])];
-    await this.#exec.query(this.#sql.notify, [this.#sql.channel, encodeInvalidation(this.#sender, ids)]);
-    // The next notice waits a little: the keys written meanwhile share it (fewer NOTIFY commits, which
-    // PostgreSQL serialises on one lock), at the price of that much more delay for the other stores.
-    await new Promise((resolve) => setTimeout(resolve, NOTICE_GAP_MS).unref());
-    return keys.map(() => undefined);
-  }
 
   /** The live value of `id` (a sliding row is extended in the same round trip), or undefined. */
   async get(id: string): Promise<Buffer | undefined> {
