@@ -133,12 +133,12 @@ export interface PgStoreOptions {
    */
   pipelining?: boolean | undefined;
   /**
-   * An in-process tier in front of PostgreSQL: a get of an entry read recently is answered from memory,
-   * with no round trip. `true` takes the defaults. Off by default: it trades freshness for speed.
+   * An in-process tier in front of PostgreSQL: a get of an entry read or written recently is answered
+   * from memory, with no round trip. `true` takes the defaults. Off by default: it trades freshness for speed.
    *
-   * What stays true: an entry is never served past its own expiry; entries with a sliding expiration
-   * are never kept (their reads must slide the row); this store's own writes, deletes and clears are
-   * seen at once; writes of other stores with `localCache` on (any process) reach this one through
+   * What stays true: an entry is never served past its row's expiry in PostgreSQL as known here; a sliding
+   * entry served from memory has its row slid in the background, as its read would have (at most once per
+   * `slidingWriteThreshold` of its window); this store's own writes, deletes and clears are seen at once; writes of other stores with `localCache` on (any process) reach this one through
    * PostgreSQL LISTEN/NOTIFY, usually within milliseconds. What does not: a write this process hears
    * nothing of (.NET, Python, a store without `localCache`, SQL by hand) is seen once the memory copy
    * is `ttl` old. The notifications need a session connection: not through PgBouncer in transaction mode.

@@ -140,8 +140,8 @@ const SET_ALL = `value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
  *   this fraction of the sliding window, so a hot key is not rewritten on every read (0: every read)
  */
 /**
- * @param withExpiry reads also return `until`: the row's expiry in epoch ms, or NULL for a row with a
- *   sliding expiration (what the in-process tier may keep, and for how long)
+ * @param withExpiry reads also return `until` (the row's expiry in epoch ms) and, for a sliding row,
+ *   `sw` and `absms`: what the in-process tier keeps, for how long, and how it touches the row
  */
 /**
  * How long a statement on a shared pipelined connection waits for a row lock held elsewhere. Far
@@ -165,12 +165,13 @@ export function buildSql(schema: string, table: string, slidingWriteThreshold = 
   const display = `${schema}.${table}`;
   const locksTable = derivedName(table, 'locks');
   const l = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(locksTable)}`;
-  const until = (sliding: string, expires: string) =>
-    withExpiry
-      ? `, CASE WHEN ${sliding} IS NOT NULL THEN NULL WHEN ${expires} = 'infinity' THEN 'Infinity'::float8
-  ELSE (extract(epoch FROM ${expires}) * 1000)::float8 END AS until` // spelled out: before 14, extract gave no Infinity
-      : '';
-  const readColumns = `id, ${VALUE}${until('hit.sliding', 'hit.expires')}`;
+  // With the local tier: the row's expiry (`until`, epoch ms), and for a sliding row its window (`sw`,
+  // seconds) and absolute expiry (`absms`, epoch ms; NULL for none).
+  const epochMs = (column: string) =>
+    `CASE WHEN ${column} = 'infinity' THEN 'Infinity'::float8 ELSE (extract(epoch FROM ${column}) * 1000)::float8 END`; // spelled out: before 14, extract gave no Infinity
+  const until = (sliding: string, expires: string, abs: string) =>
+    withExpiry ? `, ${epochMs(expires)} AS until, ${sliding} AS sw, CASE WHEN ${sliding} IS NULL THEN NULL ELSE ${epochMs(abs)} END AS absms` : '';
+  const readColumns = `id, ${VALUE}${until('hit.sliding', 'hit.expires', 'hit.abs')}`;
   const named = (label: string, text: string, prepared = true): Statement =>
     Object.freeze({ label, text, prepared, name: `cp_${label}_${hash(`${t}\n${text}`)}` });
 
@@ -259,9 +260,9 @@ WHERE id = ANY($1::text[]) AND ${failFast ? `CASE WHEN ${slides} THEN ${SET_LANE
     // Over MAX_VALUE_BYTES: a backslash, `!` and the size, which no escape-form text starts with (a backslash
     // there is followed by another or by three octal digits).
     selectManyText: named('select_many_text', `SELECT id, CASE WHEN octet_length(value) <= ${MAX_VALUE_BYTES} THEN encode(value, 'escape')
-  ELSE '\\!' || octet_length(value) END AS esc${until('slidingexpirationinseconds', 'expiresattime')}
+  ELSE '\\!' || octet_length(value) END AS esc${until('slidingexpirationinseconds', 'expiresattime', 'absoluteexpiration')}
 FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz`),
-    selectMany: named('select_many', `SELECT id, ${VALUE}${until('slidingexpirationinseconds', 'expiresattime')}
+    selectMany: named('select_many', `SELECT id, ${VALUE}${until('slidingexpirationinseconds', 'expiresattime', 'absoluteexpiration')}
 FROM ${t} WHERE id = ANY($1::text[]) AND expiresattime >= $2::timestamptz`),
 
     channel: `cp_${hash(`${t}`)}`,

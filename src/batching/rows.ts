@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { CachePostgresError, CounterOverflowError, QueryError } from '../errors.js';
 import { type Executor, LATE_AFTER_MS } from '../executor.js';
-import { decodeInvalidation, encodeInvalidation, LocalCache } from '../local/local_cache.js';
-import { Notices } from '../local/notices.js';
+import { decodeInvalidation, encodeInvalidation, LocalCache, type Slide } from '../local/local_cache.js';
+import { KeySender } from '../local/key_sender.js';
 import type { Observer } from '../observer.js';
 import { bytesOf, bytesOfEscaped, oversize, type Sql, textOfEscaped, tooLarge } from '../sql.js';
 import { Batcher } from './batcher.js';
@@ -36,18 +36,26 @@ type ReadOrWrite = { read: string; text: boolean } | { write: RowWrite };
  */
 const SPLIT_WHEN_IDLE = 8;
 
+/** With the in-process tier, what a read returns of a row's expiry (see buildSql's withExpiry). */
+type ExpiryColumns = { until?: number | null; sw?: string | null; absms?: number | null };
+
 /** A row of the reads: the key, its value as base64 text, and (with the in-process tier) its expiry. */
-type BytesRow = { id: string; b64: string; until?: number | null };
+type BytesRow = { id: string; b64: string } & ExpiryColumns;
 
 /** A row of the text reads: the value in PostgreSQL's `escape` form. */
-type EscapedRow = { id: string; esc: string; until?: number | null };
+type EscapedRow = { id: string; esc: string } & ExpiryColumns;
 
 /**
  * A value read, as bytes or (for text reads) in `escape` form, and until when the in-process tier may
  * keep it (null: never, it slides).
  */
 /** A value read: its bytes, its `escape` text, its text (from the local tier), or (over MAX_VALUE_BYTES, not sent) its size. */
-type Found = ({ value: Buffer } | { escaped: string } | { text: string } | { tooLarge: number }) & { until: number | null };
+type Found = ({ value: Buffer } | { escaped: string } | { text: string } | { tooLarge: number }) & {
+  /** The row's expiry (epoch ms) as read, with the in-process tier; null: not kept there. */
+  until: number | null;
+  /** A sliding row's window and absolute expiry (with the in-process tier). */
+  slide?: Slide;
+};
 
 /** Rows by id; a value over MAX_VALUE_BYTES becomes its size, an error for its own caller only. */
 function foundById(rows: ReadonlyArray<BytesRow | EscapedRow>): Map<string, Found> {
@@ -58,7 +66,9 @@ function found(row: BytesRow | EscapedRow): Found {
   const until = row.until ?? null;
   const size = oversize(row);
   if (size !== undefined) return { tooLarge: size, until };
-  return 'esc' in row ? { escaped: row.esc, until } : { value: bytesOf(row), until };
+  const value = 'esc' in row ? { escaped: row.esc, until } : { value: bytesOf(row), until };
+  if (row.sw === null || row.sw === undefined) return value;
+  return { ...value, slide: { windowMs: Number(row.sw) * 1000, absMs: row.absms ?? Number.POSITIVE_INFINITY } };
 }
 
 /** The bytes of a value read (a Buffer the caller owns). */
@@ -75,10 +85,15 @@ function textOfFound(found: Found): string {
   return 'value' in found ? found.value.toString('utf8') : textOfEscaped(found.escaped);
 }
 
-/** When a written row expires, in epoch ms, for the local tier: null for a sliding row (never kept). */
-function expiresAtOf(row: RowWrite): number | null {
-  if (row.sliding !== null) return null;
+/** When a written row expires, in epoch ms, for the local tier. */
+function expiresAtOf(row: RowWrite): number {
   return row.expires === 'infinity' ? Number.POSITIVE_INFINITY : Date.parse(row.expires);
+}
+
+/** A written row's sliding expiration, for the local tier. */
+function slideOf(row: RowWrite): Slide | undefined {
+  if (row.sliding === null) return undefined;
+  return { windowMs: row.sliding * 1000, absMs: row.absolute === null ? Number.POSITIVE_INFINITY : Date.parse(row.absolute) };
 }
 
 /** Least time between two invalidation notices of one store. */
@@ -128,7 +143,6 @@ function isolatable(error: unknown): boolean {
   return error instanceof QueryError && !error.retryable;
 }
 
-/** Marks a notification that invalidates everything. */
 
 interface Increment {
   id: string;
@@ -146,6 +160,8 @@ export interface RowsOptions {
   readonly maxInFlight: number;
   /** Application clock (epoch ms). */
   readonly clock: () => number;
+  /** A read slides a row only when that moves its expiry by more than this fraction of its window. */
+  readonly slidingWriteThreshold: number;
   /** Counts hits and misses. */
   readonly observer: Observer;
   /** The in-process tier (undefined: off); reads must then return their rows' expiry (buildSql's withExpiry). */
@@ -175,7 +191,9 @@ export class Rows {
   /** Issue order per key across every method of this class (and of callers that use {@link Rows.ordered}). */
   readonly #order: KeyOrder;
   /** Tells the in-process tiers of other stores which keys changed: one NOTIFY per tick. */
-  readonly #notices: Notices;
+  readonly #notices: KeySender;
+  /** Sliding rows read from the local tier, to slide in PostgreSQL as their reads would have. */
+  readonly #touches: KeySender;
   /** This store's name on the channel: it skips its own notifications. */
   readonly #sender = randomUUID();
   #listener: { stop(): Promise<void> } | undefined;
@@ -203,12 +221,16 @@ export class Rows {
         ? new Map<string, Tracker>([['rw', this.#readsAndWrites], ['delete', this.#deletes], ['has', this.#hases], ['incr', this.#increments]])
         : new Map(),
     );
-    this.#notices = new Notices(
+    this.#notices = new KeySender(
       (keys) => this.#exec.query(this.#sql.notify, [this.#sql.channel, encodeInvalidation(this.#sender, keys)]).then(() => {}),
       NOTICE_GAP_MS,
       (error) => this.#options.observer.error(error),
     );
-    if (options.localCache) this.#local = new LocalCache(options.localCache.maxEntries, options.localCache.ttlMs, options.localCache.maxBytes);
+    this.#touches = new KeySender((keys) => this.#touch(keys), NOTICE_GAP_MS, (error) => this.#options.observer.error(error));
+    if (options.localCache) {
+      const { maxEntries, ttlMs, maxBytes } = options.localCache;
+      this.#local = new LocalCache(maxEntries, ttlMs, maxBytes, options.slidingWriteThreshold, (key) => this.#touches.tell([key]));
+    }
   }
 
   /**
@@ -220,9 +242,10 @@ export class Rows {
     if (!local || this.#listener) return;
     this.#listener = this.#exec.listen(this.#sql.channel, {
       message: (payload) => {
+        // This store's own notices come back too: told apart before their key list is parsed.
+        if (payload.startsWith(`${this.#sender}\n`)) return;
         const message = decodeInvalidation(payload);
         if (!message) return;
-        if (message.sender === this.#sender) return;
         if (message.keys === 'all') local.flush();
         else local.invalidate(message.keys, true);
       },
@@ -234,7 +257,20 @@ export class Rows {
   /** Stops listening and waits for the notifications already sent. */
   async close(): Promise<void> {
     await this.#listener?.stop();
-    await this.#notices.settled();
+    await Promise.all([this.#notices.settled(), this.#touches.settled()]);
+  }
+
+  /** Slides the rows of sliding entries the local tier served (one statement for the keys gathered). */
+  async #touch(keys: readonly string[] | 'all'): Promise<void> {
+    if (keys === 'all') return; // never asked for: touches are per key
+    const sentAt = this.#options.clock();
+    try {
+      await this.#exec.query(this.#sql.slideMany, [keys, new Date(sentAt).toISOString()]);
+      this.#local?.touched(keys, sentAt, true);
+    } catch (error) {
+      this.#local?.touched(keys, sentAt, false);
+      throw error;
+    }
   }
 
   /** Entries held by the in-process tier (0 when it is off). */
@@ -319,8 +355,9 @@ export class Rows {
     else found = foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [[id], this.#now()])).get(id);
     if (found && local && found.until !== null && !('tooLarge' in found)) {
       // Converted once, to the form the caller asked for, and kept in that form.
-      found = text ? { text: textOfFound(found), until: found.until } : { value: bytesOfFound(found), until: found.until };
-      local.keep(id, 'text' in found ? found.text : bytesOfFound(found), found.until, stamp, this.#options.clock());
+      const { until, slide } = found;
+      found = text ? { text: textOfFound(found), until } : { value: bytesOfFound(found), until };
+      local.keep(id, 'text' in found ? found.text : bytesOfFound(found), until, stamp, this.#options.clock(), slide);
     }
     this.#options.observer.read(id, found !== undefined);
     return found;
@@ -355,7 +392,7 @@ export class Rows {
       for (const [id, hit] of found) {
         const value = bytesOfFound(hit);
         values.set(id, value);
-        local?.keep(id, value, hit.until, stamp, after);
+        local?.keep(id, value, hit.until, stamp, after, hit.slide);
       }
     }
     for (const id of unique) {
@@ -393,7 +430,7 @@ export class Rows {
       // Written through: the next read of the key is answered from memory (unless another store's
       // write of it was heard meanwhile). A failed write may or may not have landed: dropped.
       if (landed && local) {
-        local.replace(row.id, row.text ?? row.value, expiresAtOf(row), stamp, this.#options.clock());
+        local.replace(row.id, row.text ?? row.value, expiresAtOf(row), stamp, this.#options.clock(), slideOf(row));
         this.#tell([row.id]);
       } else this.written([row.id]);
     }

@@ -7,8 +7,17 @@
  * invalidation advances a counter and remembers it per key, and a value is kept only when its key
  * (and the whole tier) was not invalidated since its read's stamp.
  */
+/** A sliding expiration, as the local tier needs it: the window, and the absolute expiry it never passes. */
+export interface Slide {
+  readonly windowMs: number;
+  /** Epoch ms; Infinity when the entry has no absolute expiry. */
+  readonly absMs: number;
+}
+
 export class LocalCache {
   readonly #maxEntries: number;
+  readonly #threshold: number;
+  readonly #touch: (key: string) => void;
   readonly #maxBytes: number;
   readonly #ttlMs: number;
   /** Map order is recency order: a hit moves its key to the end. */
@@ -27,11 +36,22 @@ export class LocalCache {
    * @param maxEntries most entries held
    * @param ttlMs longest time a value is served from memory
    * @param maxBytes most bytes of values held (UTF-8 bytes, or characters of a value held as text)
+   * @param slidingThreshold a hit of a sliding entry asks for a touch once it would move the row's expiry
+   *   by more than this fraction of its window (the store's `slidingWriteThreshold`)
+   * @param touch asks for the row of `key` to be slid in PostgreSQL; the answer comes as {@link LocalCache.touched}
    */
-  constructor(maxEntries: number, ttlMs: number, maxBytes = Number.POSITIVE_INFINITY) {
+  constructor(
+    maxEntries: number,
+    ttlMs: number,
+    maxBytes = Number.POSITIVE_INFINITY,
+    slidingThreshold = 0,
+    touch: (key: string) => void = () => {},
+  ) {
     this.#maxEntries = maxEntries;
     this.#ttlMs = ttlMs;
     this.#maxBytes = maxBytes;
+    this.#threshold = slidingThreshold;
+    this.#touch = touch;
   }
 
   /** Whether values are served and kept (only while notifications from other processes arrive). */
@@ -80,12 +100,36 @@ export class LocalCache {
     const entry = this.#entries.get(key);
     if (!entry) return undefined;
     this.#entries.delete(key);
-    if (entry.until <= now) {
+    // Served only while the row surely lives in PostgreSQL: before the expiry it is known to have there.
+    if (entry.until <= now || entry.expires <= now) {
       this.#bytes -= entry.size;
       return undefined;
     }
     this.#entries.set(key, entry);
+    const slide = entry.slide;
+    if (slide && !entry.touching && Math.min(now + slide.windowMs, slide.absMs) - entry.expires > this.#threshold * slide.windowMs) {
+      // The read a hit stands for would have slid the row: have it slid, in the background.
+      entry.touching = true;
+      this.#touch(key);
+    }
     return entry;
+  }
+
+  /**
+   * The touches of `keys` asked for by hits were sent at `sentAt` (`ok`: and PostgreSQL took them): their
+   * rows' expiries moved to at least `sentAt + window` (short of the threshold's share, which the slide
+   * leaves unwritten), capped by their absolute expiry.
+   */
+  touched(keys: readonly string[], sentAt: number, ok: boolean): void {
+    for (const key of keys) {
+      const entry = this.#entries.get(key);
+      // Only the entry that asked: one kept since (a write of this store, a read) knows its own expiry.
+      if (!entry?.slide || !entry.touching) continue;
+      entry.touching = false;
+      if (!ok) continue;
+      const { windowMs, absMs } = entry.slide;
+      entry.expires = Math.max(entry.expires, Math.min(sentAt + windowMs * (1 - this.#threshold), absMs));
+    }
   }
 
   /** Taken when a read (or a write) starts; given back to {@link LocalCache.keep} (or {@link LocalCache.replace}). */
@@ -96,14 +140,14 @@ export class LocalCache {
   /**
    * Keeps what a read that started at `stamp` found, unless the key was invalidated since.
    * @param value bytes (copied), or the UTF-8 text of the value
-   * @param expiresAt the row's expiry in epoch ms (Infinity for never); null for a row that is not
-   *   kept (it has a sliding expiration)
+   * @param expiresAt the row's expiry in epoch ms (Infinity for never), as read; null: not kept
+   * @param slide the row's sliding expiration, when it has one (its hits then touch the row)
    */
-  keep(key: string, value: Buffer | string, expiresAt: number | null, stamp: number, now: number): void {
+  keep(key: string, value: Buffer | string, expiresAt: number | null, stamp: number, now: number, slide?: Slide): void {
     if (!this.#enabled || expiresAt === null || stamp < this.#flushedAt) return;
     const invalidated = this.#invalidatedAt.get(key);
     if (invalidated !== undefined && invalidated > stamp) return;
-    this.#hold(key, value, expiresAt, now);
+    this.#hold(key, value, expiresAt, now, slide);
   }
 
   /**
@@ -113,18 +157,20 @@ export class LocalCache {
    * then which write PostgreSQL ordered last is unknown here, and nothing is kept. (This store's own
    * writes of one key land in issue order: each replaces the one before.)
    */
-  replace(key: string, value: Buffer | string, expiresAt: number | null, stamp: number, now: number): void {
+  replace(key: string, value: Buffer | string, expiresAt: number | null, stamp: number, now: number, slide?: Slide): void {
     const heardAt = this.#heardAt.get(key);
     const heard = stamp < this.#flushedAt || (heardAt !== undefined && heardAt > stamp);
     this.invalidate([key]);
-    if (this.#enabled && !heard && expiresAt !== null) this.#hold(key, value, expiresAt, now);
+    if (this.#enabled && !heard && expiresAt !== null) this.#hold(key, value, expiresAt, now, slide);
   }
 
-  #hold(key: string, value: Buffer | string, expiresAt: number, now: number): void {
-    const until = Math.min(expiresAt, now + this.#ttlMs);
-    if (until <= now) return;
+  #hold(key: string, value: Buffer | string, expires: number, now: number, slide: Slide | undefined): void {
+    const until = now + this.#ttlMs;
+    if (expires <= now) return;
     this.#drop(key);
-    const entry: Entry = typeof value === 'string' ? { text: value, until, size: value.length } : { bytes: Buffer.from(value), until, size: value.length };
+    const size = value.length;
+    const entry: Entry =
+      typeof value === 'string' ? { text: value, until, expires, slide, touching: false, size } : { bytes: Buffer.from(value), until, expires, slide, touching: false, size };
     if (entry.size > this.#maxBytes) return;
     this.#entries.set(key, entry);
     this.#bytes += entry.size;
@@ -178,7 +224,13 @@ export class LocalCache {
 interface Entry {
   bytes?: Buffer;
   text?: string;
+  /** When the tier stops serving it (kept + ttl): the bound on staleness for writes not heard of. */
   readonly until: number;
+  /** The row's expiry in PostgreSQL, as known here (moved by touches of a sliding row). */
+  expires: number;
+  readonly slide: Slide | undefined;
+  /** A touch was asked for and has not been answered. */
+  touching: boolean;
   readonly size: number;
 }
 

@@ -143,6 +143,29 @@ describe('LocalCache: sizes, text and written values', () => {
     expect(cache.getText('f', 0)).to.equal(undefined);
   });
 
+  it('a hit of a sliding entry asks once for a touch when its read would move the row by more than the threshold', () => {
+    const touched: string[] = [];
+    const cache = new LocalCache(10, 1_000_000, Number.POSITIVE_INFINITY, 0.1, (key) => touched.push(key));
+    cache.setEnabled(true);
+    const slide = { windowMs: 100_000, absMs: 250_000 };
+    cache.keep('s', 'v', 100_000, cache.stamp(), 0, slide); // row read at 0: expires at 100 s
+    expect(cache.getText('s', 5_000)).to.equal('v'); // would move it by 5 s: under 10% of the window
+    expect(touched).to.deep.equal([]);
+    expect(cache.getText('s', 20_000)).to.equal('v'); // by 20 s: touch
+    expect(cache.getText('s', 30_000)).to.equal('v'); // already asked
+    expect(touched).to.deep.equal(['s']);
+    cache.touched(['s'], 20_000, false); // the touch failed: the row is known to live until 100 s only
+    expect(cache.getText('s', 99_999)).to.equal('v');
+    expect(touched).to.deep.equal(['s', 's']);
+    cache.touched(['s'], 99_999, true); // slid at 99.999 s: lives at least until 189.999 s (threshold kept back)
+    expect(cache.getText('s', 189_000)).to.equal('v');
+    expect(cache.getText('s', 190_000)).to.equal(undefined);
+    // The absolute expiry caps it.
+    cache.keep('a', 'v', 100_000, cache.stamp(), 0, slide);
+    cache.touched(['a'], 200_000, true);
+    expect(cache.getText('a', 249_999)).to.equal(undefined); // never asked for: not touching, nothing moved
+  });
+
   it('many invalidations drop their marks without dropping what is held', () => {
     const cache = make(3);
     cache.keep('held', 'v', Infinity, cache.stamp(), 0);

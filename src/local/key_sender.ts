@@ -1,12 +1,13 @@
 /**
- * The invalidation notices a store sends to the local tiers of the other stores: the keys it wrote,
- * gathered while a notice is on its way and sent together in the next one, one at a time and at least
- * `gapMs` apart. Each notice is a NOTIFY, which PostgreSQL commits under one lock shared by every
- * session: one per batch of writes cost a write-heavy mix a fifth of its throughput.
+ * Keys to send to PostgreSQL in the background, gathered while a statement is on its way and sent
+ * together in the next one, one at a time and at least `gapMs` apart. Two uses: the invalidation
+ * notices a store sends to the local tiers of the other stores (each a NOTIFY, which PostgreSQL commits
+ * under one lock shared by every session: one per batch of writes cost a write-heavy mix a fifth of its
+ * throughput), and the touches of sliding entries read from the local tier.
  *
- * No promise per key: a write adds its keys to a set, and one loop sends what the set holds.
+ * No promise per key: a caller adds its keys to a set, and one loop sends what the set holds.
  */
-export class Notices {
+export class KeySender {
   readonly #send: (keys: readonly string[] | 'all') => Promise<void>;
   readonly #gapMs: number;
   readonly #onError: (error: unknown) => void;
@@ -16,9 +17,9 @@ export class Notices {
   #sending: Promise<void> | undefined;
 
   /**
-   * @param send sends one notice (a NOTIFY)
-   * @param gapMs least time between two notices
-   * @param onError receives a notice that could not be sent (the loop goes on with the next)
+   * @param send sends one statement for the keys (or 'all')
+   * @param gapMs least time between two statements
+   * @param onError receives a statement's failure (the loop goes on with the next)
    */
   constructor(send: (keys: readonly string[] | 'all') => Promise<void>, gapMs: number, onError: (error: unknown) => void) {
     this.#send = send;
@@ -26,19 +27,19 @@ export class Notices {
     this.#onError = onError;
   }
 
-  /** Tells the other stores that `ids` changed, in the next notice. */
+  /** Sends `ids` in the next statement. */
   tell(ids: readonly string[]): void {
     for (const id of ids) this.#keys.add(id);
     this.#start();
   }
 
-  /** Tells the other stores that everything changed. */
+  /** Sends "everything" in the next statement (`send('all')`). */
   tellAll(): void {
     this.#all = true;
     this.#start();
   }
 
-  /** Resolves once every notice asked for so far has been sent (or has failed). */
+  /** Resolves once everything asked for so far has been sent (or has failed). */
   async settled(): Promise<void> {
     while (this.#sending) await this.#sending;
   }
@@ -52,7 +53,7 @@ export class Notices {
   }
 
   async #loop(): Promise<void> {
-    // Sent after the current tick: the writes acknowledged in it share the first notice.
+    // Sent after the current tick: the keys added in it share the first statement.
     await Promise.resolve();
     while (this.#all || this.#keys.size > 0) {
       const keys = this.#all ? 'all' : [...this.#keys];
