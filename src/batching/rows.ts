@@ -187,7 +187,7 @@ export class Rows {
   readonly #increments: Batcher<Increment, bigint>;
   readonly #local: LocalCache | undefined;
   /** With the local tier: this store's writes in flight, by key (the latest of each key). */
-  readonly #writing = new Map<string, Promise<void>>();
+  readonly #writing = new Map<string, { readonly row: RowWrite; readonly done: Promise<void> }>();
   /** Issue order per key across every method of this class (and of callers that use {@link Rows.ordered}). */
   readonly #order: KeyOrder;
   /** Tells the in-process tiers of other stores which keys changed: one NOTIFY per tick. */
@@ -305,28 +305,40 @@ export class Rows {
   /** The live value of `id` (a sliding row is extended in the same round trip), or undefined. */
   async get(id: string): Promise<Buffer | undefined> {
     const writing = this.#writing.get(id);
-    const found = await this.#order.run([id], 'read', this.#readGroup(writing), () => this.#read(id, false, writing));
+    const found = await (writing ? this.#readWritten(id, false, writing) : this.#order.run([id], 'read', this.#batchedAs('rw'), () => this.#read(id, false)));
     return found && bytesOfFound(found);
   }
 
   /** {@link Rows.get} as UTF-8 text (what Keyv stores), read without a detour through bytes when it can. */
   async getText(id: string): Promise<string | undefined> {
     const writing = this.#writing.get(id);
-    const found = await this.#order.run([id], 'read', this.#readGroup(writing), () => this.#read(id, true, writing));
+    const found = await (writing ? this.#readWritten(id, true, writing) : this.#order.run([id], 'read', this.#batchedAs('rw'), () => this.#read(id, true)));
     return found && textOfFound(found);
   }
 
   /**
-   * The batcher group of a single-key read. With a write of its key in flight (`writing`: this store's
-   * write of the key issued last before the read, taken when the read is issued) the read waits for it
-   * (see #read), so it is ordered here like a call of no batcher: later calls on the key wait for it.
+   * A read issued while this store's write of the key (the last one issued) is on its way, with the local
+   * tier: once the write lands, the read answers what it wrote, with no round trip. That is the answer
+   * issue order gives (the read comes after the write, and nothing issued after the read can change it), so
+   * the read needs no place in the order. If the write fails, whether it landed is unknown: the read then
+   * asks PostgreSQL, as a read issued at that moment (calls on the key issued after it may be seen).
    */
-  #readGroup(writing: Promise<void> | undefined): string | undefined {
-    return writing ? undefined : this.#batchedAs('rw');
+  async #readWritten(id: string, text: boolean, writing: { readonly row: RowWrite; readonly done: Promise<void> }): Promise<Found | undefined> {
+    try {
+      await writing.done;
+    } catch {
+      return this.#order.run([id], 'read', this.#batchedAs('rw'), () => this.#read(id, text));
+    }
+    const { row } = writing;
+    if (expiresAtOf(row) <= this.#options.clock()) {
+      this.#options.observer.read(id, false);
+      return undefined;
+    }
+    this.#options.observer.localHit(id);
+    return text ? { text: row.text ?? row.value.toString('utf8'), until: null } : { value: Buffer.from(row.value), until: null };
   }
 
-  /** @param writing this store's write of `id` issued last before the read, still in flight (with the local tier) */
-  async #read(id: string, text: boolean, writing: Promise<void> | undefined): Promise<Found | undefined> {
+  async #read(id: string, text: boolean): Promise<Found | undefined> {
     const local = this.#local;
     if (local) {
       // Held as the caller wants it: Keyv's string is shared, never decoded again; bytes are a copy.
@@ -335,17 +347,6 @@ export class Rows {
       if (held !== undefined) {
         this.#options.observer.localHit(id);
         return typeof held === 'string' ? { text: held, until: null } : { value: held, until: null };
-      }
-      // A write of the key issued before this read is on its way: once it lands, the tier holds what it
-      // wrote (unless another store's write was heard meanwhile), and this read costs no round trip.
-      if (writing) {
-        await writing.catch(() => {});
-        const now = this.#options.clock();
-        const written = text ? local.getText(id, now) : local.get(id, now);
-        if (written !== undefined) {
-          this.#options.observer.localHit(id);
-          return typeof written === 'string' ? { text: written, until: null } : { value: written, until: null };
-        }
       }
     }
     const stamp = local?.stamp() ?? 0;
@@ -402,13 +403,23 @@ export class Rows {
     return values;
   }
 
+  /**
+   * A write that is not a `set` was issued on `ids`: a read issued after it must not be answered with the
+   * value of a `set` issued before it (see #readWritten); it takes the ordered path instead.
+   */
+  #otherWrite(ids: Iterable<string>): void {
+    if (this.#writing.size === 0) return;
+    for (const id of ids) this.#writing.delete(id);
+  }
+
   /** Upserts one row (all columns replaced). */
   set(row: RowWrite): Promise<void> {
     const done = this.#order.run([row.id], 'write', this.#batchedAs('rw'), () => this.#set(row));
     if (this.#local) {
-      this.#writing.set(row.id, done);
+      const writing = { row, done };
+      this.#writing.set(row.id, writing);
       const forget = () => {
-        if (this.#writing.get(row.id) === done) this.#writing.delete(row.id);
+        if (this.#writing.get(row.id) === writing) this.#writing.delete(row.id);
       };
       done.then(forget, forget);
     }
@@ -441,6 +452,7 @@ export class Rows {
     const byId = new Map<string, RowWrite>();
     for (const row of rows) byId.set(row.id, row);
     if (byId.size === 0) return;
+    this.#otherWrite(byId.keys());
     await this.#order.run([...byId.keys()], 'write', undefined, async () => {
       try {
         await this.#writeRows([...byId.values()]);
@@ -454,6 +466,7 @@ export class Rows {
   async deleteMany(ids: readonly string[]): Promise<Set<string>> {
     const unique = [...new Set(ids)];
     if (unique.length === 0) return new Set();
+    this.#otherWrite(unique);
     return this.#order.run(unique, 'write', undefined, () => this.#deleteMany(unique));
   }
 
@@ -468,6 +481,7 @@ export class Rows {
 
   /** Deletes `id`; true when a live entry was deleted. */
   delete(id: string): Promise<boolean> {
+    this.#otherWrite([id]);
     return this.#order.run([id], 'write', this.#batchedAs('delete'), () => this.#delete(id));
   }
 
@@ -496,6 +510,7 @@ export class Rows {
    * `delta` with `create`'s expiry and tags (for coalesced calls: the first caller's).
    */
   incr(id: string, delta: bigint, create: CounterCreate): Promise<bigint> {
+    this.#otherWrite([id]);
     return this.#order.run([id], 'write', this.#batchedAs('incr'), () => this.#incr(id, delta, create));
   }
 
@@ -504,6 +519,7 @@ export class Rows {
    * class's, in issue order with this class's calls on the same keys (see {@link KeyOrder}).
    */
   ordered<T>(ids: readonly string[], kind: 'read' | 'write', op: () => Promise<T>): Promise<T> {
+    if (kind === 'write') this.#otherWrite(ids);
     return this.#order.run([...new Set(ids)], kind, undefined, op);
   }
 
@@ -512,6 +528,7 @@ export class Rows {
    * flight; calls issued meanwhile wait for it.
    */
   barrier<T>(op: () => Promise<T>): Promise<T> {
+    this.#writing.clear(); // a barrier may write any key
     return this.#order.barrier(op);
   }
 

@@ -20,8 +20,14 @@ export class LocalCache {
   readonly #touch: (key: string) => void;
   readonly #maxBytes: number;
   readonly #ttlMs: number;
-  /** Map order is recency order: a hit moves its key to the end. */
   readonly #entries = new Map<string, Entry>();
+  /**
+   * Recency order, least recently used first, as a linked list through the entries: a hit moves its entry
+   * to the end in O(1). (Map order with delete-and-set is O(1) per hit too, but evicting from the front
+   * then walks the holes deletions leave at the front of V8's table: 10% of a write-heavy run's CPU.)
+   */
+  #oldest: Entry | undefined;
+  #newest: Entry | undefined;
   /** The sizes of the entries held, summed (see {@link sizeOf}). */
   #bytes = 0;
   #tick = 0;
@@ -99,13 +105,13 @@ export class LocalCache {
     if (!this.#enabled) return undefined;
     const entry = this.#entries.get(key);
     if (!entry) return undefined;
-    this.#entries.delete(key);
     // Served only while the row surely lives in PostgreSQL: before the expiry it is known to have there.
     if (entry.until <= now || entry.expires <= now) {
-      this.#bytes -= entry.size;
+      this.#drop(key);
       return undefined;
     }
-    this.#entries.set(key, entry);
+    this.#unlink(entry);
+    this.#link(entry);
     const slide = entry.slide;
     if (slide && !entry.touching && Math.min(now + slide.windowMs, slide.absMs) - entry.expires > this.#threshold * slide.windowMs) {
       // The read a hit stands for would have slid the row: have it slid, in the background.
@@ -169,19 +175,40 @@ export class LocalCache {
     if (expires <= now) return;
     this.#drop(key);
     const size = value.length;
-    const entry: Entry =
-      typeof value === 'string' ? { text: value, until, expires, slide, touching: false, size } : { bytes: Buffer.from(value), until, expires, slide, touching: false, size };
-    if (entry.size > this.#maxBytes) return;
+    if (size > this.#maxBytes) return;
+    const entry: Entry = { key, until, expires, slide, touching: false, size, older: undefined, newer: undefined };
+    if (typeof value === 'string') entry.text = value;
+    else entry.bytes = Buffer.from(value);
     this.#entries.set(key, entry);
-    this.#bytes += entry.size;
-    while (this.#entries.size > this.#maxEntries || this.#bytes > this.#maxBytes) this.#drop(this.#entries.keys().next().value!);
+    this.#link(entry);
+    this.#bytes += size;
+    while (this.#oldest && (this.#entries.size > this.#maxEntries || this.#bytes > this.#maxBytes)) this.#drop(this.#oldest.key);
   }
 
   #drop(key: string): void {
     const entry = this.#entries.get(key);
     if (!entry) return;
     this.#entries.delete(key);
+    this.#unlink(entry);
     this.#bytes -= entry.size;
+  }
+
+  /** Appends `entry` as the most recently used. */
+  #link(entry: Entry): void {
+    entry.older = this.#newest;
+    entry.newer = undefined;
+    if (this.#newest) this.#newest.newer = entry;
+    else this.#oldest = entry;
+    this.#newest = entry;
+  }
+
+  #unlink(entry: Entry): void {
+    if (entry.older) entry.older.newer = entry.newer;
+    else this.#oldest = entry.newer;
+    if (entry.newer) entry.newer.older = entry.older;
+    else this.#newest = entry.older;
+    entry.older = undefined;
+    entry.newer = undefined;
   }
 
   /**
@@ -210,6 +237,8 @@ export class LocalCache {
   flush(): void {
     this.#flushedAt = ++this.#tick;
     this.#entries.clear();
+    this.#oldest = undefined;
+    this.#newest = undefined;
     this.#bytes = 0;
     this.#invalidatedAt.clear();
     this.#heardAt.clear();
@@ -222,6 +251,10 @@ export class LocalCache {
  * ASCII text, what V8 holds in one byte per character), whichever form it was kept in.
  */
 interface Entry {
+  readonly key: string;
+  /** Neighbours in recency order. */
+  older: Entry | undefined;
+  newer: Entry | undefined;
   bytes?: Buffer;
   text?: string;
   /** When the tier stops serving it (kept + ttl): the bound on staleness for writes not heard of. */
