@@ -19,6 +19,7 @@ import Keyv from 'keyv';
 import pg from 'pg';
 import { CachePostgresError, PgStore } from '../src/index.js';
 import { type PrivateServer, startPrivateServer } from '../test/helpers/private-server.js';
+import { seededRandom } from './random.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -73,17 +74,6 @@ function numberArg(name: 'duration' | 'workers' | 'seed', valid: (value: number)
   return value;
 }
 
-/** mulberry32: a small seeded PRNG, so a run's choices can be replayed with --seed. */
-function random32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** The code an error is counted under: the typed error's `code`, else `untyped:<name>`. */
 function errorCode(error: unknown): string {
@@ -236,7 +226,7 @@ interface Load {
 
 /** A worker: random operations until the run ends; worker 0 also writes the stalled key every other call. */
 async function worker(index: number, load: Load): Promise<void> {
-  const random = random32(SEED + index * 0x9e3779b9);
+  const random = seededRandom(SEED + index * 0x9e3779b9);
   const ownKeys = Array.from({ length: DURABLE_KEYS_PER_WORKER }, (_, j) => `durable:${index}:${j}`);
   for (const key of ownKeys) load.durable.set(key, { acked: undefined, attempted: 0 });
   for (let turn = 0; now() < load.endAt; turn++) {

@@ -25,6 +25,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startTestDatabase } from '../src/testing/index.js';
 import { BENCH_TABLES, type BenchOps, type Target, targets } from './targets.js';
+import { seededRandom } from './random.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -57,17 +58,6 @@ const VALUE = 'x'.repeat(1024);
 const keyAt = (i: number) => `key:${i % KEYS}`;
 const KEY_NAMES = Array.from({ length: KEYS }, (_, i) => keyAt(i));
 
-/** mulberry32: a small seeded generator, so a run's operations can be drawn again from its seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Key i is drawn with probability proportional to 1 / (i + 1)^0.99 (Zipf-like: a few hot keys, a long tail). */
 function zipfCdf(keys: number): Float64Array {
@@ -89,7 +79,7 @@ interface Plan {
   keys: Uint32Array;
 }
 function plan(seed: number, count: number, readFraction: number): Plan {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const reads = new Uint8Array(count);
   const keys = new Uint32Array(count);
   for (let i = 0; i < count; i++) {
