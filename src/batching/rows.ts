@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { CachePostgresError, CounterOverflowError, QueryError } from '../errors.js';
 import { type Executor, LATE_AFTER_MS } from '../executor.js';
-import { decodeInvalidation, encodeInvalidation, LocalCache, type Slide } from '../local/local_cache.js';
-import { KeySender } from '../local/key_sender.js';
+import type { Slide } from '../local/local_cache.js';
+import { LocalTier } from '../local/local_tier.js';
 import type { Observer } from '../observer.js';
 import { bytesOf, bytesOfEscaped, oversize, type Sql, textOfEscaped, tooLarge } from '../sql.js';
 import { Batcher } from './batcher.js';
@@ -96,9 +95,6 @@ function slideOf(row: RowWrite): Slide | undefined {
   return { windowMs: row.sliding * 1000, absMs: row.absolute === null ? Number.POSITIVE_INFINITY : Date.parse(row.absolute) };
 }
 
-/** Least time between two invalidation notices of one store. */
-const NOTICE_GAP_MS = 2;
-
 /** SQLSTATE lock_not_available: a fail-fast statement met a row lock held elsewhere, and wrote nothing. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -143,7 +139,6 @@ function isolatable(error: unknown): boolean {
   return error instanceof QueryError && !error.retryable;
 }
 
-
 interface Increment {
   id: string;
   delta: bigint;
@@ -185,18 +180,10 @@ export class Rows {
   readonly #deletes: Batcher<string, boolean>;
   readonly #hases: Batcher<string, boolean>;
   readonly #increments: Batcher<Increment, bigint>;
-  readonly #local: LocalCache | undefined;
-  /** With the local tier: this store's writes in flight, by key (the latest of each key). */
-  readonly #writing = new Map<string, { readonly row: RowWrite; readonly done: Promise<void> }>();
+  /** The in-process tier (undefined: off). */
+  readonly #tier: LocalTier | undefined;
   /** Issue order per key across every method of this class (and of callers that use {@link Rows.ordered}). */
   readonly #order: KeyOrder;
-  /** Tells the in-process tiers of other stores which keys changed: one NOTIFY per tick. */
-  readonly #notices: KeySender;
-  /** Sliding rows read from the local tier, to slide in PostgreSQL as their reads would have. */
-  readonly #touches: KeySender;
-  /** This store's name on the channel: it skips its own notifications. */
-  readonly #sender = randomUUID();
-  #listener: { stop(): Promise<void> } | undefined;
 
   constructor(exec: Executor, sql: Sql, options: RowsOptions) {
     this.#exec = exec;
@@ -221,15 +208,9 @@ export class Rows {
         ? new Map<string, Tracker>([['rw', this.#readsAndWrites], ['delete', this.#deletes], ['has', this.#hases], ['incr', this.#increments]])
         : new Map(),
     );
-    this.#notices = new KeySender(
-      (keys) => this.#exec.query(this.#sql.notify, [this.#sql.channel, encodeInvalidation(this.#sender, keys)]).then(() => {}),
-      NOTICE_GAP_MS,
-      (error) => this.#options.observer.error(error),
-    );
-    this.#touches = new KeySender((keys) => this.#touch(keys), NOTICE_GAP_MS, (error) => this.#options.observer.error(error));
     if (options.localCache) {
-      const { maxEntries, ttlMs, maxBytes } = options.localCache;
-      this.#local = new LocalCache(maxEntries, ttlMs, maxBytes, options.slidingWriteThreshold, (key) => this.#touches.tell([key]));
+      const ports = { exec, sql, observer: options.observer, clock: options.clock, slidingWriteThreshold: options.slidingWriteThreshold };
+      this.#tier = new LocalTier(ports, options.localCache);
     }
   }
 
@@ -238,80 +219,38 @@ export class Rows {
    * the tier serves nothing). Called once the table is ready.
    */
   start(): void {
-    const local = this.#local;
-    if (!local || this.#listener) return;
-    this.#listener = this.#exec.listen(this.#sql.channel, {
-      message: (payload) => {
-        // This store's own notices come back too: told apart before their key list is parsed.
-        if (payload.startsWith(`${this.#sender}\n`)) return;
-        const message = decodeInvalidation(payload);
-        if (!message) return;
-        if (message.keys === 'all') local.flush();
-        else local.invalidate(message.keys, true);
-      },
-      state: (listening) => local.setEnabled(listening),
-      error: (error) => this.#options.observer.error(error),
-    });
+    this.#tier?.start();
   }
 
-  /** Stops listening and waits for the notifications already sent. */
+  /** Stops listening and waits for the notices and touches already asked for. */
   async close(): Promise<void> {
-    await this.#listener?.stop();
-    await Promise.all([this.#notices.settled(), this.#touches.settled()]);
-  }
-
-  /** Slides the rows of sliding entries the local tier served (one statement for the keys gathered). */
-  async #touch(keys: readonly string[] | 'all'): Promise<void> {
-    if (keys === 'all') return; // never asked for: touches are per key
-    const sentAt = this.#options.clock();
-    try {
-      await this.#exec.query(this.#sql.slideMany, [keys, new Date(sentAt).toISOString()]);
-      this.#local?.touched(keys, sentAt, true);
-    } catch (error) {
-      this.#local?.touched(keys, sentAt, false);
-      throw error;
-    }
+    await this.#tier?.close();
   }
 
   /** Entries held by the in-process tier (0 when it is off). */
   get localSize(): number {
-    return this.#local?.size ?? 0;
+    return this.#tier?.size ?? 0;
   }
 
   /**
-   * Drops written rows from the in-process tier here and tells the other stores (one NOTIFY at a time,
-   * after the writes landed). Called after this class's own writes, and by writes that bypass it (bulk
-   * deletes, getOrSet's transaction).
+   * Drops written rows from the in-process tier here and tells the other stores (after the writes
+   * landed). Called after this class's own writes, and by writes that bypass it (bulk deletes,
+   * getOrSet's transaction).
    */
   written(ids: readonly string[] | 'all'): void {
-    const local = this.#local;
-    if (!local) return;
-    if (ids === 'all') {
-      local.flush();
-      this.#notices.tellAll();
-      return;
-    }
-    local.invalidate(ids);
-    this.#tell(ids);
+    this.#tier?.written(ids);
   }
-
-  /** Tells the other stores that `ids` changed (this store's tier already knows). */
-  #tell(ids: readonly string[]): void {
-    this.#notices.tell(ids);
-  }
-
-
 
   /** The live value of `id` (a sliding row is extended in the same round trip), or undefined. */
   async get(id: string): Promise<Buffer | undefined> {
-    const writing = this.#writing.get(id);
+    const writing = this.#tier?.setOnItsWay(id);
     const found = await (writing ? this.#readWritten(id, false, writing) : this.#order.run([id], 'read', this.#batchedAs('rw'), () => this.#read(id, false)));
     return found && bytesOfFound(found);
   }
 
   /** {@link Rows.get} as UTF-8 text (what Keyv stores), read without a detour through bytes when it can. */
   async getText(id: string): Promise<string | undefined> {
-    const writing = this.#writing.get(id);
+    const writing = this.#tier?.setOnItsWay(id);
     const found = await (writing ? this.#readWritten(id, true, writing) : this.#order.run([id], 'read', this.#batchedAs('rw'), () => this.#read(id, true)));
     return found && textOfFound(found);
   }
@@ -339,11 +278,10 @@ export class Rows {
   }
 
   async #read(id: string, text: boolean): Promise<Found | undefined> {
-    const local = this.#local;
+    const local = this.#tier;
     if (local) {
       // Held as the caller wants it: Keyv's string is shared, never decoded again; bytes are a copy.
-      const now = this.#options.clock();
-      const held = text ? local.getText(id, now) : local.get(id, now);
+      const held = local.held(id, text, this.#options.clock());
       if (held !== undefined) {
         this.#options.observer.localHit(id);
         return typeof held === 'string' ? { text: held, until: null } : { value: held, until: null };
@@ -372,13 +310,13 @@ export class Rows {
   }
 
   async #getMany(unique: string[]): Promise<Map<string, Buffer>> {
-    const local = this.#local;
+    const local = this.#tier;
     const now = this.#options.clock();
     const values = new Map<string, Buffer>();
     const missing: string[] = [];
     const heldIds = new Set<string>();
     for (const id of unique) {
-      const held = local?.get(id, now);
+      const held = local?.held(id, false, now) as Buffer | undefined;
       if (held) {
         values.set(id, held);
         heldIds.add(id);
@@ -408,30 +346,21 @@ export class Rows {
    * value of a `set` issued before it (see #readWritten); it takes the ordered path instead.
    */
   #otherWrite(ids: Iterable<string>): void {
-    if (this.#writing.size === 0) return;
-    for (const id of ids) this.#writing.delete(id);
+    this.#tier?.otherWrite(ids);
   }
 
   /** Upserts one row (all columns replaced). */
   set(row: RowWrite): Promise<void> {
     const done = this.#order.run([row.id], 'write', this.#batchedAs('rw'), () => this.#set(row));
-    if (this.#local) {
-      const writing = { row, done };
-      this.#writing.set(row.id, writing);
-      const forget = () => {
-        if (this.#writing.get(row.id) === writing) this.#writing.delete(row.id);
-      };
-      done.then(forget, forget);
-    }
+    this.#tier?.setIssued(row, done);
     return done;
   }
 
   async #set(row: RowWrite): Promise<void> {
-    const local = this.#local;
+    const tier = this.#tier;
     // From now on a read of the key (one issued after this write, which joins its batch) must not be
     // answered from memory with the value this write replaces.
-    local?.invalidate([row.id]);
-    const stamp = local?.stamp() ?? 0;
+    const stamp = tier?.setStarting(row.id) ?? 0;
     let landed = false;
     try {
       if (this.#options.batching) await this.#readsAndWrites.load({ write: row });
@@ -440,10 +369,7 @@ export class Rows {
     } finally {
       // Written through: the next read of the key is answered from memory (unless another store's
       // write of it was heard meanwhile). A failed write may or may not have landed: dropped.
-      if (landed && local) {
-        local.replace(row.id, row.text ?? row.value, expiresAtOf(row), stamp, this.#options.clock(), slideOf(row));
-        this.#tell([row.id]);
-      } else this.written([row.id]);
+      tier?.setEnded(row, stamp, landed, row.text ?? row.value, expiresAtOf(row), slideOf(row));
     }
   }
 
@@ -528,7 +454,7 @@ export class Rows {
    * flight; calls issued meanwhile wait for it.
    */
   barrier<T>(op: () => Promise<T>): Promise<T> {
-    this.#writing.clear(); // a barrier may write any key
+    this.#tier?.otherWrite(); // a barrier may write any key
     return this.#order.barrier(op);
   }
 
