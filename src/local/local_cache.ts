@@ -28,7 +28,7 @@ export class LocalCache {
    */
   #oldest: Entry | undefined;
   #newest: Entry | undefined;
-  /** The sizes of the entries held, summed (see {@link sizeOf}). */
+  /** The sizes of the entries held, summed (see Entry.size). */
   #bytes = 0;
   #tick = 0;
   readonly #invalidatedAt = new Map<string, number>();
