@@ -358,9 +358,7 @@ export class Rows {
 
   async #set(row: RowWrite): Promise<void> {
     const tier = this.#tier;
-    // From now on a read of the key (one issued after this write, which joins its batch) must not be
-    // answered from memory with the value this write replaces.
-    const stamp = tier?.setStarting(row.id) ?? 0;
+    const stamp = tier?.setStarting() ?? 0;
     let landed = false;
     try {
       if (this.#options.batching) await this.#readsAndWrites.load({ write: row });

@@ -142,11 +142,12 @@ export class LocalTier {
   }
 
   /**
-   * A `set` of `id` starts (its statement is about to be sent): a read issued from now on must not be
-   * answered from memory with the value it replaces. Returns the stamp for {@link LocalTier.setLanded}.
+   * A `set` starts (its statement is about to be sent): the stamp {@link LocalTier.setEnded} checks other
+   * stores' writes heard meanwhile against. Nothing is dropped here: a read issued after the set never
+   * asks memory before it lands (it answers with the set's value, see {@link LocalTier.setOnItsWay}, or
+   * waits for it in issue order), and reads begun before it are refused when it ends.
    */
-  setStarting(id: string): number {
-    this.#cache.invalidate([id]);
+  setStarting(): number {
     return this.#cache.stamp();
   }
 

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import KeyvPostgres from '@keyv/postgres';
 import { expect } from 'chai';
 import Keyv from 'keyv';
-import DefaultExport, { ConnectionError, createKeyv, InvalidOptionError, PgStore, SchemaError } from '../../src/index.js';
-import { rejects } from '../helpers/assert.js';
-import { dropTables, sql, testUrl, uniqueTable } from '../helpers/db.js';
+import DefaultExport, { ConnectionError, createKeyv, InvalidOptionError, InvalidValueError, PgStore, SchemaError } from '../../src/index.js';
+import { manualClock, rejects } from '../helpers/assert.js';
+import { dropTables, sql, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
 import { processWarnings } from '../helpers/warnings.js';
 
@@ -97,16 +97,24 @@ describe('Adoption: failing loudly, migrating from @keyv/postgres, the Keyv-styl
 
     it('receives background failures instead of a process warning', async () => {
       const logger = recordingLogger();
-      const store = new PgStore({ uri: 'postgres://nobody@127.0.0.1:1/none', connectTimeout: '1s', logger });
+      const clock = manualClock();
+      const table = uniqueTable('cp_bg_logger');
+      const store = new PgStore({ uri: testUrl(), table, enableExpirationScan: false, clock, logger });
       try {
+        // A background refresh whose value cannot be stored (JSON has no BigInt): nobody awaits it.
+        let calls = 0;
+        const report = store.ext.early(async (): Promise<unknown> => (++calls === 1 ? 1 : 10n), { key: 'bg', ttl: '10m', earlyTtl: '1m' });
+        expect(await report()).to.equal(1);
+        clock.advance(120_000);
         const warnings = await processWarnings(async () => {
-          // The scan is the store's own background work: it starts once ready, so fail its first pass by hand.
-          await store.ext.cached(async () => 1, { key: 'bg', ttl: '1m' })().catch(() => {});
-          await rejects(store.clearExpired(), ConnectionError);
+          expect(await report()).to.equal(1); // served at once; the refresh runs behind it
+          await waitFor(() => logger.errors.length > 0, 5000, 'the background failure to be logged');
         });
+        expect(logger.errors[0]).to.be.instanceOf(InvalidValueError);
         expect(warnings.filter((w) => w.code === 'CACHE_POSTGRES_BACKGROUND_ERROR')).to.deep.equal([]);
       } finally {
         await store.disconnect();
+        await dropTables(table, `${table}_locks`);
       }
     });
   });
