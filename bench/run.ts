@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --url postgres://... --ops 20000 --rounds 5 --quick --only "name,other name"
- *                    --keys 100 --distribution uniform|zipf --seed N]
+ *                    --keys 100 --distribution uniform|zipf --seed N --progress --out file.json]
  *
  * The Python library's four scenarios (100 keys, 1 KiB values, 20 concurrent workers): read-heavy
  * (90% get / 10% set), write-heavy (10/90), an atomic counter on one key, and a stampede (20 callers,
@@ -18,7 +18,8 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -39,6 +40,10 @@ const { values: args } = parseArgs({
     distribution: { type: 'string', default: 'uniform' },
     seed: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    /** Print a `PROGRESS {json}` line after each measurement (the dashboard reads them). */
+    progress: { type: 'boolean', default: false },
+    /** Where to write the results, instead of bench/results/<time>.json. */
+    out: { type: 'string' },
     'memory-ops': { type: 'string', default: '1000000' },
     /** Internal: the child process that measures memory on its own. */
     'memory-only': { type: 'boolean', default: false },
@@ -262,6 +267,7 @@ function median(runs: Result[]): Result {
 /** Every scenario on every target, round after round; then the stampede once per target. */
 async function runAll(opened: Opened[], beforeRound: () => Promise<void>): Promise<Result[]> {
   const runs = new Map<string, Result[]>();
+  progress.total = opened.length * (ROUNDS * scenarios.length + 1);
   for (let round = 1; round <= ROUNDS; round++) {
     await beforeRound();
     // Each round starts with another target: the one measured right after the vacuum (or after the
@@ -277,6 +283,7 @@ async function runAll(opened: Opened[], beforeRound: () => Promise<void>): Promi
         const note = scenario.name.startsWith('counter') && !target.atomicIncr ? 'get-then-set, not atomic' : undefined;
         const key = `${target.name}\n${scenario.name}`;
         runs.set(key, [...(runs.get(key) ?? []), { target: target.name, scenario: scenario.name, ...measured, ...(note ? { note } : {}) }]);
+        stepDone(target.name, scenario.name);
       }
     }
     console.log(`round ${round} of ${ROUNDS} done`);
@@ -289,6 +296,7 @@ async function runAll(opened: Opened[], beforeRound: () => Promise<void>): Promi
       ...(await stampede(ops)),
       ...(target.stampedeSafe ? {} : { note: 'naive get-then-set' }),
     });
+    stepDone(target.name, 'stampede');
   }
   return results;
 }
@@ -334,6 +342,13 @@ async function memoryInChild(url: string): Promise<Awaited<ReturnType<typeof mem
   const line = stdout.split('\n').find((l) => l.startsWith('MEMORY '));
   if (!line) throw new Error(`the memory child printed no result:\n${stdout}`);
   return JSON.parse(line.slice('MEMORY '.length));
+}
+
+/** Measurements done and to do, for `--progress`. */
+const progress = { done: 0, total: 0 };
+function stepDone(target: string, scenario: string): void {
+  progress.done++;
+  if (args.progress) console.log(`PROGRESS ${JSON.stringify({ ...progress, target, scenario })}`);
 }
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -392,8 +407,8 @@ async function main() {
       );
     }
     mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-    const file = new URL(`./results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url);
-    writeFileSync(file, JSON.stringify({ seed: SEED, keys: KEYS, distribution: DISTRIBUTION, rounds: ROUNDS, postgres: version, source: database.source, node: process.version, cores: os.cpus().length, results: all, skipped, memory: mem }, null, 2));
+    const file = args.out ? pathToFileURL(path.resolve(args.out)) : new URL(`./results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url);
+    writeFileSync(file, JSON.stringify({ finishedAt: new Date().toISOString(), ops: OPS, seed: SEED, keys: KEYS, distribution: DISTRIBUTION, rounds: ROUNDS, postgres: version, source: database.source, node: process.version, cores: os.cpus().length, results: all, skipped, memory: mem }, null, 2));
     console.log(`\nWritten to ${file.pathname}`);
   } finally {
     await client.end();

@@ -1,0 +1,241 @@
+// The dashboard's page script: plain browser JavaScript, no build step. Every call goes to the server's
+// JSON API; a refused request (4xx) shows the server's message at the top of the page.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const messageBox = $('message');
+
+function show(text, ok = false) {
+  messageBox.textContent = text;
+  messageBox.className = ok ? 'ok' : '';
+  messageBox.hidden = false;
+}
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) {
+    show(`${response.status}: ${data.error}`);
+    throw new Error(data.error);
+  }
+  return data;
+}
+
+/** Runs `work` with `button` disabled; errors are already shown by api(). */
+async function busy(button, work) {
+  button.disabled = true;
+  try {
+    await work();
+  } catch {
+    // shown
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function row(tbody, cells, first = true) {
+  const tr = document.createElement('tr');
+  for (const cell of cells) {
+    const td = document.createElement('td');
+    td.textContent = String(cell);
+    tr.append(td);
+  }
+  if (first) tbody.prepend(tr);
+  else tbody.append(tr);
+  return tr;
+}
+
+const numberOf = (input) => (input.value.trim() === '' ? NaN : Number(input.value));
+const fmt = (n) => (typeof n === 'number' ? n.toLocaleString('en-US', { maximumFractionDigits: 1 }) : n);
+const LABELS = { naive: 'Keyv get-then-set', getOrSet: 'ext.getOrSet', wrap: 'createPgCache().wrap', atomic: 'ext.incr' };
+
+// Stampede
+$('stampede-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const button = event.submitter;
+  const mode = button.dataset.mode;
+  const run = `${mode}-${Date.now()}`;
+  busy(button, async () => {
+    const live = setInterval(async () => {
+      const { factoryCalls } = await fetch(`/api/stampede/live?run=${run}`).then((r) => r.json());
+      if (typeof factoryCalls === 'number') $('stampede-live').textContent = factoryCalls;
+    }, 50);
+    try {
+      const r = await api('POST', '/api/stampede', { count: numberOf($('stampede-count')), mode, run });
+      $('stampede-live').textContent = r.factoryCalls;
+      const tr = row($('stampede-results'), [LABELS[mode], r.count, r.factoryCalls, r.distinctValues, r.ms]);
+      tr.dataset.mode = mode;
+      tr.children[2].className = r.factoryCalls === 1 ? 'good' : 'bad';
+    } finally {
+      clearInterval(live);
+    }
+  });
+});
+
+// Tags
+async function refreshTags() {
+  const { entries } = await api('GET', '/api/tags');
+  const tbody = $('tags-list');
+  tbody.replaceChildren();
+  for (const e of entries) {
+    const tr = row(tbody, [e.key, e.tags.join(', '), e.ttlMs === null ? 'never' : `${Math.round(e.ttlMs / 1000)} s`], false);
+    tr.dataset.key = e.key;
+  }
+}
+$('tags-set-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  busy(event.submitter, async () => {
+    await api('POST', '/api/tags/set', { key: $('tags-key').value, tags: $('tags-tags').value, value: $('tags-value').value });
+    await refreshTags();
+  });
+});
+$('tags-invalidate-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  busy(event.submitter, async () => {
+    const r = await api('POST', '/api/tags/invalidate', { tags: $('tags-invalidate-tags').value, match: $('tags-match').value });
+    $('tags-deleted').textContent = `${r.deleted} deleted`;
+    await refreshTags();
+  });
+});
+
+// Failover
+$('failover-down').addEventListener('change', (event) => {
+  api('POST', '/api/failover/outage', { down: event.target.checked }).catch(() => {});
+});
+$('failover-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  busy(event.submitter, async () => {
+    const r = await api('POST', '/api/failover/fetch', { city: $('failover-city').value });
+    const out = $('failover-result');
+    out.dataset.source = r.source;
+    if (r.source === 'error') {
+      out.textContent = `error: ${r.error} (nothing retained to serve)`;
+      out.className = 'bad';
+      return;
+    }
+    const age = `${(r.ageMs / 1000).toFixed(1)} s old`;
+    const what = { downstream: 'fresh from the service', cache: 'from the cache', stale: `STALE (expired ${(r.expiredMsAgo / 1000).toFixed(1)} s ago), served during the outage` }[r.source];
+    out.textContent = `${r.value.city}: ${r.value.tempC} °C, ${what}, ${age}`;
+    out.className = r.source === 'stale' ? 'bad' : 'good';
+  });
+});
+
+// Counters
+$('counters-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const mode = event.submitter.dataset.mode;
+  busy(event.submitter, async () => {
+    const r = await api('POST', '/api/counters', { count: numberOf($('counters-count')), mode });
+    const tr = row($('counters-results'), [LABELS[mode], r.expected, r.total, r.lost, r.ms]);
+    tr.dataset.mode = mode;
+    tr.children[3].className = r.lost === 0 ? 'good' : 'bad';
+  });
+});
+
+// Locks
+for (const button of document.querySelectorAll('#locks-panel button')) {
+  button.addEventListener('click', () => {
+    const { worker, action } = button.dataset;
+    busy(button, () => api('POST', `/api/locks/${action}`, { worker: Number(worker) }).then(refreshLocks));
+  });
+}
+async function refreshLocks() {
+  const s = await api('GET', '/api/locks');
+  const holder = s.holder ? `held by worker ${s.holder.worker}, fencing token ${s.holder.token}` : 'free';
+  const lease = s.leaseEndsInMs === null ? '' : `, lease ends in ${(s.leaseEndsInMs / 1000).toFixed(1)} s`;
+  const waiting = s.waiting.length ? `; waiting: worker ${s.waiting.join(', ')}` : '';
+  $('locks-state').textContent = `${s.locked ? 'locked' : 'unlocked'}: ${holder}${lease}${waiting}`;
+  const log = $('locks-log');
+  log.replaceChildren(...s.log.map((e) => Object.assign(document.createElement('li'), { textContent: `${new Date(e.at).toLocaleTimeString()} ${e.text}` })));
+}
+
+// Local tier
+$('local-run').addEventListener('click', (event) => {
+  busy(event.target, async () => {
+    const r = await api('POST', '/api/local/run');
+    const out = $('local-result');
+    out.dataset.invalidatedAfterMs = r.invalidatedAfterMs ?? '';
+    out.textContent =
+      r.invalidatedAfterMs === null
+        ? `A still read "${r.first}" after 5 s: its copy was not invalidated`
+        : `A read "${r.first}"${r.servedFromMemory ? ' from memory' : ''}; B wrote; A read "${r.after}" ${r.invalidatedAfterMs} ms after B's write was acknowledged (${r.readsUntilSeen} reads).`;
+  });
+});
+
+// Live stats
+async function refreshStats() {
+  const s = await fetch('/api/stats').then((r) => r.json());
+  if (s.error) return;
+  for (const field of ['hits', 'misses', 'localHits', 'staleServed', 'factoryCalls', 'expiredDeleted']) $(`stat-${field}`).textContent = fmt(s[field]);
+  $('stat-rows').textContent = `${fmt(s.rows)} (${fmt(s.liveRows)})`;
+  $('stat-bytes').textContent = `${fmt(s.bytes / 1024)} KiB`;
+}
+
+// Benchmark
+const charts = {};
+function chart(id, title, labels, datasets) {
+  charts[id]?.destroy();
+  charts[id] = new Chart($(id), {
+    type: 'bar',
+    data: { labels, datasets },
+    options: { animation: false, maintainAspectRatio: false, plugins: { title: { display: true, text: title } } },
+  });
+}
+const COLORS = ['#1d3557', '#457b9d', '#a8dadc', '#2a9d8f', '#e9c46a', '#e63946', '#8d99ae'];
+function drawBench(last) {
+  if (!last) return;
+  const measured = last.results.filter((r) => !r.scenario.startsWith('stampede'));
+  const scenarios = [...new Set(measured.map((r) => r.scenario))];
+  const targets = [...new Set(measured.map((r) => r.target))];
+  const dataset = (field) =>
+    targets.map((target, i) => ({
+      label: target,
+      backgroundColor: COLORS[i % COLORS.length],
+      data: scenarios.map((s) => measured.find((r) => r.target === target && r.scenario === s)?.[field] ?? null),
+    }));
+  chart('bench-ops-chart', 'ops/s (higher is better)', scenarios, dataset('opsPerSec'));
+  chart('bench-latency-chart', 'p50 latency, ms (lower is better)', scenarios, dataset('p50Ms'));
+  const tbody = $('bench-results');
+  tbody.replaceChildren();
+  for (const r of last.results) row(tbody, [r.target, r.scenario, fmt(r.opsPerSec), fmt(r.p50Ms), fmt(r.p99Ms), r.factoryCalls ?? ''], false);
+  const skipped = Object.entries(last.skipped ?? {}).map(([t, why]) => `${t} ${why}`);
+  $('bench-status').textContent = `last run ${last.finishedAt ?? ''}: ${fmt(last.ops)} operations per scenario, PostgreSQL ${last.postgres}, seed ${last.seed}${skipped.length ? `; ${skipped.join('; ')}` : ''}`;
+  $('bench-panel').dataset.finishedAt = last.finishedAt ?? '';
+}
+let benchTimer;
+async function refreshBench() {
+  const s = await api('GET', '/api/bench');
+  const bar = $('bench-progress');
+  $('bench-start').disabled = s.running;
+  if (s.running) {
+    bar.hidden = false;
+    bar.max = Math.max(1, s.total);
+    bar.value = s.done;
+    $('bench-status').textContent = `running: ${s.done} of ${s.total || '?'} measurements${s.current ? ` (${s.current})` : ''}`;
+    benchTimer ??= setInterval(refreshBench, 500);
+    return;
+  }
+  bar.hidden = true;
+  clearInterval(benchTimer);
+  benchTimer = undefined;
+  if (s.error) show(s.error);
+  drawBench(s.last);
+}
+$('bench-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  busy(event.submitter, async () => {
+    await api('POST', '/api/bench/start', { ops: numberOf($('bench-ops')) });
+    await refreshBench();
+  });
+});
+
+refreshStats();
+setInterval(refreshStats, 1000);
+setInterval(() => refreshLocks().catch(() => {}), 500);
+refreshTags().catch(() => {});
+refreshLocks().catch(() => {});
+refreshBench().catch(() => {});

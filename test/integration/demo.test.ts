@@ -1,0 +1,143 @@
+/**
+ * The dashboard as a process: it starts on the configured database or on embedded PostgreSQL, refuses
+ * bad input with a 4xx and a message (never a 500 or a stack), and Ctrl-C stops everything it started.
+ * The page itself is tested in a real browser in test/browser/dashboard.test.ts.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { expect } from 'chai';
+import { dropTables, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
+import { alive, DEMO_MAIN, descendants, type RunningDemo, startDemo } from '../helpers/demo.js';
+
+describe('npm run demo (the dashboard server)', function () {
+  this.timeout(120_000);
+
+  describe('on the test database', () => {
+    const table = uniqueTable('demo');
+    let demo: RunningDemo;
+    before(async () => {
+      demo = await startDemo({ args: ['--table', table], env: { ...process.env, DATABASE_URL: testUrl() } });
+    });
+    after(async () => {
+      demo?.child.kill('SIGTERM');
+      await demo?.exited;
+      await dropTables(table, `${table}_locks`);
+    });
+
+    const post = async (path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) => {
+      const response = await fetch(demo.url + path, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+
+    const refused: Array<[string, string, unknown, number, RegExp]> = [
+      ['an empty key', '/api/tags/set', { key: '', tags: 'a' }, 400, /"key" must be a non-empty string/],
+      ['a blank key', '/api/tags/set', { key: '   ', tags: 'a' }, 400, /"key" must be a non-empty string/],
+      ['no tags', '/api/tags/set', { key: 'k', tags: ' , ' }, 400, /"tags" must name at least one entry/],
+      ['a huge value', '/api/tags/set', { key: 'k', tags: 'a', value: 'x'.repeat(100_000) }, 400, /"value" is 100000 characters long; at most 65536/],
+      ['a negative count', '/api/counters', { count: -5 }, 400, /"count" must be a whole number from 1 to 10000, got -5/],
+      ['a fractional count', '/api/stampede', { count: 2.5, run: 'r1' }, 400, /"count" must be a whole number from 2 to 200/],
+      ['a count as a string', '/api/counters', { count: '10' }, 400, /"count" must be a whole number/],
+      ['an unknown mode', '/api/stampede', { mode: 'fast', run: 'r1' }, 400, /"mode" must be one of naive, getOrSet, wrap/],
+      ['a run id with spaces', '/api/stampede', { run: 'a b' }, 400, /"run" must be 1 to 40 letters/],
+      ['worker 3', '/api/locks/acquire', { worker: 3 }, 400, /"worker" must be a whole number from 1 to 2, got 3/],
+      ['an outage that is not a boolean', '/api/failover/outage', { down: 'yes' }, 400, /"down" must be true or false/],
+      ['a benchmark of 10 operations', '/api/bench/start', { ops: 10 }, 400, /"ops" must be a whole number from 100 to 20000/],
+      ['a JSON array body', '/api/counters', [1], 400, /must be a JSON object/],
+      ['a key over the library limit', '/api/tags/set', { key: 'k'.repeat(200), tags: 'a'.repeat(101) }, 400, /"tags" has an entry of 101 characters/],
+    ];
+    for (const [what, path, body, status, message] of refused) {
+      it(`refuses ${what} with ${status} and a message`, async () => {
+        const response = await post(path, body);
+        expect(response.status).to.equal(status);
+        expect(String(response.body['error'])).to.match(message);
+      });
+    }
+
+    it('refuses a body that is not JSON, or not sent as JSON, or too large', async () => {
+      expect((await post('/api/counters', '{count: 1')).status).to.equal(400);
+      expect((await post('/api/counters', 'count=1', { 'content-type': 'application/x-www-form-urlencoded' })).status).to.equal(415);
+      const huge = await post('/api/tags/set', { key: 'k', tags: 'a', value: 'x'.repeat(300_000) });
+      expect(huge.status).to.equal(413);
+      expect(String(huge.body['error'])).to.match(/at most 262144 are accepted/);
+    });
+
+    it('answers an unknown path with 404 and a wrong method with 405', async () => {
+      expect((await fetch(`${demo.url}/api/nothing`)).status).to.equal(404);
+      const wrong = await fetch(`${demo.url}/api/counters`);
+      expect(wrong.status).to.equal(405);
+      expect(((await wrong.json()) as { error: string }).error).to.equal('GET is not allowed on /api/counters.');
+    });
+
+    it('serves the page and Chart.js from this server (no CDN)', async () => {
+      const page = await (await fetch(`${demo.url}/`)).text();
+      const sources = [...page.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+      expect(sources).to.include('/vendor/chart.umd.min.js');
+      for (const source of sources) {
+        expect(source.startsWith('/'), `${source} is not served locally`).to.equal(true);
+        expect((await fetch(demo.url + source)).status, source).to.equal(200);
+      }
+    });
+
+    it('printed no stack trace for any of it', () => {
+      expect(demo.output()).not.to.match(/\n\s+at /);
+    });
+  });
+
+  it('on Ctrl-C (SIGINT to its process group, embedded PostgreSQL included) stops its workers, stores and database and exits 0', async () => {
+    // No DATABASE_URL: the first contact of a new user, on embedded PostgreSQL.
+    const env = { ...process.env };
+    delete env['DATABASE_URL'];
+    delete env['PG_URL'];
+    const demo = await startDemo({ env, detached: true });
+    const children = descendants(demo.child.pid!);
+    expect(children.length, 'workers and PostgreSQL run as children').to.be.at.least(3);
+    expect(demo.output()).to.match(/database: embedded/);
+    const dataDir = /-D (\S+)/.exec(spawnSync('ps', ['-o', 'args=', '-p', children.join(',')], { encoding: 'utf8' }).stdout)?.[1];
+    process.kill(-demo.child.pid!, 'SIGINT');
+    expect(await demo.exited).to.equal(0);
+    await waitFor(() => children.every((pid) => !alive(pid)), 10_000, 'every child process to exit');
+    expect(demo.output()).to.match(/stopped: workers, stores and database are gone/);
+    expect(demo.output()).not.to.match(/cache error|Warning/);
+    if (dataDir) expect(existsSync(dataDir), `${dataDir} removed`).to.equal(false);
+  });
+
+  it('on SIGTERM to the server alone stops its children too', async () => {
+    const demo = await startDemo({ env: { ...process.env, DATABASE_URL: testUrl() } });
+    const children = descendants(demo.child.pid!);
+    expect(children.length).to.be.at.least(2);
+    demo.child.kill('SIGTERM');
+    expect(await demo.exited).to.equal(0);
+    await waitFor(() => children.every((pid) => !alive(pid)), 10_000, 'every worker to exit');
+  });
+
+  const badArguments: Array<[string[], RegExp]> = [
+    [['--port=-1'], /The port must be a whole number from 0 to 65535 \(0: any free port\), got "-1"/],
+    [['--port', 'abc'], /The port must be a whole number from 0 to 65535/],
+    [['--port', '-1'], /Option '--port' argument is ambiguous[\s\S]*usage: npm run demo/],
+    [['--bogus'], /Unknown option '--bogus'[\s\S]*usage: npm run demo/],
+  ];
+  it('refuses a PORT variable that is not a port', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', DEMO_MAIN], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, PORT: '80a' } });
+    expect(result.status, result.stderr).to.equal(2);
+    expect(result.stderr).to.match(/got "80a"/);
+  });
+  for (const [argv, message] of badArguments) {
+    it(`refuses ${argv.join(' ')} with a message and exit code 2, before starting anything`, () => {
+      const result = spawnSync(process.execPath, ['--import', 'tsx', DEMO_MAIN, ...argv], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, PORT: '' } });
+      expect(result.status, result.stderr).to.equal(2);
+      expect(result.stderr).to.match(message);
+      expect(result.stderr).not.to.match(/\n\s+at /);
+      expect(result.stdout).not.to.match(/\[db\]/);
+    });
+  }
+
+  it('--console runs the console walk-through', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', DEMO_MAIN, '--console'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, DATABASE_URL: testUrl() },
+    });
+    expect(result.status, result.stderr).to.equal(0);
+    expect(result.stdout).to.match(/getOrSet x5 +-> report #1 \(factory ran 1 time\)/);
+  });
+});
