@@ -43,7 +43,7 @@ export async function readJson(req: IncomingMessage): Promise<Body> {
 
 /** A whole number in [min, max]; `fallback` when absent. */
 export function intField(body: Body, name: string, min: number, max: number, fallback?: number): number {
-  const value = body[name] ?? fallback;
+  const value = body[name] === undefined ? fallback : body[name];
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
     throw new HttpError(400, `"${name}" must be a whole number from ${min} to ${max}${value === undefined ? '' : `, got ${JSON.stringify(value)}`}.`);
   }
@@ -52,7 +52,7 @@ export function intField(body: Body, name: string, min: number, max: number, fal
 
 /** A non-empty string of at most `max` characters; `fallback` when absent. */
 export function stringField(body: Body, name: string, max: number, fallback?: string): string {
-  const value = body[name] ?? fallback;
+  const value = body[name] === undefined ? fallback : body[name];
   if (typeof value !== 'string' || value.trim() === '') throw new HttpError(400, `"${name}" must be a non-empty string.`);
   if (value.length > max) throw new HttpError(400, `"${name}" is ${value.length} characters long; at most ${max} are allowed.`);
   return value;
@@ -60,7 +60,7 @@ export function stringField(body: Body, name: string, max: number, fallback?: st
 
 /** One of `allowed`; `fallback` when absent. */
 export function oneOf<T extends string>(body: Body, name: string, allowed: readonly T[], fallback?: T): T {
-  const value = body[name] ?? fallback;
+  const value = body[name] === undefined ? fallback : body[name];
   if (!allowed.includes(value as T)) throw new HttpError(400, `"${name}" must be one of ${allowed.join(', ')}.`);
   return value as T;
 }

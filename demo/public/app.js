@@ -5,11 +5,16 @@
 const $ = (id) => document.getElementById(id);
 const messageBox = $('message');
 
+let messageTimer;
+/** Shows a message at the top of the page for 10 s (a click dismisses it). */
 function show(text, ok = false) {
   messageBox.textContent = text;
   messageBox.className = ok ? 'ok' : '';
   messageBox.hidden = false;
+  clearTimeout(messageTimer);
+  messageTimer = setTimeout(() => (messageBox.hidden = true), 10_000);
 }
+messageBox.addEventListener('click', () => (messageBox.hidden = true));
 
 async function api(method, path, body) {
   const response = await fetch(path, {
@@ -60,9 +65,11 @@ $('stampede-form').addEventListener('submit', (event) => {
   const mode = button.dataset.mode;
   const run = `${mode}-${Date.now()}`;
   busy(button, async () => {
+    let done = false;
+    $('stampede-live').textContent = '0';
     const live = setInterval(async () => {
       const { factoryCalls } = await fetch(`/api/stampede/live?run=${run}`).then((r) => r.json());
-      if (typeof factoryCalls === 'number') $('stampede-live').textContent = factoryCalls;
+      if (!done && typeof factoryCalls === 'number') $('stampede-live').textContent = factoryCalls;
     }, 50);
     try {
       const r = await api('POST', '/api/stampede', { count: numberOf($('stampede-count')), mode, run });
@@ -71,6 +78,7 @@ $('stampede-form').addEventListener('submit', (event) => {
       tr.dataset.mode = mode;
       tr.children[2].className = r.factoryCalls === 1 ? 'good' : 'bad';
     } finally {
+      done = true;
       clearInterval(live);
     }
   });
@@ -201,7 +209,7 @@ function drawBench(last) {
   chart('bench-latency-chart', 'p50 latency, ms (lower is better)', scenarios, dataset('p50Ms'));
   const tbody = $('bench-results');
   tbody.replaceChildren();
-  for (const r of last.results) row(tbody, [r.target, r.scenario, fmt(r.opsPerSec), fmt(r.p50Ms), fmt(r.p99Ms), r.factoryCalls ?? ''], false);
+  for (const r of last.results) row(tbody, [r.target, r.scenario, fmt(r.opsPerSec), fmt(r.p50Ms), fmt(r.p99Ms), r.factoryCalls ?? '', r.note ?? ''], false);
   const skipped = Object.entries(last.skipped ?? {}).map(([t, why]) => `${t} ${why}`);
   $('bench-status').textContent = `last run ${last.finishedAt ?? ''}: ${fmt(last.ops)} operations per scenario, PostgreSQL ${last.postgres}, seed ${last.seed}${skipped.length ? `; ${skipped.join('; ')}` : ''}`;
   $('bench-panel').dataset.finishedAt = last.finishedAt ?? '';

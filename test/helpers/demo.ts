@@ -1,51 +1,7 @@
-/**
- * Starts the dashboard (`demo/main.ts`) as a real child process, the way `npm run demo` does, and waits
- * for the URL it prints.
- */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+/** The dashboard as a child process (demo/launch.ts), and what a test needs to see its processes. */
+import { execFileSync } from 'node:child_process';
 
-export const DEMO_MAIN = fileURLToPath(new URL('../../demo/main.ts', import.meta.url));
-
-export interface RunningDemo {
-  readonly url: string;
-  readonly child: ChildProcess;
-  /** Everything it printed so far (stdout and stderr). */
-  output(): string;
-  /** Resolves with the exit code (or signal) once it has exited. */
-  readonly exited: Promise<number | string>;
-}
-
-export async function startDemo(options: { args?: string[]; env?: NodeJS.ProcessEnv; detached?: boolean; timeoutMs?: number } = {}): Promise<RunningDemo> {
-  const child = spawn(process.execPath, ['--import', 'tsx', DEMO_MAIN, '--port', '0', ...(options.args ?? [])], {
-    env: options.env ?? process.env,
-    detached: options.detached ?? false,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => void (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => void (output += chunk.toString()));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the dashboard printed no URL within ${options.timeoutMs ?? 60_000} ms:\n${output}`));
-    }, options.timeoutMs ?? 60_000);
-    const look = () => {
-      const match = /open (http:\/\/\S+?)\/? /.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    };
-    child.stdout!.on('data', look);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`the dashboard exited (${code}) before printing its URL:\n${output}`));
-    });
-  });
-  return { url, child, output: () => output, exited };
-}
+export { DEMO_MAIN, type RunningDemo, startDemo } from '../../demo/launch.js';
 
 /** The pids of `pid`'s child processes, and theirs (from ps). */
 export function descendants(pid: number): number[] {

@@ -37,6 +37,7 @@ describe('npm run demo (the dashboard server)', function () {
       ['a negative count', '/api/counters', { count: -5 }, 400, /"count" must be a whole number from 1 to 10000, got -5/],
       ['a fractional count', '/api/stampede', { count: 2.5, run: 'r1' }, 400, /"count" must be a whole number from 2 to 200/],
       ['a count as a string', '/api/counters', { count: '10' }, 400, /"count" must be a whole number/],
+      ['a null count (an empty field on the page)', '/api/counters', { count: null }, 400, /"count" must be a whole number from 1 to 10000, got null/],
       ['an unknown mode', '/api/stampede', { mode: 'fast', run: 'r1' }, 400, /"mode" must be one of naive, getOrSet, wrap/],
       ['a run id with spaces', '/api/stampede', { run: 'a b' }, 400, /"run" must be 1 to 40 letters/],
       ['worker 3', '/api/locks/acquire', { worker: 3 }, 400, /"worker" must be a whole number from 1 to 2, got 3/],
