@@ -87,10 +87,12 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 /** The library's input errors are the caller's fault: 400 with their message. */
 const INPUT_ERRORS = [InvalidKeyError, InvalidValueError, InvalidOptionError, InvalidDurationError, ValueTooLargeError];
 
+export const isInputError = (error: unknown): boolean => INPUT_ERRORS.some((type) => error instanceof type);
+
 /** What a failure becomes on the wire: 4xx for bad input, 503 for the database, 500 otherwise; never a stack. */
 export function errorResponse(error: unknown): { status: number; body: { error: string; code?: string } } {
   if (error instanceof HttpError) return { status: error.status, body: { error: error.message } };
-  if (INPUT_ERRORS.some((type) => error instanceof type)) {
+  if (isInputError(error)) {
     const { message, code } = error as CachePostgresError;
     return { status: 400, body: { error: message, code } };
   }

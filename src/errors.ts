@@ -213,6 +213,21 @@ export class ValueTooLargeError extends CachePostgresError {
   }
 }
 
+/**
+ * True for the errors that mean the call itself was wrong (a bad key, value, option or duration, a value
+ * over its limit, a closed store): a fallback (failover, grace) must never hide them as an outage.
+ */
+export function isCallerError(error: unknown): boolean {
+  return (
+    error instanceof InvalidKeyError ||
+    error instanceof InvalidValueError ||
+    error instanceof InvalidOptionError ||
+    error instanceof InvalidDurationError ||
+    error instanceof ValueTooLargeError ||
+    error instanceof StoreClosedError
+  );
+}
+
 /** Every error class by code, for `err instanceof errors.E_INVALID_KEY` checks. */
 export const errors = {
   E_INVALID_OPTION: InvalidOptionError,

@@ -3,7 +3,7 @@
  * value is served stale (with its age); a city never fetched has nothing retained and gets the error.
  */
 import type { PgStore } from 'cache-postgres';
-import { HttpError, stringField } from '../http.js';
+import { HttpError, isInputError, stringField } from '../http.js';
 import type { Routes } from '../context.js';
 
 interface Weather {
@@ -55,6 +55,7 @@ export function failoverRoutes(): Routes {
         const source = stale ? 'stale' : downstreamCalls > before ? 'downstream' : 'cache';
         return { down, source, value, ageMs: Date.now() - value.fetchedAt, ...(stale ?? {}) };
       } catch (error) {
+        if (isInputError(error)) throw error; // a bad city: 400
         // The downstream failure itself, with nothing retained to serve: shown on the page, not a server error.
         return { down, source: 'error', error: (error as Error).message };
       } finally {

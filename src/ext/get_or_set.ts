@@ -1,6 +1,6 @@
 import { isoNow, type StoreContext } from '../context.js';
 import { type Duration, MAX_WAIT_MS } from '../duration.js';
-import { FactoryTimeoutError, InvalidOptionError, InvalidValueError, LockTimeoutError, QueryError } from '../errors.js';
+import { FactoryTimeoutError, InvalidOptionError, InvalidValueError, LockTimeoutError, QueryError, isCallerError } from '../errors.js';
 import { validateKey } from '../keys.js';
 import { bytesOf } from '../sql.js';
 import { checkRetention, getEntry, setEntry, staleEntry } from './entries.js';
@@ -171,7 +171,8 @@ export class GetOrSet {
       this.#backoff.delete(key);
       return value;
     } catch (error) {
-      if (!call.grace) throw error;
+      // A caller error (a value that cannot be stored, a closed store) is a bug to report, not an outage to ride out.
+      if (!call.grace || isCallerError(error)) throw error;
       const stale = await staleEntry(this.#context, key, call.grace.maxStaleMs);
       if (!stale) throw error;
       this.#backoff.set(key, options.clock() + call.grace.backoffMs);

@@ -1,6 +1,7 @@
 import type { StoreContext } from '../context.js';
 import type { Duration } from '../duration.js';
-import { InvalidOptionError, InvalidValueError } from '../errors.js';
+import { InvalidOptionError, InvalidValueError, isCallerError } from '../errors.js';
+import { validateKey } from '../keys.js';
 import { Payload, type PayloadOptions } from '../serialization.js';
 import { duration } from './entry_options.js';
 import { checkRetention, getEntryWithExpiry, setEntry, staleEntry } from './entries.js';
@@ -102,10 +103,12 @@ export class Wrappers {
     const cachedRun = this.cachedRunner<A, R>(cachedOptions);
     const payload = new Payload(cachedOptions);
     return async (args: A, compute: () => R | Promise<R>): Promise<R> => {
+      // A key the arguments make invalid is the caller's error, found before anything runs, never an outage.
+      validateKey(renderKey(cachedOptions.key, args));
       try {
         return await cachedRun(args, compute);
       } catch (error) {
-        if (!matches(error)) throw error;
+        if (isCallerError(error) || !matches(error)) throw error;
         const entryKey = renderKey(cachedOptions.key, args);
         const stale = await staleEntry(this.#context, entryKey, maxStaleMs);
         if (!stale) throw error;

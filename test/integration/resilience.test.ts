@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { FactoryTimeoutError, InvalidOptionError, InvalidValueError, PgStore, ValueTooLargeError } from '../../src/index.js';
+import { FactoryTimeoutError, InvalidKeyError, InvalidOptionError, InvalidValueError, PgStore, ValueTooLargeError } from '../../src/index.js';
 import { manualClock, rejects } from '../helpers/assert.js';
 import { testUrl, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
@@ -106,6 +106,21 @@ describe('resilience: wrappers, timeouts, grace, serializers, events', () => {
       }, { key: 'bug', errors: (error) => error instanceof DownstreamError, maxStale: '1h' });
       await rejects(flaky(), TypeError, /a bug/);
     });
+
+    it("falls back on the function's failures only: a key the arguments make invalid is the caller's InvalidKeyError, the function not called", async () => {
+      const store = fx.make({ retainExpiredFor: '1h' });
+      let calls = 0;
+      // Default `errors` (every error): an invalid key must still not count as an outage of the function.
+      const weather = store.ext.failover(async (city: string) => {
+        calls++;
+        return city;
+      }, { key: 'weather:{0}', ttl: '1m', maxStale: '1h' });
+      await rejects(weather('a\u0000b'), InvalidKeyError, /NUL/);
+      await rejects(weather('x'.repeat(500)), InvalidKeyError);
+      await rejects(store.ext.failover(async () => 1, { key: 'w:{0.missing}', maxStale: '1h' })(), InvalidValueError, /no value for \{0.missing\}/);
+      expect(calls).to.equal(0);
+      expect(await fx.ids()).to.deep.equal([]);
+    });
   });
 
   describe('early', () => {
@@ -173,6 +188,15 @@ describe('resilience: wrappers, timeouts, grace, serializers, events', () => {
       }, { hardTimeout: 30 }), FactoryTimeoutError, /within 30 ms/);
       await waitFor(async () => (await store.ext.getString('hard')) === 'late', 5000, 'the late value');
       expect(errors).to.deep.equal([]);
+    });
+
+    it('grace never hides a caller error as a failure: a factory value that cannot be stored is an InvalidValueError', async () => {
+      const clock = manualClock();
+      const store = fx.make({ clock, retainExpiredFor: '1h' });
+      await store.ext.set('graced-bad', 'last good', { absoluteExpirationRelative: '1m' });
+      clock.advance(90_000);
+      const unstorable = async () => 42 as unknown as string; // not bytes nor a string: the caller's bug
+      await rejects(store.ext.getOrSet('graced-bad', unstorable, { grace: { maxStale: '1h' } }), InvalidValueError);
     });
 
     it('grace: serves the stale value when the factory fails, then backs off before calling it again', async () => {
