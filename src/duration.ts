@@ -1,4 +1,4 @@
-import { CachePostgresError, InvalidDurationError, InvalidOptionError } from './errors.js';
+import { CachePostgresError, InvalidDurationError, InvalidOptionError, show } from './errors.js';
 
 /**
  * A span of time: milliseconds as a number, or a string of number+unit parts such as
@@ -61,7 +61,7 @@ function parse(input: unknown, what: string): number {
       if (Number.isFinite(total)) return total;
     }
     const hint = /^\d+(?:\.\d+)?$/.test(text) ? ' A string needs a unit; pass a number for milliseconds.' : '';
-    throw new InvalidDurationError(`Invalid duration for ${what}: ${JSON.stringify(input)}.${hint} ${ALLOWED}`);
+    throw new InvalidDurationError(`Invalid duration for ${what}: ${show(input)}.${hint} ${ALLOWED}`);
   }
   throw new InvalidDurationError(
     `Invalid duration for ${what}: expected a number or a string, got ${input === null ? 'null' : typeof input}. ${ALLOWED}`,

@@ -6,6 +6,20 @@
  */
 
 /** Base class of every error thrown by cache-postgres. */
+/**
+ * A value as an error message shows it: JSON where it can be (strings quoted), else something readable.
+ * A BigInt, a Symbol, a function or a circular object must never turn the error into a TypeError.
+ */
+export function show(value: unknown): string {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'symbol' || typeof value === 'function') return String(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
 export class CachePostgresError extends Error {
   /** A stable, machine-readable code such as `E_INVALID_KEY`. */
   readonly code: string;
@@ -150,7 +164,7 @@ export class NotACounterError extends CachePostgresError {
   static readonly code = 'E_NOT_A_COUNTER';
   readonly key: string;
   constructor(key: string, cause: unknown) {
-    super(NotACounterError.code, `The value of ${JSON.stringify(key)} is not a decimal integer, so it cannot be incremented; it was left unchanged.`, { cause });
+    super(NotACounterError.code, `The value of ${show(key)} is not a decimal integer, so it cannot be incremented; it was left unchanged.`, { cause });
     this.key = key;
   }
 }
@@ -160,7 +174,7 @@ export class CounterOverflowError extends CachePostgresError {
   static readonly code = 'E_COUNTER_OVERFLOW';
   readonly key: string;
   constructor(key: string, cause: unknown) {
-    super(CounterOverflowError.code, `Incrementing ${JSON.stringify(key)} would leave the 64-bit signed integer range; it was left unchanged.`, { cause });
+    super(CounterOverflowError.code, `Incrementing ${show(key)} would leave the 64-bit signed integer range; it was left unchanged.`, { cause });
     this.key = key;
   }
 }
@@ -171,7 +185,7 @@ export class LockTimeoutError extends CachePostgresError {
   /** The lock name, or the cache key for getOrSet. */
   readonly lockName: string;
   constructor(name: string, waitedMs: number, what = 'lock', options?: { cause?: unknown }) {
-    super(LockTimeoutError.code, `Timed out after ${Math.round(waitedMs)} ms waiting for the ${what} ${JSON.stringify(name)}.`, options);
+    super(LockTimeoutError.code, `Timed out after ${Math.round(waitedMs)} ms waiting for the ${what} ${show(name)}.`, options);
     this.lockName = name;
   }
 }
@@ -184,7 +198,7 @@ export class LockNotHeldError extends CachePostgresError {
   constructor(name: string, token: bigint, operation: string) {
     super(
       LockNotHeldError.code,
-      `Cannot ${operation} lock ${JSON.stringify(name)} (token ${token}): this holder no longer holds it; its lease ran out or another holder took it.`,
+      `Cannot ${operation} lock ${show(name)} (token ${token}): this holder no longer holds it; its lease ran out or another holder took it.`,
     );
     this.lockName = name;
     this.token = token;
@@ -196,7 +210,7 @@ export class FactoryTimeoutError extends CachePostgresError {
   static readonly code = 'E_FACTORY_HARD_TIMEOUT';
   readonly key: string;
   constructor(key: string, timeoutMs: number) {
-    super(FactoryTimeoutError.code, `The factory for ${JSON.stringify(key)} did not finish within ${Math.round(timeoutMs)} ms (hardTimeout).`);
+    super(FactoryTimeoutError.code, `The factory for ${show(key)} did not finish within ${Math.round(timeoutMs)} ms (hardTimeout).`);
     this.key = key;
   }
 }

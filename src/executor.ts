@@ -130,6 +130,18 @@ export class Executor {
       : { keepAlive: true, connectionTimeoutMillis: options.connectTimeoutMs, ...options.poolConfig, connectionString: options.connectionString };
   }
 
+  /**
+   * Set once the schema check finds the table distributed by Citus: from then on every statement that
+   * has a `citus` form runs in it (see {@link Statement.citus}). Chosen here, where every statement
+   * passes, so no caller has to remember.
+   */
+  distributed = false;
+
+  /** The form of `statement` this table runs. */
+  #form(statement: Statement): Statement {
+    return this.distributed && statement.citus ? statement.citus : statement;
+  }
+
   /** Statements sent since the store was created (each is one round trip). */
   get roundTrips(): number {
     return this.#roundTrips;
@@ -175,7 +187,7 @@ export class Executor {
       const lease = await this.#connections.acquire(statement.label);
       let failed: unknown;
       try {
-        return await lease.watch(this.#answerMs, send<R>(lease.client, queryConfig(statement, values, this.#prepare)));
+        return await lease.watch(this.#answerMs, send<R>(lease.client, queryConfig(this.#form(statement), values, this.#prepare)));
       } catch (error) {
         failed = error;
       } finally {
@@ -186,13 +198,28 @@ export class Executor {
     }
   }
 
-  /** True when {@link Executor.pipeline} sends its statements in one round trip. */
+  /**
+   * True when {@link Executor.pipeline} sends its statements in one round trip. Never on a distributed
+   * table: a pipelined lane relies on a statement giving up a row lock after LANE_LOCK_TIMEOUT, and Citus
+   * waits for row locks on the workers, where the coordinator's lock_timeout does not reach; a lane would
+   * then stall behind someone's transaction. Statements go one per connection instead.
+   */
   get pipelining(): boolean {
-    return this.#pipelining;
+    return this.#pipelining && !this.distributed;
   }
 
   /**
-   * Sends every part back to back, in order, in one round trip (requires {@link Executor.pipelining}).
+   * True when reads go as two statements, a slide and a select ({@link Executor.pipeline}): pipelined,
+   * in one round trip, or on a distributed table one after the other, where Citus would run the
+   * one-statement form (a data-modifying CTE) as three distributed steps, one an UPDATE on every shard.
+   */
+  get splitReads(): boolean {
+    return this.#pipelining || this.distributed;
+  }
+
+  /**
+   * Sends every part back to back, in order, in one round trip when {@link Executor.pipelining}; else
+   * (a distributed table) one after the other, each on a connection of its own.
    * Pipelines issued while others are in flight join them on the same connection (see {@link Lanes}).
    * Each part runs in its own implicit transaction and settles on its own: a failed part does not fail
    * the others, and a retryable failure (deadlock) runs again alone.
@@ -201,19 +228,49 @@ export class Executor {
   async pipeline(parts: readonly PipelinePart[]): Promise<Array<unknown[] | CachePostgresError>> {
     const opening = this.#gate(parts[0]?.statement.label ?? 'pipeline');
     if (opening) await opening;
+    if (!this.pipelining) return this.#inTurn(parts);
     this.#roundTrips++;
     const labels = parts.map((part) => part.statement.label);
-    const settled = await this.#lanes.run(labels, parts.map((part) => queryConfig(part.statement, part.values, true)));
+    const settled = await this.#lanes.run(labels, parts.map((part) => queryConfig(this.#form(part.statement), part.values, true)));
+    return this.#retryVictims(parts, settled);
+  }
+
+  /**
+   * {@link Executor.pipeline} without pipelining: the parts one after the other on one connection, so a
+   * disconnect() that begins meanwhile lets the whole pipeline finish (it waits for connections in use).
+   * A deadlock victim runs again alone, as in a pipeline.
+   */
+  async #inTurn(parts: readonly PipelinePart[]): Promise<Array<unknown[] | CachePostgresError>> {
+    const settled: Array<unknown[] | CachePostgresError> = [];
+    const lease = await this.#connections.acquire(parts[0]?.statement.label ?? 'pipeline').catch((error: unknown) => error as CachePostgresError);
+    if (lease instanceof Error) return parts.map(() => lease);
+    let broken: unknown;
+    try {
+      for (const part of parts) {
+        this.#roundTrips++;
+        try {
+          settled.push(await lease.watch(this.#answerMs, send(lease.client, queryConfig(this.#form(part.statement), part.values, this.#prepare))));
+        } catch (error) {
+          // An error of the statement leaves the connection usable; a lost or cut one fails the rest.
+          if (!(error instanceof pg.DatabaseError)) broken = error;
+          settled.push(lease.failure(part.statement.label, error));
+          if (broken) break;
+        }
+      }
+    } finally {
+      lease.release(broken);
+    }
+    while (settled.length < parts.length) settled.push(settled[settled.length - 1] as CachePostgresError);
+    return this.#retryVictims(parts, settled);
+  }
+
+  /** A part chosen as a deadlock victim (or a serialization failure) runs again alone. */
+  #retryVictims(parts: readonly PipelinePart[], settled: ReadonlyArray<unknown[] | CachePostgresError>): Promise<Array<unknown[] | CachePostgresError>> {
     return Promise.all(
       settled.map(async (outcome, i) => {
-        if (!(outcome instanceof Error)) return outcome;
         const part = parts[i]!;
-        if (!RETRYABLE.has((outcome as Partial<QueryError>).sqlState ?? '')) return outcome;
-        try {
-          return await this.#query(part.statement, part.values);
-        } catch (error) {
-          return error as CachePostgresError;
-        }
+        if (!(outcome instanceof Error) || !RETRYABLE.has((outcome as Partial<QueryError>).sqlState ?? '')) return outcome;
+        return this.#query(part.statement, part.values).catch((error: unknown) => error as CachePostgresError);
       }),
     );
   }
@@ -234,7 +291,7 @@ export class Executor {
     const query: TransactionQuery = async <R extends object>(statement: Statement | string, values: unknown[] = [], timeoutMs = this.#answerMs) => {
       this.#roundTrips++;
       try {
-        return await lease.watch(timeoutMs, send<R>(lease.client, queryConfig(statement, values, this.#prepare)));
+        return await lease.watch(timeoutMs, send<R>(lease.client, queryConfig(typeof statement === 'string' ? statement : this.#form(statement), values, this.#prepare)));
       } catch (error) {
         throw lease.failure(typeof statement === 'string' ? statement.split(/\s/, 3).join(' ') : statement.label, error);
       }

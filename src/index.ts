@@ -5,7 +5,7 @@ export { PgStore, type PgStoreKeyvOptions } from './store.js';
 export default PgStore;
 export { createKeyv } from './keyv.js';
 export type { Counters, PgStoreEvents } from './observer.js';
-export type { CacheLogger, LocalCacheOptions, PgStoreOptions } from './options.js';
+export type { CacheLogger, DistributedOptions, LocalCacheOptions, PgStoreOptions } from './options.js';
 export {
   CacheExt,
   type CachedOptions,

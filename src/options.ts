@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { type Duration, durationOption, MAX_WAIT_MS, parseDuration } from './duration.js';
-import { CachePostgresError, InvalidOptionError } from './errors.js';
+import { CachePostgresError, InvalidOptionError, show } from './errors.js';
 
 /** Options of {@link PgStore}. Every field is optional: `new PgStore()` reads `DATABASE_URL` or the `PG*` variables. */
 export interface PgStoreOptions {
@@ -63,6 +63,16 @@ export interface PgStoreOptions {
    * @default false
    */
   useWal?: boolean | undefined;
+  /**
+   * Citus: create the table (and the lock table) distributed by `id` across the cluster's workers,
+   * with `create_distributed_table`; an existing local table is distributed (its rows move to the
+   * shards). `true` uses Citus' defaults (`citus.shard_count`, 32; colocated with other tables
+   * distributed by a column of the same type); `{ shardCount }` or `{ colocateWith: 'other_table' }`
+   * choose. Needs the citus extension and a connection to the coordinator. A table already distributed
+   * is detected whatever this option says, and the statements adapt. README, "Scaling out".
+   * @default false
+   */
+  distributed?: boolean | DistributedOptions | undefined;
   /**
    * Delete expired rows in the background (batched; one instance at a time across processes).
    * @default true
@@ -163,6 +173,14 @@ export interface PgStoreOptions {
   clock?: (() => number) | undefined;
 }
 
+/** Options of {@link PgStoreOptions.distributed}. */
+export interface DistributedOptions {
+  /** Number of shards (1 to 64,000). @default the cluster's `citus.shard_count` (32) */
+  shardCount?: number | undefined;
+  /** A distributed table to put each key's shard beside (same shard count and placement). Not with `shardCount`. */
+  colocateWith?: string | undefined;
+}
+
 /** The logger {@link PgStoreOptions.logger} takes: `console` is one. */
 export interface CacheLogger {
   error(error: Error): void;
@@ -204,6 +222,8 @@ export interface ResolvedOptions {
   readonly table: string;
   readonly createIfNotExists: boolean;
   readonly useWal: boolean;
+  /** Undefined: do not distribute (a distributed table is still detected). */
+  readonly distributed: { readonly shardCount: number | undefined; readonly colocateWith: string | undefined } | undefined;
   readonly enableExpirationScan: boolean;
   readonly expirationScanIntervalMs: number;
   readonly retainExpiredForMs: number;
@@ -222,7 +242,7 @@ export interface ResolvedOptions {
 }
 
 const KNOWN = new Set<string>([
-  'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'connectTimeout', 'statementTimeout', 'schema', 'table', 'createIfNotExists', 'useWal',
+  'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'connectTimeout', 'statementTimeout', 'schema', 'table', 'createIfNotExists', 'useWal', 'distributed',
   'enableExpirationScan', 'expirationScanInterval', 'retainExpiredFor', 'deleteBatchSize', 'defaultSlidingExpiration', 'slidingWriteThreshold',
   'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'pipelining', 'localCache', 'clock', 'logger',
 ]);
@@ -288,6 +308,7 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
     table: identifier(raw, 'table', 'cache'),
     createIfNotExists: boolean(raw, 'createIfNotExists', true),
     useWal: boolean(raw, 'useWal', false),
+    distributed: distributed(raw.distributed),
     enableExpirationScan: boolean(raw, 'enableExpirationScan', true),
     expirationScanIntervalMs: duration(raw, 'expirationScanInterval', '30m'),
     retainExpiredForMs: duration(raw, 'retainExpiredFor', 0),
@@ -338,7 +359,7 @@ function identifier(raw: PgStoreOptions, name: 'schema' | 'table', fallback: str
   if (typeof value !== 'string' || !IDENTIFIER.test(value) || Buffer.byteLength(value) > 63) {
     throw new InvalidOptionError(
       name,
-      `${JSON.stringify(value)} is not allowed. Use a lower-case identifier of at most 63 characters matching [a-z_][a-z0-9_]* (the only names .NET, which folds case, and Python, which quotes, resolve to the same table).`,
+      `${show(value)} is not allowed. Use a lower-case identifier of at most 63 characters matching [a-z_][a-z0-9_]* (the only names .NET, which folds case, and Python, which quotes, resolve to the same table).`,
     );
   }
   return value;
@@ -350,8 +371,29 @@ function boolean(
   fallback: boolean,
 ): boolean {
   const value = raw[name] ?? fallback;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(name, `expected true or false, got ${JSON.stringify(value)}.`);
+  if (typeof value !== 'boolean') throw new InvalidOptionError(name, `expected true or false, got ${show(value)}.`);
   return value;
+}
+
+function distributed(value: PgStoreOptions['distributed']): ResolvedOptions['distributed'] {
+  if (value === undefined || value === false) return undefined;
+  const given: DistributedOptions = value === true ? {} : value;
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    throw new InvalidOptionError('distributed', 'expected true, false or { shardCount } or { colocateWith }.');
+  }
+  const unknown = Object.keys(given).find((name) => name !== 'shardCount' && name !== 'colocateWith');
+  if (unknown) throw new InvalidOptionError('distributed', `unknown field "${unknown}". Known fields: shardCount, colocateWith.`);
+  const { shardCount, colocateWith } = given;
+  if (shardCount !== undefined && (!Number.isSafeInteger(shardCount) || shardCount < 1 || shardCount > 64_000)) {
+    throw new InvalidOptionError('distributed', `shardCount must be a whole number from 1 to 64000, got ${show(shardCount)}.`);
+  }
+  if (colocateWith !== undefined && (typeof colocateWith !== 'string' || !/^([a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$/.test(colocateWith))) {
+    throw new InvalidOptionError('distributed', `colocateWith must name a table ("table" or "schema.table", lower-case identifiers), got ${show(colocateWith)}.`);
+  }
+  if (shardCount !== undefined && colocateWith !== undefined) {
+    throw new InvalidOptionError('distributed', 'give shardCount or colocateWith, not both: a colocated table has the shard count of the table it follows.');
+  }
+  return Object.freeze({ shardCount, colocateWith });
 }
 
 function localCache(value: PgStoreOptions['localCache']): ResolvedOptions['localCache'] {
@@ -364,11 +406,11 @@ function localCache(value: PgStoreOptions['localCache']): ResolvedOptions['local
   if (unknown) throw new InvalidOptionError('localCache', `unknown field "${unknown}". Known fields: maxEntries, maxBytes, ttl.`);
   const maxBytes = given.maxBytes ?? 64 * 2 ** 20;
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
-    throw new InvalidOptionError('localCache', `maxBytes must be a positive whole number of bytes, got ${JSON.stringify(given.maxBytes)}.`);
+    throw new InvalidOptionError('localCache', `maxBytes must be a positive whole number of bytes, got ${show(given.maxBytes)}.`);
   }
   const maxEntries = given.maxEntries ?? 10_000;
   if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
-    throw new InvalidOptionError('localCache', `maxEntries must be a positive integer, got ${JSON.stringify(given.maxEntries)}.`);
+    throw new InvalidOptionError('localCache', `maxEntries must be a positive integer, got ${show(given.maxEntries)}.`);
   }
   let ttlMs: number;
   try {
@@ -387,7 +429,7 @@ function positiveInteger(
 ): number {
   const value = raw[name] ?? fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new InvalidOptionError(name, `expected a positive whole number, got ${JSON.stringify(value)}.`);
+    throw new InvalidOptionError(name, `expected a positive whole number, got ${show(value)}.`);
   }
   return value;
 }
@@ -397,7 +439,7 @@ function poolSize(raw: PgStoreOptions): number {
   const fromConfig = (raw.poolConfig as { max?: unknown } | undefined)?.max;
   if (fromConfig === undefined) return positiveInteger(raw, 'poolMax', 10);
   if (typeof fromConfig !== 'number' || !Number.isSafeInteger(fromConfig) || fromConfig < 1) {
-    throw new InvalidOptionError('poolConfig.max', `expected a positive whole number, got ${JSON.stringify(fromConfig)}.`);
+    throw new InvalidOptionError('poolConfig.max', `expected a positive whole number, got ${show(fromConfig)}.`);
   }
   if (raw.poolMax !== undefined && raw.poolMax !== fromConfig) {
     throw new InvalidOptionError('poolConfig.max', `contradicts poolMax (${String(raw.poolMax)} against ${fromConfig}): give the pool size once, as poolMax.`);
@@ -418,7 +460,7 @@ function duration(
 function fraction(raw: PgStoreOptions, name: 'slidingWriteThreshold', fallback: number): number {
   const value = raw[name] ?? fallback;
   if (typeof value !== 'number' || !(value >= 0 && value <= 1)) {
-    throw new InvalidOptionError(name, `expected a fraction from 0 to 1, got ${JSON.stringify(value)}.`);
+    throw new InvalidOptionError(name, `expected a fraction from 0 to 1, got ${show(value)}.`);
   }
   return value;
 }

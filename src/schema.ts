@@ -15,6 +15,8 @@ const EXPECTED_COLUMNS: Readonly<Record<string, string>> = {
 
 interface Inspection {
   schema_exists: boolean;
+  /** The citus extension is installed in this database. */
+  citus: boolean;
   /** The database's encoding (server_encoding). */
   encoding: string;
   oid: string | null;
@@ -23,8 +25,27 @@ interface Inspection {
   has_tags_index: boolean | null;
 }
 
+interface CitusInspection {
+  /** pg_dist_partition's partmethod: 'h' hash-distributed, 'n' reference or Citus-local; null: a plain table. */
+  method: string | null;
+  column: string | null;
+  coordinator: boolean;
+}
+
+/** What the schema check found out about the table that changes how it is used. */
+export interface TableShape {
+  /** Distributed by Citus (or otherwise in its metadata): the executor runs the Citus forms of statements. */
+  readonly distributed: boolean;
+}
+
+export interface SchemaOptions {
+  createIfNotExists: boolean;
+  useWal: boolean;
+  distributed: { readonly shardCount: number | undefined; readonly colocateWith: string | undefined } | undefined;
+}
+
 /** Schema work already done or under way, per pool and table: many stores on one pool check once. */
-const done = new WeakMap<pg.Pool, Map<string, Promise<void>>>();
+const done = new WeakMap<pg.Pool, Map<string, Promise<unknown>>>();
 
 /**
  * Makes sure the cache table exists with the contract's shape. Cheap when it does: one catalog read,
@@ -33,7 +54,7 @@ const done = new WeakMap<pg.Pool, Map<string, Promise<void>>>();
  * gains the `tags` column and GIN index of the Python library. A failed attempt is forgotten so the
  * next operation retries.
  */
-export function ensureSchema(executor: SetupExecutor, sql: Sql, options: { createIfNotExists: boolean; useWal: boolean }): Promise<void> {
+export function ensureSchema(executor: SetupExecutor, sql: Sql, options: SchemaOptions): Promise<TableShape> {
   return once(executor, sql.qualified, () => run(executor, sql, options));
 }
 
@@ -42,6 +63,9 @@ export function ensureSchema(executor: SetupExecutor, sql: Sql, options: { creat
  * the same advisory lock as the cache table's DDL).
  */
 export function ensureLocksTable(executor: Executor, sql: Sql, options: { createIfNotExists: boolean }): Promise<void> {
+  // Beside a distributed cache table, the lock table is distributed by name on the same shards: each lock
+  // call is one row, so it runs on one worker. (A reference table would copy every lock write to every
+  // node, in a two-phase commit.)
   return once(executor, `${sql.qualified}:locks`, async () => {
     const [state] = await executor.query<LocksInspection>(sql.locksInspect, [sql.locksDisplay]);
     if (state?.exists) return checkLocksTable(state, sql);
@@ -55,6 +79,7 @@ export function ensureLocksTable(executor: Executor, sql: Sql, options: { create
       if (found?.exists) return checkLocksTable(found, sql);
       await query(sql.ddl.createLocksTable);
       await query(sql.ddl.commentLocksTable);
+      if (executor.distributed) await query(sql.distributeLocksTable);
     });
   });
 }
@@ -86,11 +111,11 @@ function checkLocksTable(state: LocksInspection, sql: Sql): void {
 }
 
 /** Runs `work` once per pool and key; a failure is forgotten so the next call retries. */
-function once(executor: Pick<Executor, 'pool'>, key: string, work: () => Promise<void>): Promise<void> {
+function once<T>(executor: Pick<Executor, 'pool'>, key: string, work: () => Promise<T>): Promise<T> {
   let perPool = done.get(executor.pool);
   if (!perPool) done.set(executor.pool, (perPool = new Map()));
   const existing = perPool.get(key);
-  if (existing) return existing;
+  if (existing) return existing as Promise<T>;
   const attempt = work().catch((error: unknown) => {
     perPool.delete(key);
     throw error;
@@ -99,12 +124,19 @@ function once(executor: Pick<Executor, 'pool'>, key: string, work: () => Promise
   return attempt;
 }
 
-async function run(executor: SetupExecutor, sql: Sql, options: { createIfNotExists: boolean; useWal: boolean }): Promise<void> {
+async function run(executor: SetupExecutor, sql: Sql, options: SchemaOptions): Promise<TableShape> {
   const [first] = await executor.query<Inspection>(sql.inspect, [sql.schema, sql.table]);
   if (first) checkEncoding(first, sql);
+  if (options.distributed && !first?.citus) {
+    throw new SchemaError(
+      `distributed is set, but the database of ${sql.display} has no citus extension. Connect to a Citus coordinator (CREATE EXTENSION citus there), or leave distributed unset.`,
+    );
+  }
   // A table of another shape is reported before anything is added to it.
   if (first?.oid) checkColumns(first, sql, ['tags']);
-  if (first && isComplete(first)) return;
+  const citus = first?.oid && first.citus ? await inspectCitus(executor, sql) : undefined;
+  const wanted = options.distributed !== undefined && !citus?.method;
+  if (first && isComplete(first) && !wanted) return shape(citus, sql);
   if (!options.createIfNotExists) {
     if (!first?.oid) {
       throw new SchemaError(`Table ${sql.display} does not exist and createIfNotExists is false. Create it (see the README's DDL) or allow the store to.`);
@@ -112,12 +144,19 @@ async function run(executor: SetupExecutor, sql: Sql, options: { createIfNotExis
     if (!first.columns?.tags) {
       throw new SchemaError(`Table ${sql.display} has no "tags" column and createIfNotExists is false. Run: ${sql.ddl.addTagsColumn}`);
     }
-    return; // Missing indexes only cost speed; with createIfNotExists false we do not add them.
+    if (wanted) {
+      throw new SchemaError(`Table ${sql.display} is not distributed, distributed is set and createIfNotExists is false. Run: SELECT create_distributed_table('${sql.display}', 'id')`);
+    }
+    return shape(citus, sql); // Missing indexes only cost speed; with createIfNotExists false we do not add them.
   }
   await executor.transaction(async (query) => {
     await query(sql.ddlLock, [`ddl:${sql.display}`]);
     const [state] = await query<Inspection>(sql.inspect, [sql.schema, sql.table]);
     await createMissing(query, sql, state, options.useWal);
+    if (options.distributed) {
+      const [now] = await query<CitusInspection>(sql.citusInspect, [sql.qualified]);
+      if (!now?.method) await query(sql.distributeTable, [options.distributed.shardCount ?? null, options.distributed.colocateWith ?? 'default']);
+    }
     const [after] = await query<Inspection>(sql.inspect, [sql.schema, sql.table]);
     if (!after?.oid) throw new SchemaError(`Table ${sql.display} is still missing after CREATE TABLE.`);
     checkColumns(after, sql);
@@ -131,6 +170,29 @@ async function run(executor: SetupExecutor, sql: Sql, options: { createIfNotExis
       );
     }
   });
+  return shape(first?.citus || options.distributed ? await inspectCitus(executor, sql) : undefined, sql);
+}
+
+function inspectCitus(executor: SetupExecutor, sql: Sql): Promise<CitusInspection | undefined> {
+  return executor.query<CitusInspection>(sql.citusInspect, [sql.qualified]).then(([row]) => row);
+}
+
+/**
+ * A distributed table must be distributed by id (every single-key statement then runs on one shard),
+ * and used from the coordinator: getOrSet's advisory locks and the local tier's LISTEN/NOTIFY live on
+ * the node a connection is on, so clients on different nodes would neither exclude nor hear each other.
+ */
+function shape(citus: CitusInspection | undefined, sql: Sql): TableShape {
+  if (!citus?.method) return { distributed: false };
+  if (citus.method === 'h' && citus.column !== 'id') {
+    throw new SchemaError(`Table ${sql.display} is distributed by ${citus.column}; cache-postgres needs it distributed by id. Run: SELECT undistribute_table('${sql.display}'); SELECT create_distributed_table('${sql.display}', 'id')`);
+  }
+  if (!citus.coordinator) {
+    throw new SchemaError(
+      `Table ${sql.display} is distributed by Citus and this connection is on a worker node. Connect every cache client to the coordinator: getOrSet's locks and the local cache's notifications are per node, so clients on different nodes would neither exclude nor hear each other.`,
+    );
+  }
+  return { distributed: true };
 }
 
 async function createMissing(query: TransactionQuery, sql: Sql, state: Inspection | undefined, useWal: boolean): Promise<void> {

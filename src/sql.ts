@@ -13,6 +13,12 @@ import { ValueTooLargeError } from './errors.js';
  * - a row is live iff `expiresattime >= now`;
  * - a read slides `expiresattime` to LEAST(now + sliding, absolute) in the same statement, and only for
  *   rows that have a sliding expiration; rows without one are read with no write at all.
+ *
+ * One form serves plain PostgreSQL and a table distributed by Citus, with two exceptions carried as a
+ * statement's `citus` alternative (see {@link Statement.citus}). What the common form avoids for Citus:
+ * STABLE functions over columns in writes (timestamptz + interval, convert_from), which Citus cannot
+ * push to the shards; the expiry arithmetic goes through to_timestamp and timestamptz differences, which
+ * are IMMUTABLE, and counters are read and written with encode/decode 'escape' (ASCII digits either way).
  */
 
 /**
@@ -25,6 +31,13 @@ export interface Statement {
   readonly label: string;
   readonly text: string;
   readonly prepared: boolean;
+  /**
+   * The statement to run instead when the table is distributed by Citus, where the common form cannot
+   * run: batch deletes lock their victims FOR UPDATE (refused in a multi-shard query), and the pipelined
+   * lane's fail-fast statements call set_config (VOLATILE) in a write's WHERE, which Citus refuses and
+   * would not pass to the shards anyway. The executor picks it; nothing else needs to know.
+   */
+  readonly citus?: Statement;
 }
 
 /** Key space of our own advisory locks (`pg_*_advisory_*(int4, int4)`): the two-int form never collides with
@@ -101,6 +114,15 @@ export interface Sql {
   /** get, plus the row's absolute expiry (for early refresh). */
   readonly getWithExpiry: Statement;
   readonly inspect: Statement;
+  /**
+   * Citus only (run when `inspect` found the extension): how the table is distributed ($1, the
+   * qualified name) and whether this connection is on the coordinator.
+   */
+  readonly citusInspect: Statement;
+  /** Citus: distributes the cache table by id ($1 shard count or NULL, $2 colocate_with or 'default'). */
+  readonly distributeTable: string;
+  /** Citus: distributes the lock table by name, beside the cache table's shards. */
+  readonly distributeLocksTable: string;
   readonly ddlLock: Statement;
   /** DDL pieces, run only when the inspection says they are missing. */
   readonly ddl: {
@@ -172,8 +194,14 @@ export function buildSql(schema: string, table: string, slidingWriteThreshold = 
   const until = (sliding: string, expires: string, abs: string) =>
     withExpiry ? `, ${epochMs(expires)} AS until, ${sliding} AS sw, CASE WHEN ${sliding} IS NULL THEN NULL ELSE ${epochMs(abs)} END AS absms` : '';
   const readColumns = `id, ${VALUE}${until('hit.sliding', 'hit.expires', 'hit.abs')}`;
-  const named = (label: string, text: string, prepared = true): Statement =>
-    Object.freeze({ label, text, prepared, name: `cp_${label}_${hash(`${t}\n${text}`)}` });
+  const named = (label: string, text: string, prepared = true, citusText?: string): Statement =>
+    Object.freeze({
+      label,
+      text,
+      prepared,
+      name: `cp_${label}_${hash(`${t}\n${text}`)}`,
+      ...(citusText === undefined ? {} : { citus: named(label, citusText, prepared) }),
+    });
 
   /**
    * A read that slides in the same round trip: `hit` selects the live rows matching `where`; the
@@ -182,11 +210,16 @@ export function buildSql(schema: string, table: string, slidingWriteThreshold = 
    * that moves the expiry forward by more than the threshold's share of the window (a hot key is not
    * rewritten on every read; an expiry is never moved back). `now` is the application clock's placeholder.
    */
+  // now + sliding seconds, IMMUTABLE all the way (timestamptz + interval is STABLE): the seconds since the
+  // epoch of now (a timestamptz difference), plus the window, back through to_timestamp (microseconds).
   const slideTo = (now: string, sliding = 'hit.sliding', abs = 'hit.abs') =>
-    `LEAST(${now}::timestamptz + ${sliding} * INTERVAL '1 second', COALESCE(${abs}, 'infinity'::timestamptz))`;
-  /** The slide's second condition: it moves the expiry by more than the threshold's share of the window. */
+    `LEAST(to_timestamp(extract(epoch FROM ${now}::timestamptz - 'epoch'::timestamptz)::float8 + ${sliding}), COALESCE(${abs}, 'infinity'::timestamptz))`;
+  /**
+   * The slide's second condition: it moves the expiry by more than the threshold's share of the window.
+   * Only a finite expiry below the target is subtracted (a difference with an infinity is an error).
+   */
   const movesEnough = (target: string, expires: string, sliding: string) =>
-    `${target} > ${expires} + ${sliding} * ${Number(slidingWriteThreshold)} * INTERVAL '1 second'`;
+    `CASE WHEN ${expires} < ${target} THEN ${target} - ${expires} > ${sliding} * ${Number(slidingWriteThreshold)} * INTERVAL '1 second' ELSE false END`;
   const readSliding = (where: string, now: string, select: string, tail = '', alsoRequire = '') => `WITH hit AS (
   SELECT id, value, slidingexpirationinseconds AS sliding, absoluteexpiration AS abs, expiresattime AS expires
   FROM ${t} WHERE ${where} AND expiresattime >= ${now}::timestamptz${tail}
@@ -211,6 +244,21 @@ SELECT ${select} FROM hit`;
   DELETE FROM ${t} AS c USING victims WHERE c.id = victims.id RETURNING c.expiresattime >= ${now}::timestamptz AS live
 )
 SELECT (SELECT count(*) FROM victims)::int AS selected, (SELECT count(*) FROM gone WHERE live)::int AS deleted`;
+  /**
+   * The same batch on a distributed table: the victims are read without a lock (Citus refuses FOR UPDATE
+   * across shards) and the delete checks `where` again, so a row changed meanwhile is kept as the locked
+   * form keeps it. Concurrent batches may then wait on each other's rows; Citus' distributed deadlock
+   * detection cancels one of a cycle, which is retried (40P01).
+   */
+  const deleteBatchCitus = (where: string, limit: string, now: string, order = ' ORDER BY id') => `WITH victims AS (
+  SELECT id FROM ${t} WHERE ${where}${order} LIMIT ${limit}
+), gone AS (
+  DELETE FROM ${t} AS c WHERE c.id IN (SELECT id FROM victims) AND ${where}
+  RETURNING c.expiresattime >= ${now}::timestamptz AS live
+)
+SELECT (SELECT count(*) FROM victims)::int AS selected, (SELECT count(*) FROM gone WHERE live)::int AS deleted`;
+  const batchDelete = (label: string, where: string, limit: string, now: string, order?: string, prepared = true) =>
+    named(label, deleteBatch(where, limit, now, order), prepared, deleteBatchCitus(where, limit, now, order));
 
   /**
    * A multi-row upsert whose parameters are numbered from $b: ids, all values concatenated into one
@@ -237,7 +285,10 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`;
 WHERE id = ANY($1::text[]) AND ${failFast ? `CASE WHEN ${slides} THEN ${SET_LANE_LOCK_TIMEOUT} IS NOT NULL END` : slides}`;
   };
 
-  const inRange = 'id >= $1 AND id < $2';
+  // Compared as text on both sides: the upper bound is longer than the column allows (ABOVE_ALL_KEYS), and
+  // Citus, pruning shards on the distribution column, casts a bound to the column's type, which fails.
+  // The key index still serves the range (varchar's btree opclass is text's; the cast is a relabel).
+  const inRange = 'id::text >= $1::text AND id::text < $2::text';
   const inPattern = `${inRange} AND id LIKE $3 ESCAPE '\\'`;
 
   return Object.freeze({
@@ -246,15 +297,18 @@ WHERE id = ANY($1::text[]) AND ${failFast ? `CASE WHEN ${slides} THEN ${SET_LANE
     qualified: t,
     display,
 
-    get: named('get', readSliding('id = $1', '$2', VALUE)),
+    // The single-key reads name the key in the slide too (`c.id = $1`): then every part of the statement is
+    // on one key, which Citus routes whole to the key's shard (without it: a read, an UPDATE joined on
+    // every shard, and a read of the result, as three distributed steps).
+    get: named('get', readSliding('id = $1', '$2', VALUE, '', 'c.id = $1')),
     getMany: named('get_many', readSliding('id = ANY($1::text[])', '$2', readColumns)),
-    refresh: named('refresh', readSliding('id = $1', '$2', 'count(*)::int AS live')),
+    refresh: named('refresh', readSliding('id = $1', '$2', 'count(*)::int AS live', '', 'c.id = $1')),
 
     // A pipelined read is these two plain statements in one round trip (see the `pipelining` option):
     // the slide first, then the read. PostgreSQL runs the pair in about half the time of getMany, whose
     // data-modifying CTE costs as much when it writes nothing (measured with pgbench on 20-key reads).
     slideMany: named('slide_many', slideRows(false)),
-    slideManyFailFast: named('slide_many_fail_fast', slideRows(true)),
+    slideManyFailFast: named('slide_many_fail_fast', slideRows(true), true, slideRows(false)),
     // The read for callers that want text (Keyv's JSON): `escape` form, which carries plain ASCII as
     // itself (see textOfEscaped); base64 would cost a decode and a Buffer per row.
     // Over MAX_VALUE_BYTES: a backslash, `!` and the size, which no escape-form text starts with (a backslash
@@ -282,7 +336,7 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
     // One statement for any number of rows, each with its own expiry and tags. Callers remove duplicate
     // ids first: ON CONFLICT cannot touch one row twice in a statement.
     upsertRows: named('upsert_rows', insertRows(1)),
-    upsertRowsFailFast: named('upsert_rows_fail_fast', insertRows(1, `\nWHERE ${FAIL_FAST}`)),
+    upsertRowsFailFast: named('upsert_rows_fail_fast', insertRows(1, `\nWHERE ${FAIL_FAST}`), true, insertRows(1)),
 
     // The reads see the table as it was before this statement's writes (one snapshot): as if the tick's
     // gets ran just before its sets. Rows being written are not slid, so no row is modified twice.
@@ -295,7 +349,7 @@ ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
 
     deleteMany: named('delete_many', `DELETE FROM ${t} WHERE id = ANY($1::text[]) RETURNING id, expiresattime >= $2::timestamptz AS live`),
 
-    deleteRangeBatch: named('delete_range_batch', deleteBatch(inRange, '$3', '$4')),
+    deleteRangeBatch: batchDelete('delete_range_batch', inRange, '$3', '$4'),
 
     // Keyset pagination: $4 is the last key of the previous page ('' on the first, below every key).
     iterateRange: named('iterate_range', `SELECT id, ${VALUE} FROM ${t}
@@ -304,29 +358,46 @@ WHERE ${inRange} AND id > $4 AND expiresattime >= $3::timestamptz ORDER BY id LI
     scanPattern: named('scan_pattern', `SELECT id FROM ${t}
 WHERE ${inPattern} AND id > $4 AND expiresattime >= $5::timestamptz ORDER BY id LIMIT $6`),
 
-    getPatternPage: named('get_pattern_page', `${readSliding(`${inPattern} AND id > $4`, '$5', `id, ${VALUE}`, ' ORDER BY id LIMIT $6')} ORDER BY id`),
+    getPatternPage: named(
+      'get_pattern_page',
+      `${readSliding(`${inPattern} AND id > $4`, '$5', `id, ${VALUE}`, ' ORDER BY id LIMIT $6')} ORDER BY id`,
+      true,
+      // Citus runs each CTE as a step of its own and ships its result between nodes: the page's rows
+      // travel without their values (which can be megabytes each), then the values are read where they are.
+      `WITH hit AS (
+  SELECT id, slidingexpirationinseconds AS sliding, absoluteexpiration AS abs, expiresattime AS expires
+  FROM ${t} WHERE ${inPattern} AND id > $4 AND expiresattime >= $5::timestamptz ORDER BY id LIMIT $6
+), slid AS (
+  UPDATE ${t} AS c SET expiresattime = ${slideTo('$5')}
+  FROM hit WHERE c.id = hit.id AND hit.sliding IS NOT NULL AND c.expiresattime >= $5::timestamptz
+    AND ${movesEnough(slideTo('$5'), 'hit.expires', 'hit.sliding')}
+)
+SELECT id, ${VALUE} FROM ${t} WHERE id IN (SELECT id FROM hit) ORDER BY id`,
+    ),
 
-    deletePatternBatch: named('delete_pattern_batch', deleteBatch(inPattern, '$4', '$5')),
+    deletePatternBatch: batchDelete('delete_pattern_batch', inPattern, '$4', '$5'),
 
     // && (any tag) and @> (all tags) are both served by the GIN index on tags, but only a plan made for
     // the actual tags knows that a rare tag wants the index: a generic plan guesses 1% and scans the table.
-    deleteTagsAnyBatch: named('delete_tags_any_batch', deleteBatch('tags && $1::text[]', '$2', '$3', ''), false),
-    deleteTagsAllBatch: named('delete_tags_all_batch', deleteBatch('tags @> $1::text[]', '$2', '$3', ''), false),
+    deleteTagsAnyBatch: batchDelete('delete_tags_any_batch', 'tags && $1::text[]', '$2', '$3', '', false),
+    deleteTagsAllBatch: batchDelete('delete_tags_all_batch', 'tags @> $1::text[]', '$2', '$3', '', false),
 
     // The Python library's counter, fixed: an expired row restarts from $2 with fresh expiry columns
     // and tags (Python keeps the old sliding/absolute columns, so its "infinite" counter slides again).
-    // Stored as decimal UTF-8 text, which .NET's GetString and Python's incr read.
+    // Stored as decimal UTF-8 text, which .NET's GetString and Python's incr read. Digits are ASCII, so
+    // encode/decode 'escape' (IMMUTABLE, which Citus needs) read and write the same bytes as UTF-8 would;
+    // any other byte comes out escaped and fails the bigint cast (22P02), as invalid UTF-8 did (22021).
     incr: named('incr', `INSERT INTO ${t} AS c (${COLUMNS})
-VALUES ($1, convert_to($2::bigint::text, 'UTF8'), $3::timestamptz, NULL, $4::timestamptz, $5::text[])
+VALUES ($1, decode($2::bigint::text, 'escape'), $3::timestamptz, NULL, $4::timestamptz, $5::text[])
 ON CONFLICT (id) DO UPDATE SET
   value = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.value
-    ELSE convert_to((convert_from(c.value, 'UTF8')::bigint + $2::bigint)::text, 'UTF8') END,
+    ELSE decode((encode(c.value, 'escape')::bigint + $2::bigint)::text, 'escape') END,
   expiresattime = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.expiresattime ELSE c.expiresattime END,
   slidingexpirationinseconds = CASE WHEN c.expiresattime < $6::timestamptz THEN NULL ELSE c.slidingexpirationinseconds END,
   absoluteexpiration = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.absoluteexpiration ELSE c.absoluteexpiration END,
   tags = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.tags ELSE c.tags END
-WHERE c.expiresattime < $6::timestamptz OR convert_from(c.value, 'UTF8')::bigint BETWEEN $7::bigint AND $8::bigint
-RETURNING convert_from(c.value, 'UTF8') AS value`),
+WHERE c.expiresattime < $6::timestamptz OR encode(c.value, 'escape')::bigint BETWEEN $7::bigint AND $8::bigint
+RETURNING encode(c.value, 'escape') AS value`),
 
     // A try-lock per batch: one instance deletes at a time across processes, the others skip, and the
     // lock lives only as long as the statement (safe behind PgBouncer in transaction mode).
@@ -340,18 +411,37 @@ RETURNING convert_from(c.value, 'UTF8') AS value`),
   DELETE FROM ${t} AS c USING victims WHERE c.id = victims.id AND c.expiresattime < $1::timestamptz RETURNING 1
 )
 SELECT (SELECT ok FROM lock) AS locked, (SELECT count(*) FROM victims)::int AS selected,
-  (SELECT count(*) FROM gone)::int AS deleted`),
+  (SELECT count(*) FROM gone)::int AS deleted`,
+      true,
+      // Distributed: no SKIP LOCKED (no FOR UPDATE across shards); a row locked elsewhere is waited for.
+      `WITH lock AS (
+  SELECT pg_try_advisory_xact_lock(${LOCK_CLASS}, hashtext($3)) AS ok
+), victims AS (
+  SELECT id FROM ${t}
+  WHERE expiresattime < $1::timestamptz AND (SELECT ok FROM lock)
+  ORDER BY expiresattime LIMIT $2
+), gone AS (
+  DELETE FROM ${t} AS c WHERE c.id IN (SELECT id FROM victims) AND c.expiresattime < $1::timestamptz RETURNING 1
+)
+SELECT (SELECT ok FROM lock) AS locked, (SELECT count(*) FROM victims)::int AS selected,
+  (SELECT count(*) FROM gone)::int AS deleted`,
+    ),
 
     stats: named('stats', `SELECT count(*)::int8 AS rows, count(*) FILTER (WHERE expiresattime >= $1::timestamptz)::int8 AS live,
-  pg_total_relation_size($2::regclass)::int8 AS bytes FROM ${t}`),
+  pg_total_relation_size($2::regclass)::int8 AS bytes FROM ${t}`,
+      true,
+      // The coordinator's table is an empty shell: the shards' size is citus_total_relation_size's.
+      `SELECT count(*)::int8 AS rows, count(*) FILTER (WHERE expiresattime >= $1::timestamptz)::int8 AS live,
+  citus_total_relation_size($2::regclass)::int8 AS bytes FROM ${t}`,
+    ),
 
     getStale: named('get_stale', `SELECT ${VALUE}, expiresattime FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
 
-    getWithExpiry: named('get_with_expiry', readSliding('id = $1', '$2', `${VALUE}, abs`)),
+    getWithExpiry: named('get_with_expiry', readSliding('id = $1', '$2', `${VALUE}, abs`, '', 'c.id = $1')),
 
     // What exists, read from the catalog (never by name: rule 19 of the contract).
     inspect: named('inspect', `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema_exists,
-  current_setting('server_encoding') AS encoding, t.*
+  current_setting('server_encoding') AS encoding, EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus, t.*
 FROM (SELECT 1) AS one LEFT JOIN LATERAL (
   SELECT c.oid::int8 AS oid,
     (SELECT json_object_agg(a.attname, format_type(a.atttypid, a.atttypmod))
@@ -364,6 +454,13 @@ FROM (SELECT 1) AS one LEFT JOIN LATERAL (
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
 ) AS t ON true`),
+
+    // Unprepared: these names exist only where Citus is installed.
+    citusInspect: named('citus_inspect', `SELECT p.partmethod::text AS method, column_to_column_name(p.logicalrelid, p.partkey) AS column,
+  citus_is_coordinator() AS coordinator
+FROM (SELECT 1) AS one LEFT JOIN pg_dist_partition p ON p.logicalrelid = to_regclass($1)`, false),
+    distributeTable: `SELECT create_distributed_table(${pg.escapeLiteral(t)}, 'id', shard_count => $1::int, colocate_with => $2)`,
+    distributeLocksTable: `SELECT create_distributed_table(${pg.escapeLiteral(l)}, 'name', colocate_with => ${pg.escapeLiteral(t)})`,
 
     keyLock: named('key_lock', `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`),
     tryKeyLock: named('try_key_lock', `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked`),

@@ -341,7 +341,8 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     if (this.#closed) throw new StoreClosedError(operation);
     if (this.#isReady) return;
     this.#ready ??= ensureSchema(this.#exec.setup, this.#sql, this.#options).then(
-      () => {
+      (shape) => {
+        this.#exec.distributed = shape.distributed;
         this.#isReady = true;
         this.#startScanner();
         if (!this.#closed) this.#rows.start();

@@ -290,7 +290,7 @@ export class Rows {
     const stamp = local?.stamp() ?? 0;
     let found: Found | undefined;
     if (this.#options.batching) found = await this.#readsAndWrites.load({ read: id, text });
-    else if (this.#exec.pipelining) found = (await this.#readPipelined([id])).get(id);
+    else if (this.#exec.splitReads) found = (await this.#readPipelined([id])).get(id);
     else found = foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [[id], this.#now()])).get(id);
     if (found && local && found.until !== null && !('tooLarge' in found)) {
       // Converted once, to the form the caller asked for, and kept in that form.
@@ -324,7 +324,7 @@ export class Rows {
     }
     if (missing.length > 0) {
       const stamp = local?.stamp() ?? 0;
-      const found = this.#exec.pipelining
+      const found = this.#exec.splitReads
         ? await this.#readPipelined(missing)
         : foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [missing, this.#now()]));
       const after = this.#options.clock();
@@ -532,7 +532,7 @@ export class Rows {
     const asBytes = new Set(byteIds);
     const asText = textIds.filter((id) => !asBytes.has(id));
     const ids = [...asBytes, ...asText];
-    if (this.#exec.pipelining) {
+    if (this.#exec.splitReads) {
       const selects = [
         ...(asBytes.size > 0 ? [{ statement: this.#sql.selectMany, values: [[...asBytes], now] }] : []),
         ...(asText.length > 0 ? [{ statement: this.#sql.selectManyText, values: [asText, now] }] : []),

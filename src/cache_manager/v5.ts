@@ -1,4 +1,4 @@
-import { InvalidValueError } from '../errors.js';
+import { InvalidValueError, show } from '../errors.js';
 import type { PgStoreOptions } from '../options.js';
 import { PgStore } from '../store.js';
 
@@ -63,7 +63,7 @@ export async function pgStore(config: PgStoreV5Config = {}): Promise<PgStoreV5> 
     try {
       return JSON.parse(text) as T;
     } catch (error) {
-      throw new InvalidValueError(`The value at ${JSON.stringify(key)} is not JSON (written by another writer than this store?); cache-manager 5 values are JSON text.`, { cause: error });
+      throw new InvalidValueError(`The value at ${show(key)} is not JSON (written by another writer than this store?); cache-manager 5 values are JSON text.`, { cause: error });
     }
   };
   /** Milliseconds as cache-manager 5 means them: 0 or none, no expiry; negative, expired at once. */

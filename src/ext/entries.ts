@@ -1,5 +1,5 @@
 import { isoNow, type StoreContext } from '../context.js';
-import { InvalidValueError } from '../errors.js';
+import { InvalidValueError, show } from '../errors.js';
 import { validateKey } from '../keys.js';
 import { bytesOf } from '../sql.js';
 import { type EntryOptions, resolveEntryOptions } from './entry_options.js';
@@ -101,7 +101,7 @@ export async function setEntries(
   const byKey = new Map<string, Buffer>();
   for (const [key, value] of pairs) {
     validateKey(key);
-    byKey.set(key, toBytes(value, `value of ${JSON.stringify(key)}`));
+    byKey.set(key, toBytes(value, `value of ${show(key)}`));
   }
   const row = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
   if (byKey.size === 0) return;

@@ -1,5 +1,5 @@
 import { type Duration, durationOption, MAX_TIME_MS } from '../duration.js';
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError, show } from '../errors.js';
 
 /**
  * Expiry and tags of an entry written through `store.ext`, with the semantics of .NET's
@@ -117,7 +117,7 @@ export function resolveTags(tags: unknown, what: string, allowEmpty: boolean): s
   }
   for (const tag of tags) {
     if (typeof tag !== 'string' || tag === '' || tag.includes('\0') || !tag.isWellFormed()) {
-      throw new InvalidOptionError(what, `every tag must be a non-empty string without NUL or lone surrogates; got ${JSON.stringify(tag)}.`);
+      throw new InvalidOptionError(what, `every tag must be a non-empty string without NUL or lone surrogates; got ${show(tag)}.`);
     }
     if (Buffer.byteLength(tag) > MAX_TAG_BYTES) {
       throw new InvalidOptionError(what, `a tag is at most ${MAX_TAG_BYTES} bytes in UTF-8 (an index key); got one of ${Buffer.byteLength(tag)} bytes.`);

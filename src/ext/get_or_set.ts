@@ -1,6 +1,6 @@
 import { isoNow, type StoreContext } from '../context.js';
 import { type Duration, MAX_WAIT_MS } from '../duration.js';
-import { FactoryTimeoutError, InvalidOptionError, InvalidValueError, LockTimeoutError, QueryError, isCallerError } from '../errors.js';
+import { FactoryTimeoutError, InvalidOptionError, InvalidValueError, LockTimeoutError, QueryError, isCallerError, show } from '../errors.js';
 import { validateKey } from '../keys.js';
 import { bytesOf } from '../sql.js';
 import { checkRetention, getEntry, setEntry, staleEntry } from './entries.js';
@@ -122,7 +122,7 @@ export class GetOrSet {
       ...entry
     } = options;
     if (onLockTimeout !== 'throw' && onLockTimeout !== 'run') {
-      throw new InvalidOptionError('onLockTimeout', `must be 'throw' or 'run', got ${JSON.stringify(onLockTimeout)}.`);
+      throw new InvalidOptionError('onLockTimeout', `must be 'throw' or 'run', got ${show(onLockTimeout)}.`);
     }
     if (typeof isFresh !== 'function') throw new InvalidOptionError('isFresh', 'must be a function of the stored value.');
     if (typeof jitter !== 'number' || !(jitter >= 0 && jitter < 1)) throw new InvalidOptionError('jitter', 'must be a number from 0 (included) to 1 (excluded).');

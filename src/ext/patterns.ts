@@ -1,6 +1,6 @@
 import { deleteInBatches } from '../batch_delete.js';
 import { isoNow, type StoreContext } from '../context.js';
-import { InvalidValueError } from '../errors.js';
+import { InvalidValueError, show } from '../errors.js';
 import { ALL_KEYS, type KeyRange, escapeLike, prefixRange } from '../keys.js';
 import { bytesOf } from '../sql.js';
 import { checkOptions } from './entry_options.js';
@@ -30,7 +30,7 @@ export interface CompiledPattern {
  */
 export function compilePattern(pattern: unknown, options: PatternOptions = {}): CompiledPattern {
   if (typeof pattern !== 'string' || pattern === '') {
-    throw new InvalidValueError(`A key pattern must be a non-empty string, got ${JSON.stringify(pattern)}.`);
+    throw new InvalidValueError(`A key pattern must be a non-empty string, got ${show(pattern)}.`);
   }
   if (pattern.includes('\0') || !pattern.isWellFormed()) {
     throw new InvalidValueError('A key pattern must not contain NUL or lone surrogates.');
@@ -46,7 +46,7 @@ export function compilePattern(pattern: unknown, options: PatternOptions = {}): 
     if (char === '\\') {
       const next = chars[++i];
       if (next === undefined) {
-        throw new InvalidValueError(`Malformed key pattern ${JSON.stringify(pattern)}: it ends with a lone "\\" (write "\\\\" for a backslash).`);
+        throw new InvalidValueError(`Malformed key pattern ${show(pattern)}: it ends with a lone "\\" (write "\\\\" for a backslash).`);
       }
       like += escapeLike(next);
       if (literalSoFar) prefix += next;
@@ -117,7 +117,7 @@ export async function deleteByPattern(context: StoreContext, pattern: string, op
   checkOptions(options, ['like', 'all'], 'deletePattern');
   const compiled = compilePattern(pattern, options);
   if (compiled.matchesAll && options.all !== true) {
-    throw new InvalidValueError(`The pattern ${JSON.stringify(pattern)} matches every key; pass { all: true } to delete the whole table.`);
+    throw new InvalidValueError(`The pattern ${show(pattern)} matches every key; pass { all: true } to delete the whole table.`);
   }
   const preparing = context.prepare('ext.deletePattern');
   if (preparing) await preparing;
@@ -136,7 +136,7 @@ export async function deleteByPattern(context: StoreContext, pattern: string, op
 function pageSize(value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new InvalidValueError(`batchSize must be a positive whole number, got ${JSON.stringify(value)}.`);
+    throw new InvalidValueError(`batchSize must be a positive whole number, got ${show(value)}.`);
   }
   return value;
 }

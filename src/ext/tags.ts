@@ -1,6 +1,6 @@
 import { deleteInBatches } from '../batch_delete.js';
 import { isoNow, type StoreContext } from '../context.js';
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError, show } from '../errors.js';
 import { checkOptions, resolveTags } from './entry_options.js';
 
 /** Options of `deleteTags`. */
@@ -18,7 +18,7 @@ export async function deleteByTags(context: StoreContext, tags: readonly string[
   const list = resolveTags(tags, 'tags', false)!;
   checkOptions(options, ['match'], 'deleteTags');
   const match = options.match ?? 'any';
-  if (match !== 'any' && match !== 'all') throw new InvalidOptionError('match', `must be 'any' or 'all', got ${JSON.stringify(match)}.`);
+  if (match !== 'any' && match !== 'all') throw new InvalidOptionError('match', `must be 'any' or 'all', got ${show(match)}.`);
   const preparing = context.prepare('ext.deleteTags');
   if (preparing) await preparing;
   const statement = match === 'any' ? context.sql.deleteTagsAnyBatch : context.sql.deleteTagsAllBatch;

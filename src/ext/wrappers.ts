@@ -1,6 +1,6 @@
 import type { StoreContext } from '../context.js';
 import type { Duration } from '../duration.js';
-import { InvalidOptionError, InvalidValueError, isCallerError } from '../errors.js';
+import { InvalidOptionError, InvalidValueError, isCallerError, show } from '../errors.js';
 import { validateKey } from '../keys.js';
 import { Payload, type PayloadOptions } from '../serialization.js';
 import { duration } from './entry_options.js';
@@ -183,7 +183,7 @@ export function renderKey<A extends unknown[]>(key: KeyOption<A>, args: A): stri
     let value: unknown = /^\d+$/.test(head!) ? args[Number(head)] : (args[0] as Record<string, unknown> | undefined)?.[head!];
     for (const part of rest) value = (value as Record<string, unknown> | null | undefined)?.[part];
     if (value === undefined || value === null) {
-      throw new InvalidValueError(`The key template ${JSON.stringify(key)} has no value for {${path}} in this call.`);
+      throw new InvalidValueError(`The key template ${show(key)} has no value for {${path}} in this call.`);
     }
     return String(value);
   });

@@ -2,7 +2,7 @@ import { keyvApiTests, keyvIteratorTests, keyvNamespaceTest, keyvValueTests } fr
 import Keyv, { type KeyvStoreAdapter } from 'keyv';
 import pg from 'pg';
 import { PgStore } from '../../src/index.js';
-import { dropTables, testUrl, uniqueTable } from '../helpers/db.js';
+import { dropTables, testDistributed, testUrl, uniqueTable } from '../helpers/db.js';
 import { vitestShim } from '../helpers/vitest-shim.js';
 
 // The whole upstream compliance suite (api 22, values 13, namespace 3, iterator 4), unmodified.
@@ -21,7 +21,7 @@ for (const pipeline of [false, true]) {
     let pool: pg.Pool | undefined;
     const store = (): KeyvStoreAdapter => {
       pool ??= new pg.Pool({ connectionString: testUrl(), max: 1, pipeline });
-      return new PgStore({ pool, table, enableExpirationScan: false });
+      return new PgStore({ pool, table, enableExpirationScan: false, distributed: testDistributed() });
     };
     // The suite passes a vitest-shaped module; our shim covers what it calls.
     const test = vitestShim as never;

@@ -9,6 +9,23 @@ export function setTestUrl(value: string): void {
   url = value;
 }
 
+/**
+ * True when the run targets a Citus cluster whose cache tables are to be distributed
+ * (CACHE_POSTGRES_TEST_DISTRIBUTED=1, set by .ci/run for its Citus pass): the fixture then creates its
+ * tables with `distributed: true`.
+ */
+export function testDistributed(): boolean {
+  return process.env['CACHE_POSTGRES_TEST_DISTRIBUTED'] === '1';
+}
+
+/**
+ * Round trips of one read: 1, or 2 on a distributed table, where a read's slide and select go one after
+ * the other (Executor.splitReads: Citus would run the one-statement form as three distributed steps).
+ */
+export function readRoundTrips(): number {
+  return testDistributed() ? 2 : 1;
+}
+
 /** URL of the test database (available inside hooks and tests, not at file load). */
 export function testUrl(): string {
   if (!url) throw new Error('The test database is not started yet: call testUrl() inside a hook or a test.');

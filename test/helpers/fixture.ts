@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { PgStore, type PgStoreOptions } from '../../src/index.js';
-import { dropTables, sql, testUrl, uniqueTable } from './db.js';
+import { dropTables, sql, testDistributed, testUrl, uniqueTable } from './db.js';
 
 /** A row of the cache table as node-postgres returns it (timestamps as Date, or Infinity for 'infinity'). */
 export interface CacheRow {
@@ -49,7 +49,7 @@ export function useCacheTable(prefix: string) {
   before(async () => {
     // Pipelined, like the pool a store creates for itself; batching.test.ts covers a pool without.
     pool = new pg.Pool({ connectionString: testUrl(), max: 4, pipeline: true });
-    const creator = new PgStore({ pool, table, enableExpirationScan: false });
+    const creator = new PgStore({ pool, table, enableExpirationScan: false, distributed: testDistributed() });
     await creator.has('create-the-table');
     await creator.disconnect();
   });

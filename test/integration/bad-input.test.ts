@@ -40,6 +40,14 @@ describe('Bad input', function () {
       ['an unknown lock option on lock()', (s) => s.ext.lock('l', { bogus: true } as never), InvalidOptionError, 'bogus'],
       ['an unknown deletePattern option', (s) => s.ext.deletePattern('a*', { al: true } as never), InvalidOptionError, 'al'],
       ['deleteTags(undefined)', (s) => s.ext.deleteTags(undefined as never), InvalidOptionError, 'tags'],
+      // A BigInt, a Symbol or a circular object in an option: the message cannot be JSON, the error must still be typed.
+      ['a lock ttl given as a BigInt', (s) => s.ext.lock('l', { ttl: 5000n as never }), InvalidOptionError, 'ttl'],
+      ['a lock wait given as a Symbol', (s) => s.ext.lock('l', { wait: Symbol('w') as never }), InvalidOptionError, 'wait'],
+      ['a sliding expiration given as a BigInt', (s) => s.ext.set('k', 'v', { slidingExpiration: 60n as never }), InvalidOptionError, 'slidingExpiration'],
+      ['a tag given as a BigInt', (s) => s.ext.set('k', 'v', { tags: [1n as never] }), InvalidOptionError, 'tags'],
+      ['an onLockTimeout given as a BigInt', (s) => s.ext.getOrSet('k', async () => 'v', { onLockTimeout: 1n as never }), InvalidOptionError, 'onLockTimeout'],
+      ['a deleteTags match given as a Symbol', (s) => s.ext.deleteTags(['t'], { match: Symbol('any') as never }), InvalidOptionError, 'match'],
+      ['a pattern given as a BigInt', (s) => s.ext.deletePattern(1n as never), InvalidValueError, undefined],
       [
         'a decorator on something that is not a method',
         (s) => (s.ext.decorators.cached({ key: () => 'k' }) as unknown as (v: unknown, c: { kind: string }) => unknown)(undefined, { kind: 'field' }),
@@ -69,6 +77,16 @@ describe('Bad input', function () {
       ['expirationScanInterval of 4 weeks (a timer holds at most 24.8 days)', { expirationScanInterval: '4w' }, 'expirationScanInterval'],
       ['statementTimeout of 4 weeks', { statementTimeout: '4w' }, 'statementTimeout'],
       ['poolConfig.max that contradicts poolMax', { poolConfig: { max: 3 }, poolMax: 5 }, 'poolConfig.max'],
+      ['poolMax given as a BigInt', { poolMax: 5n }, 'poolMax'],
+      ['useWal given as a BigInt', { useWal: 1n }, 'useWal'],
+      ['table given as a Symbol', { table: Symbol('t') }, 'table'],
+      ['slidingWriteThreshold given as a BigInt', { slidingWriteThreshold: 1n }, 'slidingWriteThreshold'],
+      ['localCache.maxEntries given as a BigInt', { localCache: { maxEntries: 10n } }, 'localCache'],
+      ['distributed.shardCount given as a BigInt', { distributed: { shardCount: 4n } }, 'distributed'],
+      ['distributed with shardCount and colocateWith', { distributed: { shardCount: 4, colocateWith: 'other' } }, 'distributed'],
+      ['distributed.colocateWith that is not a table name', { distributed: { colocateWith: 'a; drop table x' } }, 'distributed'],
+      ['distributed with an unknown field', { distributed: { shards: 4 } }, 'distributed'],
+      ['retainExpiredFor given as a circular object', { retainExpiredFor: (() => { const o: Record<string, unknown> = {}; o['self'] = o; return o; })() }, 'retainExpiredFor'],
     ];
     for (const [what, options, option] of constructorCases) {
       it(`new PgStore with ${what}`, () => {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { manualClock } from '../helpers/assert.js';
+import { testDistributed } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
 import { dotnet, python } from '../helpers/peers.js';
 
@@ -9,6 +10,10 @@ const bytes = (text: string) => Buffer.from(text, 'utf8');
 describe('store.ext interop with .NET and Python (their exact statements)', () => {
   const fx = useCacheTable('cp_interop');
   const t = () => `public.${fx.table}`;
+  // Skipped on a distributed table: .NET's and Python's own reads slide with `now + interval` (a STABLE
+  // function over columns), which Citus refuses in an UPDATE; test/integration/citus.test.ts asserts that
+  // refusal, and the README's "Scaling out" says so. Writes by them and reads by us still run there.
+  const peersRead = testDistributed() ? describe.skip : describe;
 
   describe('.NET writes, ext reads', () => {
     it('reads each expiry combination with the right value, details and sliding', async () => {
@@ -45,7 +50,7 @@ describe('store.ext interop with .NET and Python (their exact statements)', () =
     });
   });
 
-  describe('ext writes, .NET reads', () => {
+  peersRead('ext writes, .NET reads', () => {
     it('is read, slid and removed by .NET\'s own statements', async () => {
       const clock = manualClock(T0);
       const ext = fx.make({ clock }).ext;
@@ -77,7 +82,7 @@ describe('store.ext interop with .NET and Python (their exact statements)', () =
     });
   });
 
-  describe('Python', () => {
+  peersRead('Python', () => {
     it('shares entries, tags, counters and patterns both ways', async () => {
       const clock = manualClock(T0);
       const ext = fx.make({ clock }).ext;

@@ -9,11 +9,16 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { CachePostgresError, PgStore, type PgStoreOptions } from '../../src/index.js';
 import { manualClock } from '../helpers/assert.js';
-import { testUrl, waitFor } from '../helpers/db.js';
+import { testUrl, waitFor, testDistributed } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
 import { rejection, track, within } from '../helpers/settle.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// On a distributed table the store does not pipeline (a lane cannot give up a row lock on a Citus worker
+// in time, see Executor.pipelining): what only the pipelined lane guarantees is skipped there, and the
+// README's "Scaling out" says a row lock held elsewhere delays the reads batched with its key's write.
+const pipelinedOnly = testDistributed() ? it.skip : it;
 
 describe('faults: stalls, timeouts, disconnect under load', () => {
   const fx = useCacheTable('cp_fault');
@@ -94,7 +99,7 @@ describe('faults: stalls, timeouts, disconnect under load', () => {
       expect(await within(read.promise, 3000, 'the read')).to.equal('after');
     });
 
-    it('answers the reads batched in the same tick as a write that waits for a row lock (pipelining)', async () => {
+    pipelinedOnly('answers the reads batched in the same tick as a write that waits for a row lock (pipelining)', async () => {
       const store = own();
       await store.set('locked', 'before');
       await store.set('neighbour', 'n');
@@ -114,7 +119,7 @@ describe('faults: stalls, timeouts, disconnect under load', () => {
       expect(await store.get('locked')).to.equal('after');
     });
 
-    it('answers a read of a locked sliding entry at once; its slide lands once the lock goes', async () => {
+    pipelinedOnly('answers a read of a locked sliding entry at once; its slide lands once the lock goes', async () => {
       const T0 = Date.UTC(2030, 0, 1);
       const clock = manualClock(T0);
       const store = own({ clock });

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { InvalidOptionError, InvalidValueError, LockTimeoutError, PgStore } from '../../src/index.js';
 import { rejects } from '../helpers/assert.js';
-import { testUrl, waitFor } from '../helpers/db.js';
+import { readRoundTrips, testUrl, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -34,7 +34,7 @@ describe('store.ext.getOrSet', () => {
     });
     expect(value.toString()).to.equal('cached');
     expect(calls).to.equal(0);
-    expect(store.roundTrips - before).to.equal(1);
+    expect(store.roundTrips - before).to.equal(readRoundTrips());
   });
 
   it('calls the factory once for 20 concurrent callers in a process, and stores with the entry options', async () => {

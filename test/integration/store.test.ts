@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import Keyv from 'keyv';
 import { InvalidKeyError, InvalidValueError, PgStore, QueryError, StoreClosedError } from '../../src/index.js';
 import { manualClock, rejects } from '../helpers/assert.js';
-import { sql, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
+import { readRoundTrips, sql, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
 
 describe('PgStore', () => {
@@ -108,7 +108,7 @@ describe('PgStore', () => {
       for (const [name, call] of calls) {
         const before = store.roundTrips;
         await call();
-        expect(store.roundTrips - before, name).to.equal(1);
+        expect(store.roundTrips - before, name).to.equal(name === 'get' || name === 'getMany' ? readRoundTrips() : 1);
       }
     });
 
