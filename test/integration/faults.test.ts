@@ -293,7 +293,10 @@ describe('faults: stalls, timeouts, disconnect under load', () => {
       expect(performance.now() - started).to.be.below(3000);
     });
 
-    it('a statement past statementTimeout is cancelled on the server: the call fails and the write never lands', async () => {
+    // Not on a distributed table: statement_timeout cancels the coordinator's statement, and a write waiting for a
+    // row lock on a worker may still land there once the lock goes (README, "Scaling out": set statement_timeout on
+    // the workers too).
+    (testDistributed() ? it.skip : it)('a statement past statementTimeout is cancelled on the server: the call fails and the write never lands', async () => {
       const store = own({ statementTimeout: '400ms' });
       await store.set('locked', 'before');
       const lock = await lockRow('locked');
