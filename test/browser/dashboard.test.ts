@@ -147,7 +147,8 @@ describe('the dashboard in Chromium', function () {
     expect(await text('#stat-bytes')).to.match(/KiB$/);
     expect(Number((await text('#stat-factoryCalls')).replace(/,/g, ''))).to.be.greaterThan(0);
     const before = await hits();
-    await page.click('#stampede-getOrSet'); // 19 callers wait and read the value: hits
+    await page.click('#local-run'); // store A reads its key from memory: a hit (and a local hit)
+    await page.locator('#local-run:enabled').waitFor();
     await page.waitForFunction((n) => Number(document.getElementById('stat-hits')!.textContent!.replace(/,/g, '')) > n, before);
   });
 
