@@ -103,6 +103,9 @@ describe('cache-manager and cacheable', () => {
         open.push(cache.pgStore);
         return cache;
       });
+      // Both ready first: a store's first call checks the schema, which on a Citus coordinator can take longer
+      // than the 50 ms refresh below, and the second cache would then read the refreshed value.
+      await Promise.all(caches.map((cache) => cache.pgStore.ready()));
       let calls = 0;
       const load = async () => {
         calls++;
