@@ -14,8 +14,8 @@ import { ValueTooLargeError } from './errors.js';
  * - a read slides `expiresattime` to LEAST(now + sliding, absolute) in the same statement, and only for
  *   rows that have a sliding expiration; rows without one are read with no write at all.
  *
- * One form serves plain PostgreSQL and a table distributed by Citus, with two exceptions carried as a
- * statement's `citus` alternative (see {@link Statement.citus}). What the common form avoids for Citus:
+ * One form serves plain PostgreSQL and a table distributed by Citus, except for a few statements that
+ * carry a `citus` alternative (see {@link Statement.citus}). What the common form avoids for Citus:
  * STABLE functions over columns in writes (timestamptz + interval, convert_from), which Citus cannot
  * push to the shards; the expiry arithmetic goes through to_timestamp and timestamptz differences, which
  * are IMMUTABLE, and counters are read and written with encode/decode 'escape' (ASCII digits either way).
@@ -33,9 +33,11 @@ export interface Statement {
   readonly prepared: boolean;
   /**
    * The statement to run instead when the table is distributed by Citus, where the common form cannot
-   * run: batch deletes lock their victims FOR UPDATE (refused in a multi-shard query), and the pipelined
-   * lane's fail-fast statements call set_config (VOLATILE) in a write's WHERE, which Citus refuses and
-   * would not pass to the shards anyway. The executor picks it; nothing else needs to know.
+   * run or runs badly: batch deletes and the expiry scan lock their victims FOR UPDATE (refused in a
+   * multi-shard query); the pipelined lane's fail-fast statements call set_config (VOLATILE) in a write's
+   * WHERE, which Citus refuses and would not pass to the shards anyway; stats measure the coordinator's
+   * empty shell; a pattern page would ship its values between nodes. The executor picks it; nothing else
+   * needs to know.
    */
   readonly citus?: Statement;
 }
