@@ -202,7 +202,7 @@ export class Executor {
    * True when {@link Executor.pipeline} sends its statements in one round trip. Never on a distributed
    * table: a pipelined lane relies on a statement giving up a row lock after LANE_LOCK_TIMEOUT, and Citus
    * waits for row locks on the workers, where the coordinator's lock_timeout does not reach; a lane would
-   * then stall behind someone's transaction. Statements go one per connection instead.
+   * then stall behind someone's transaction. Statements go one at a time instead.
    */
   get pipelining(): boolean {
     return this.#pipelining && !this.distributed;
@@ -219,7 +219,7 @@ export class Executor {
 
   /**
    * Sends every part back to back, in order, in one round trip when {@link Executor.pipelining}; else
-   * (a distributed table) one after the other, each on a connection of its own.
+   * (a distributed table) one after the other on one connection.
    * Pipelines issued while others are in flight join them on the same connection (see {@link Lanes}).
    * Each part runs in its own implicit transaction and settles on its own: a failed part does not fail
    * the others, and a retryable failure (deadlock) runs again alone.
