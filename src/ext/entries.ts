@@ -171,12 +171,14 @@ export function checkRetention(context: StoreContext, setting: string, maxStaleM
 export async function getEntryWithExpiry(
   context: StoreContext,
   key: string,
+  counted = true,
 ): Promise<{ value: Buffer; absoluteExpiration: Date | undefined } | undefined> {
   // A read (that may slide, as get does): after the writes issued before it on the key.
   const [row] = await context.rows.ordered([key], 'read', () =>
     context.exec.query<{ b64: string; abs: Date | number | null }>(context.sql.getWithExpiry, [key, isoNow(context)]),
   );
-  context.observer.read(key, row !== undefined);
+  // `counted: false`: the library's own second look (early's check under its lease), not a caller's read.
+  if (counted) context.observer.read(key, row !== undefined);
   if (!row) return undefined;
   return { value: bytesOf(row), absoluteExpiration: row.abs instanceof Date ? row.abs : undefined };
 }

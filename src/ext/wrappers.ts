@@ -137,13 +137,25 @@ export class Wrappers {
         return (await payload.decode(bytes)) as R;
       }
       // Written at absoluteExpiration - ttl: the entry's age without any extra column.
-      const writtenAt = (current.absoluteExpiration?.getTime() ?? Number.POSITIVE_INFINITY) - ttlMs;
-      if (this.#context.options.clock() - writtenAt >= earlyMs) this.#refresh(entryKey, ttlMs, payload, entry, compute);
+      const isOld = (found: { absoluteExpiration: Date | undefined }) =>
+        this.#context.options.clock() - ((found.absoluteExpiration?.getTime() ?? Number.POSITIVE_INFINITY) - ttlMs) >= earlyMs;
+      if (isOld(current)) this.#refresh(entryKey, ttlMs, payload, entry, compute, isOld);
       return (await payload.decode(current.value)) as R;
     };
   }
 
-  #refresh(key: string, ttlMs: number, payload: Payload, entry: GetOrSetOptions, compute: () => unknown): void {
+  /**
+   * @param stillOld checked again once the lease is held: another process may have refreshed the entry
+   *   between this one's read and its lease (then nothing is computed)
+   */
+  #refresh(
+    key: string,
+    ttlMs: number,
+    payload: Payload,
+    entry: GetOrSetOptions,
+    compute: () => unknown,
+    stillOld: (found: { absoluteExpiration: Date | undefined }) => boolean,
+  ): void {
     if (this.#refreshing.has(key)) return;
     this.#refreshing.add(key);
     const { observer } = this.#context;
@@ -152,6 +164,8 @@ export class Wrappers {
       const lock = await this.#locks.tryLock(`early:${key}`, { ttl: Math.max(1000, Math.min(ttlMs, 60_000)) });
       if (!lock) return;
       try {
+        const now = await getEntryWithExpiry(this.#context, key, false);
+        if (now && !stillOld(now)) return;
         observer.factoryCall();
         let value: unknown;
         try {

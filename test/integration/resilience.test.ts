@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import pg from 'pg';
 import { FactoryTimeoutError, InvalidKeyError, InvalidOptionError, InvalidValueError, PgStore, ValueTooLargeError } from '../../src/index.js';
 import { manualClock, rejects } from '../helpers/assert.js';
 import { testUrl, waitFor } from '../helpers/db.js';
@@ -151,6 +152,48 @@ describe('resilience: wrappers, timeouts, grace, serializers, events', () => {
         expect(await stores[0]!.ext.ttl('report')).to.equal(60_000); // stored with a fresh absolute ttl
       } finally {
         await Promise.all(stores.map((store) => store.disconnect()));
+      }
+    });
+
+    it('refreshes once even when another process refreshed between its read and its lease (no second refresh)', async () => {
+      const clock = manualClock();
+      // Store A's lease request reaches PostgreSQL late (as on a loaded server or through a Citus coordinator):
+      // B reads, refreshes and releases the lease in between.
+      let delayLease = false;
+      let leaseDone: () => void = () => {};
+      const aReleased = new Promise<void>((resolve) => (leaseDone = resolve));
+      const slowPool = new pg.Pool({ connectionString: testUrl(), max: 2 });
+      slowPool.on('connect', (client) => {
+        const query = client.query.bind(client) as (q: unknown) => unknown;
+        (client as { query: unknown }).query = (q: { name?: string; callback?: unknown }) => {
+          if (delayLease && q.name?.startsWith('cp_lock_acquire')) {
+            delayLease = false;
+            setTimeout(() => query(q), 300);
+            return undefined;
+          }
+          if (q.name?.startsWith('cp_lock_release')) setTimeout(leaseDone, 0);
+          return query(q);
+        };
+      });
+      const a = new PgStore({ pool: slowPool, table: fx.table, clock, enableExpirationScan: false });
+      const b = new PgStore({ uri: testUrl(), table: fx.table, clock, enableExpirationScan: false });
+      try {
+        let version = 0;
+        const load = async () => `v${++version}`;
+        const [readA, readB] = [a, b].map((store) => store.ext.early(load, { key: 'report2', ttl: '1m', earlyTtl: '30s' }));
+        expect(await readA!()).to.equal('v1');
+        clock.advance(35_000);
+        const bRefreshed = new Promise((resolve) => b.once('refresh', resolve));
+        delayLease = true;
+        expect(await readA!()).to.equal('v1'); // A decides to refresh; its lease request is on its way
+        expect(await readB!()).to.equal('v1'); // B decides too, takes the lease at once, refreshes, releases
+        await bRefreshed;
+        await aReleased; // A got the lease after B released it, and is done with it
+        expect(version, 'computations: the first, and one refresh').to.equal(2);
+        expect(await readA!()).to.equal('v2');
+      } finally {
+        await Promise.all([a.disconnect(), b.disconnect()]);
+        await slowPool.end();
       }
     });
 
