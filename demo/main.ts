@@ -91,7 +91,7 @@ async function serve(port: number, host: string, table: string, resultsFile: str
   const routes = {
     ...stampedeRoutes,
     ...tagsRoutes,
-    ...failoverRoutes(),
+    ...failoverRoutes(store),
     ...countersRoutes,
     ...locksRoutes(),
     ...localRoutes,

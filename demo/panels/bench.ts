@@ -55,8 +55,13 @@ export function benchPanel(databaseUrl: string, resultsFile = `${RESULTS_DIR}das
       child = run;
       createInterface({ input: run.stdout! }).on('line', (line) => {
         if (line.startsWith('PROGRESS ')) {
-          const p = JSON.parse(line.slice('PROGRESS '.length)) as { done: number; total: number; target: string; scenario: string };
-          Object.assign(state, { done: p.done, total: p.total, current: `${p.target}: ${p.scenario}` });
+          // A line this server cannot read must not end it (the handler runs outside any request).
+          try {
+            const p = JSON.parse(line.slice('PROGRESS '.length)) as { done: number; total: number; target: string; scenario: string };
+            Object.assign(state, { done: p.done, total: p.total, current: `${p.target}: ${p.scenario}` });
+          } catch {
+            state.lines = [...state.lines, line].slice(-TAIL);
+          }
         } else if (line.trim() !== '' && !line.includes('│') && !line.includes('─')) {
           state.lines = [...state.lines, line].slice(-TAIL);
         }

@@ -16,25 +16,17 @@ interface Weather {
 const TTL = '3s';
 const MAX_STALE = '1h';
 
-export function failoverRoutes(): Routes {
+export function failoverRoutes(store: PgStore): Routes {
   let down = false;
   let downstreamCalls = 0;
-  const wrapped = new WeakMap<PgStore, (city: string) => Promise<Weather>>();
-  const weather = (store: PgStore) => {
-    let fn = wrapped.get(store);
-    if (!fn) {
-      fn = store.ext.failover(
-        async (city: string): Promise<Weather> => {
-          downstreamCalls++;
-          if (down) throw new Error('weather service unavailable (simulated outage)');
-          return { city, tempC: Math.round((Math.random() * 35 - 5) * 10) / 10, fetchedAt: Date.now() };
-        },
-        { key: 'demo:weather:{0}', ttl: TTL, maxStale: MAX_STALE },
-      );
-      wrapped.set(store, fn);
-    }
-    return fn;
-  };
+  const weather = store.ext.failover(
+    async (city: string): Promise<Weather> => {
+      downstreamCalls++;
+      if (down) throw new Error('weather service unavailable (simulated outage)');
+      return { city, tempC: Math.round((Math.random() * 35 - 5) * 10) / 10, fetchedAt: Date.now() };
+    },
+    { key: 'demo:weather:{0}', ttl: TTL, maxStale: MAX_STALE },
+  );
 
   return {
     async 'POST /api/failover/outage'(body) {
@@ -42,16 +34,16 @@ export function failoverRoutes(): Routes {
       down = body['down'];
       return { down };
     },
-    async 'POST /api/failover/fetch'(body, ctx) {
+    async 'POST /api/failover/fetch'(body) {
       const city = stringField(body, 'city', 80).trim();
       const before = downstreamCalls;
       let stale: { expiredMsAgo: number } | undefined;
       const onStale = (event: { key: string; expiredMsAgo: number }) => {
         if (event.key === `demo:weather:${city}`) stale = { expiredMsAgo: event.expiredMsAgo };
       };
-      ctx.store.on('stale-served', onStale);
+      store.on('stale-served', onStale);
       try {
-        const value = await weather(ctx.store)(city);
+        const value = await weather(city);
         const source = stale ? 'stale' : downstreamCalls > before ? 'downstream' : 'cache';
         return { down, source, value, ageMs: Date.now() - value.fetchedAt, ...(stale ?? {}) };
       } catch (error) {
@@ -59,7 +51,7 @@ export function failoverRoutes(): Routes {
         // The downstream failure itself, with nothing retained to serve: shown on the page, not a server error.
         return { down, source: 'error', error: (error as Error).message };
       } finally {
-        ctx.store.off('stale-served', onStale);
+        store.off('stale-served', onStale);
       }
     },
     async 'GET /api/failover'() {

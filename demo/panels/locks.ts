@@ -13,7 +13,7 @@ const LOG_LIMIT = 30;
 export function locksRoutes(): Routes {
   const log: Array<{ at: number; text: string }> = [];
   const waiting = new Set<number>();
-  let holder: { worker: number; token: string; since: number } | undefined;
+  let holder: { worker: number; token: string } | undefined;
   const note = (text: string) => {
     log.unshift({ at: Date.now(), text });
     log.length = Math.min(log.length, LOG_LIMIT);
@@ -30,7 +30,7 @@ export function locksRoutes(): Routes {
       try {
         const { token } = await ctx.workers.call<{ token: string }>(index, 'lock', { name: LOCK_NAME, ttlMs: TTL_MS });
         if (holder?.worker === -1) note("the crashed holder's lease ran out");
-        holder = { worker: index, token, since: Date.now() };
+        holder = { worker: index, token };
         ctx.leases.set(LOCK_NAME, { token, worker: index, extendedAt: Date.now() });
         note(`worker ${index + 1} holds the lock, fencing token ${token}`);
         return { worker: index + 1, token };

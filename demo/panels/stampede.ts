@@ -24,10 +24,16 @@ export const stampedeRoutes: Routes = {
     const key = `stampede:${mode}:${run}`;
     const started = performance.now();
     const half = Math.ceil(count / 2);
-    const parts = await Promise.all([
-      ctx.workers.call<{ distinctValues: number }>(0, 'stampede', { key, mode, count: half, run }),
-      ctx.workers.call<{ distinctValues: number }>(1, 'stampede', { key, mode, count: count - half, run }),
-    ]);
+    let parts: Array<{ distinctValues: number }>;
+    try {
+      parts = await Promise.all([
+        ctx.workers.call<{ distinctValues: number }>(0, 'stampede', { key, mode, count: half, run }),
+        ctx.workers.call<{ distinctValues: number }>(1, 'stampede', { key, mode, count: count - half, run }),
+      ]);
+    } catch (error) {
+      ctx.factoryCalls.delete(run); // a worker failed or was killed: the run's count is not kept forever
+      throw error;
+    }
     const ms = performance.now() - started;
     const factoryCalls = ctx.factoryCalls.get(run) ?? 0;
     ctx.factoryCalls.delete(run);
