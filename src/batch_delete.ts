@@ -1,5 +1,7 @@
-import type { Executor } from './executor.js';
 import type { Statement } from './sql.js';
+
+/** Runs one statement and resolves with its rows: the executor's `query`, or a caller's connection's. */
+export type RunStatement = <R extends object = Record<string, unknown>>(statement: Statement, values: unknown[]) => Promise<R[]>;
 
 /**
  * Runs a batch-delete statement (see `deleteBatch` in sql.ts) until a batch selects fewer rows than
@@ -7,15 +9,15 @@ import type { Statement } from './sql.js';
  * called per batch so each one gets a fresh `now`. Resolves to the live entries deleted.
  */
 export async function deleteInBatches(
-  exec: Executor,
+  run: RunStatement,
   statement: Statement,
   batchSize: number,
   values: () => unknown[],
 ): Promise<number> {
   let deleted = 0;
   for (;;) {
-    const [row] = await exec.query<{ selected: number; deleted: number }>(statement, values());
-    deleted += row?.deleted ?? 0;
-    if (!row || row.selected < batchSize) return deleted;
+    const [row] = await run<{ selected: number; deleted: number }>(statement, values());
+    deleted += Number(row?.deleted ?? 0);
+    if (!row || Number(row.selected) < batchSize) return deleted;
   }
 }

@@ -243,6 +243,19 @@ export function isCallerError(error: unknown): boolean {
 }
 
 /** Every error class by code, for `err instanceof errors.E_INVALID_KEY` checks. */
+/** `getOrSet` (and the wrappers built on it) was called on `ext.in(client)`. */
+export class NotInTransactionError extends CachePostgresError {
+  static readonly code = 'E_NOT_IN_TRANSACTION';
+  constructor(method: string) {
+    super(
+      NotInTransactionError.code,
+      `${method} cannot run in your transaction: it holds a lock other processes wait on while the factory runs, and the ` +
+        'value it stores would be invisible to them until you commit (they would wait for your whole transaction, or compute it ' +
+        `again). Call store.ext.${method} outside the transaction, or write the value with in(client).set.`,
+    );
+  }
+}
+
 export const errors = {
   E_INVALID_OPTION: InvalidOptionError,
   E_INVALID_DURATION: InvalidDurationError,
@@ -259,4 +272,5 @@ export const errors = {
   E_LOCK_NOT_HELD: LockNotHeldError,
   E_FACTORY_HARD_TIMEOUT: FactoryTimeoutError,
   E_VALUE_TOO_LARGE: ValueTooLargeError,
+  E_NOT_IN_TRANSACTION: NotInTransactionError,
 } as const;

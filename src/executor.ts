@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { Connections, type Lease, NO_ANSWER_GRACE_MS } from './connections.js';
-import { type CachePostgresError, ConnectionError, queryError, type QueryError } from './errors.js';
+import { type CachePostgresError, ConnectionError, InvalidValueError, queryError, type QueryError, show } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { Statement } from './sql.js';
 
@@ -41,6 +41,16 @@ export interface SetupExecutor {
   readonly pool: pg.Pool;
   query<R extends object = Record<string, unknown>>(statement: Statement, values: unknown[]): Promise<R[]>;
   transaction<T>(fn: (query: TransactionQuery) => Promise<T>): Promise<T>;
+}
+
+/**
+ * A connection the application holds, for `store.ext.in(client)`: a `pg.Client` or `pg.PoolClient`, or
+ * any object whose `query(text, values)` runs PostgreSQL text with `$1`-style parameters on one
+ * connection and resolves to the rows or to `{ rows }` (an adapter over Kysely's, Drizzle's or Knex's
+ * transaction is a line: see the README).
+ */
+export interface CallerClient {
+  query(text: string, values: unknown[]): unknown;
 }
 
 /** One statement of a pipeline and its parameters. */
@@ -315,6 +325,29 @@ export class Executor {
   }
 
   /**
+   * Runs statements on a connection the application holds (see {@link CallerClient}), inside whatever
+   * transaction it has open there: the form this table runs, the readiness gate passed first, failures
+   * typed as every other statement's. Sent unnamed: the library never leaves prepared statements in a
+   * session it does not own (nor trips a pooler that forbids them). No watchdog either: the caller's
+   * connection runs under the caller's limits (its statement_timeout), and a lost one is the caller's
+   * to handle; the error says so.
+   */
+  onClient(client: CallerClient): <R extends object = Record<string, unknown>>(statement: Statement, values: unknown[]) => Promise<R[]> {
+    return async <R extends object>(statement: Statement, values: unknown[]): Promise<R[]> => {
+      const opening = this.#gate(statement.label);
+      if (opening) await opening;
+      this.#roundTrips++;
+      let result: unknown;
+      try {
+        result = await client.query(this.#form(statement).text, values);
+      } catch (error) {
+        throw queryError(statement.label, this.#table, error);
+      }
+      return rowsOf<R>(result, statement.label);
+    };
+  }
+
+  /**
    * LISTENs on `channel` on a connection of its own, reconnecting (with backoff, on an unref'd timer)
    * until stopped. `state(true)` once listening, `state(false)` when the connection is lost: whatever
    * was said on the channel meanwhile is lost too. The connection does not keep the process alive.
@@ -426,6 +459,16 @@ function send<R = unknown>(client: pg.ClientBase, config: Sendable): Promise<R[]
     if (config.name !== undefined) (query as { name?: string }).name = config.name;
     client.query(query);
   });
+}
+
+/** The rows of what a caller's client answered: an array of rows, or node-postgres' `{ rows }`. */
+function rowsOf<R>(result: unknown, label: string): R[] {
+  if (Array.isArray(result)) return result as R[];
+  const rows = (result as { rows?: unknown } | null | undefined)?.rows;
+  if (Array.isArray(rows)) return rows as R[];
+  throw new InvalidValueError(
+    `The client given to ext.in() answered ${label} with ${show(result)}, not rows: its query(text, values) must resolve to an array of rows or to { rows } (as node-postgres does).`,
+  );
 }
 
 /** A pipeline's outcome: each part's rows or its typed error (a QueryError, or StoreClosedError after disconnect()). */

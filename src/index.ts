@@ -8,6 +8,8 @@ export type { Counters, PgStoreEvents } from './observer.js';
 export type { CacheLogger, DistributedOptions, LocalCacheOptions, PgStoreOptions } from './options.js';
 export {
   CacheExt,
+  CacheTransaction,
+  type CallerClient,
   type CachedOptions,
   type Decorators,
   type EarlyOptions,
@@ -55,5 +57,6 @@ export {
   LockNotHeldError,
   FactoryTimeoutError,
   ValueTooLargeError,
+  NotInTransactionError,
   errors,
 } from './errors.js';

@@ -151,7 +151,7 @@ export interface PgStoreOptions {
    * `slidingWriteThreshold` of its window); this store's own writes, deletes and clears are seen at once; writes of other stores with `localCache` on (any process) reach this one through
    * PostgreSQL LISTEN/NOTIFY, usually within milliseconds. What does not: a write this process hears
    * nothing of (.NET, Python, a store without `localCache`, SQL by hand) is seen once the memory copy
-   * is `ttl` old. The notifications need a session connection: not through PgBouncer in transaction mode.
+   * is `ttl` old, unless `notifyTrigger` is on. The notifications need a session connection: not through PgBouncer in transaction mode.
    * @default false
    */
   localCache?: boolean | LocalCacheOptions | undefined;
@@ -206,6 +206,17 @@ export interface LocalCacheOptions {
    * @default '5s'
    */
   ttl?: Duration | undefined;
+  /**
+   * Install (in the store's schema step, idempotently) a trigger on the cache table that notifies the
+   * local tiers of every change to it, whoever makes it: .NET, Python, psql, a store without
+   * `localCache`, a migration. Those writes then reach every tier within milliseconds instead of once
+   * its copy is `ttl` old. With it on, stores send no notices of their own (the trigger does), and a
+   * store's own write-through copy is dropped when the trigger's notice of that write comes back, so the
+   * next read of the key asks PostgreSQL once. Its cost on writes is in the README (Local tier). Not on a
+   * table distributed by Citus. Turning it off later does not remove the trigger: `store.ext.dropNotifyTrigger()` does.
+   * @default false
+   */
+  notifyTrigger?: boolean | undefined;
 }
 
 /** Options after defaults and validation: built once per store and frozen. */
@@ -236,7 +247,7 @@ export interface ResolvedOptions {
   readonly preparedStatements: boolean;
   readonly pipelining: boolean;
   /** Undefined when the in-process tier is off. */
-  readonly localCache: { readonly maxEntries: number; readonly ttlMs: number; readonly maxBytes: number } | undefined;
+  readonly localCache: { readonly maxEntries: number; readonly ttlMs: number; readonly maxBytes: number; readonly notifyTrigger: boolean } | undefined;
   readonly clock: () => number;
   readonly logger: CacheLogger | undefined;
 }
@@ -400,10 +411,12 @@ function localCache(value: PgStoreOptions['localCache']): ResolvedOptions['local
   if (value === undefined || value === false) return undefined;
   const given: LocalCacheOptions = value === true ? {} : value;
   if (typeof given !== 'object' || given === null || Array.isArray(given)) {
-    throw new InvalidOptionError('localCache', 'expected true, false or { maxEntries, maxBytes, ttl }.');
+    throw new InvalidOptionError('localCache', 'expected true, false or { maxEntries, maxBytes, ttl, notifyTrigger }.');
   }
-  const unknown = Object.keys(given).find((name) => name !== 'maxEntries' && name !== 'maxBytes' && name !== 'ttl');
-  if (unknown) throw new InvalidOptionError('localCache', `unknown field "${unknown}". Known fields: maxEntries, maxBytes, ttl.`);
+  const unknown = Object.keys(given).find((name) => !LOCAL_CACHE_FIELDS.includes(name));
+  if (unknown) throw new InvalidOptionError('localCache', `unknown field "${unknown}". Known fields: ${LOCAL_CACHE_FIELDS.join(', ')}.`);
+  const notifyTrigger = given.notifyTrigger ?? false;
+  if (typeof notifyTrigger !== 'boolean') throw new InvalidOptionError('localCache', `notifyTrigger must be true or false, got ${show(given.notifyTrigger)}.`);
   const maxBytes = given.maxBytes ?? 64 * 2 ** 20;
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
     throw new InvalidOptionError('localCache', `maxBytes must be a positive whole number of bytes, got ${show(given.maxBytes)}.`);
@@ -419,8 +432,10 @@ function localCache(value: PgStoreOptions['localCache']): ResolvedOptions['local
     throw new InvalidOptionError('localCache', error instanceof CachePostgresError ? error.message : String(error), { cause: error });
   }
   if (ttlMs <= 0) throw new InvalidOptionError('localCache', 'ttl must be greater than zero.');
-  return Object.freeze({ maxEntries, ttlMs, maxBytes });
+  return Object.freeze({ maxEntries, ttlMs, maxBytes, notifyTrigger });
 }
+
+const LOCAL_CACHE_FIELDS = ['maxEntries', 'maxBytes', 'ttl', 'notifyTrigger'];
 
 function positiveInteger(
   raw: PgStoreOptions,

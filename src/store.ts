@@ -215,7 +215,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     const range = this.namespace ? prefixRange(`${this.namespace}:`) : ALL_KEYS;
     await this.#rows.barrier(async () => {
       try {
-        await deleteInBatches(this.#exec, this.#sql.deleteRangeBatch, batch, () => [range.lower, range.upper, batch, this.#now()]);
+        await deleteInBatches((statement, values) => this.#exec.query(statement, values), this.#sql.deleteRangeBatch, batch, () => [range.lower, range.upper, batch, this.#now()]);
       } finally {
         this.#rows.written('all');
       }

@@ -1,5 +1,5 @@
 import { CachePostgresError, CounterOverflowError, QueryError } from '../errors.js';
-import { type Executor, LATE_AFTER_MS } from '../executor.js';
+import { type Executor, LATE_AFTER_MS, type PipelinePart } from '../executor.js';
 import type { Slide } from '../local/local_cache.js';
 import { LocalTier } from '../local/local_tier.js';
 import type { Observer } from '../observer.js';
@@ -160,7 +160,7 @@ export interface RowsOptions {
   /** Counts hits and misses. */
   readonly observer: Observer;
   /** The in-process tier (undefined: off); reads must then return their rows' expiry (buildSql's withExpiry). */
-  readonly localCache?: { readonly maxEntries: number; readonly ttlMs: number; readonly maxBytes: number } | undefined;
+  readonly localCache?: { readonly maxEntries: number; readonly ttlMs: number; readonly maxBytes: number; readonly notifyTrigger: boolean } | undefined;
 }
 
 /**
@@ -239,6 +239,15 @@ export class Rows {
    */
   written(ids: readonly string[] | 'all'): void {
     this.#tier?.written(ids);
+  }
+
+  /**
+   * The NOTIFY telling every in-process tier (this store's too) that `ids` changed, for a write run on a
+   * caller's connection: sent there, it is delivered when that transaction commits and dropped when it
+   * rolls back. Undefined when no notice is needed (no tier here, or the table's trigger tells them).
+   */
+  noticeOf(ids: readonly string[] | 'all'): PipelinePart | undefined {
+    return this.#tier?.noticeOf(ids);
   }
 
   /** The live value of `id` (a sliding row is extended in the same round trip), or undefined. */
@@ -560,10 +569,10 @@ export class Rows {
     if (writes.length === 0) return { found: foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [ids, now])), written: succeeded };
     try {
       if (ids.length === 0) {
-        await this.#exec.query(this.#sql.upsertRows, this.#rowArrays(writes));
+        await this.#exec.query(this.#sql.upsertRows, rowArrays(writes));
         return { found: new Map(), written: succeeded };
       }
-      return { found: foundById(await this.#exec.query<BytesRow>(this.#sql.readWrite, [ids, now, ...this.#rowArrays(writes)])), written: succeeded };
+      return { found: foundById(await this.#exec.query<BytesRow>(this.#sql.readWrite, [ids, now, ...rowArrays(writes)])), written: succeeded };
     } catch (error) {
       if (!isolatable(error)) throw error;
       // One statement for reads and writes: the reads run again on their own, the writes one by one.
@@ -626,28 +635,6 @@ export class Rows {
     return found;
   }
 
-  /** upsertRows' parameters: the values travel as one binary bytea with offsets and lengths. */
-  #rowArrays(rows: readonly RowWrite[]): unknown[] {
-    const offsets: number[] = [];
-    const lengths: number[] = [];
-    let offset = 1; // substring() counts from 1
-    for (const row of rows) {
-      offsets.push(offset);
-      lengths.push(row.value.length);
-      offset += row.value.length;
-    }
-    return [
-      rows.map((r) => r.id),
-      Buffer.concat(rows.map((r) => r.value), offset - 1),
-      rows.map((r) => r.expires),
-      rows.map((r) => r.sliding),
-      rows.map((r) => r.absolute),
-      rows.map((r) => (r.tags === null ? null : JSON.stringify(r.tags))),
-      offsets,
-      lengths,
-    ];
-  }
-
   async #writeRows(rows: readonly RowWrite[]): Promise<void> {
     const { statement, values } = this.#upsertOf(rows, this.#sql.upsertRows);
     await this.#exec.query(statement, values);
@@ -663,7 +650,7 @@ export class Rows {
     if (this.#exec.distributed && rows.length === 1 && row) {
       return { statement: this.#sql.upsert, values: [row.id, row.value, row.expires, row.sliding, row.absolute, row.tags] };
     }
-    return { statement: many, values: this.#rowArrays(rows) };
+    return { statement: many, values: rowArrays(rows) };
   }
 
   async #deleteBatch(ids: string[]): Promise<boolean[]> {
@@ -741,13 +728,41 @@ export class Rows {
    * with. Undefined when it would not (nothing was changed).
    */
   async #incrementOne(id: string, delta: bigint, create: CounterCreate, highest = delta, lowest = delta): Promise<bigint | undefined> {
-    // The stored value v may take them when MIN <= v + lowest and v + highest <= MAX: bounds on v itself,
-    // computed here in int64, so that PostgreSQL compares bigints (numeric arithmetic cost it 5-10%).
-    const lower = lowest < 0n ? -INT64_BOUND - lowest : -INT64_BOUND;
-    const upper = highest > 0n ? INT64_BOUND - 1n - highest : INT64_BOUND - 1n;
-    const rows = await this.#exec.query<{ value: string }>(this.#sql.incr, [
-      id, delta.toString(), create.expires, create.absolute, create.tags, this.#now(), lower.toString(), upper.toString(),
-    ]);
+    const rows = await this.#exec.query<{ value: string }>(this.#sql.incr, incrValues(id, delta, create, this.#now(), highest, lowest));
     return rows[0] === undefined ? undefined : BigInt(rows[0].value.trim());
   }
+}
+
+/** upsertRows' parameters: the values travel as one binary bytea with offsets and lengths. */
+export function rowArrays(rows: readonly RowWrite[]): unknown[] {
+  const offsets: number[] = [];
+  const lengths: number[] = [];
+  let offset = 1; // substring() counts from 1
+  for (const row of rows) {
+    offsets.push(offset);
+    lengths.push(row.value.length);
+    offset += row.value.length;
+  }
+  return [
+    rows.map((r) => r.id),
+    Buffer.concat(rows.map((r) => r.value), offset - 1),
+    rows.map((r) => r.expires),
+    rows.map((r) => r.sliding),
+    rows.map((r) => r.absolute),
+    rows.map((r) => (r.tags === null ? null : JSON.stringify(r.tags))),
+    offsets,
+    lengths,
+  ];
+}
+
+/**
+ * The parameters of the `incr` statement adding `delta`; `highest` and `lowest` are the running totals
+ * the stored value must stay in int64 with.
+ */
+export function incrValues(id: string, delta: bigint, create: CounterCreate, now: string, highest = delta, lowest = delta): unknown[] {
+  // The stored value v may take them when MIN <= v + lowest and v + highest <= MAX: bounds on v itself,
+  // computed here in int64, so that PostgreSQL compares bigints (numeric arithmetic cost it 5-10%).
+  const lower = lowest < 0n ? -INT64_BOUND - lowest : -INT64_BOUND;
+  const upper = highest > 0n ? INT64_BOUND - 1n - highest : INT64_BOUND - 1n;
+  return [id, delta.toString(), create.expires, create.absolute, create.tags, now, lower.toString(), upper.toString()];
 }

@@ -1,3 +1,4 @@
+import type { CounterCreate } from '../batching/rows.js';
 import type { StoreContext } from '../context.js';
 import type { Duration } from '../duration.js';
 import { CounterOverflowError, InvalidOptionError, InvalidValueError, NotACounterError, QueryError } from '../errors.js';
@@ -26,6 +27,20 @@ export async function increment(
   by: number | bigint,
   options: CounterOptions | undefined,
 ): Promise<number | bigint> {
+  const { delta, create } = counterCall(context, key, by, options);
+  const preparing = context.prepare('incr');
+  if (preparing) await preparing;
+  let value: bigint;
+  try {
+    value = await context.rows.incr(key, delta, create);
+  } catch (error) {
+    throw counterError(key, error);
+  }
+  return counterValue(value);
+}
+
+/** An incr call's input, checked: the delta as int64, and what the counter gets if the call creates it. */
+export function counterCall(context: StoreContext, key: string, by: unknown, options: CounterOptions | undefined): { delta: bigint; create: CounterCreate } {
   validateKey(key);
   const delta = toInt64(by);
   checkOptions(options, ['ttl', 'tags'], 'counter');
@@ -34,18 +49,20 @@ export async function increment(
   if (ttl !== undefined && ttl <= 0) throw new InvalidOptionError('ttl', 'the ttl of a counter must be greater than zero.');
   const tags = resolveTags(options?.tags, 'tags', true);
   const absolute = ttl === undefined ? null : isoTime(now + ttl, 'ttl');
-  const preparing = context.prepare('incr');
-  if (preparing) await preparing;
-  let value: bigint;
-  try {
-    value = await context.rows.incr(key, delta, { expires: absolute ?? 'infinity', absolute, tags });
-  } catch (error) {
-    const state = error instanceof QueryError ? error.sqlState : undefined;
-    // 22P02: not an integer; 22021: not UTF-8; 22003: out of bigint range.
-    if (state === '22P02' || state === '22021') throw new NotACounterError(key, error);
-    if (state === '22003') throw new CounterOverflowError(key, error);
-    throw error;
-  }
+  return { delta, create: { expires: absolute ?? 'infinity', absolute, tags } };
+}
+
+/** The typed error of a failed increment: the stored value is no counter, or the sum leaves int64. */
+export function counterError(key: string, error: unknown): unknown {
+  const state = error instanceof QueryError ? error.sqlState : undefined;
+  // 22P02: not an integer; 22021: not UTF-8; 22003: out of bigint range.
+  if (state === '22P02' || state === '22021') return new NotACounterError(key, error);
+  if (state === '22003') return new CounterOverflowError(key, error);
+  return error;
+}
+
+/** A counter's value as returned: a number, or a bigint past Number.MAX_SAFE_INTEGER. */
+export function counterValue(value: bigint): number | bigint {
   return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
 }
 

@@ -1,3 +1,4 @@
+import type { RowWrite } from '../batching/rows.js';
 import { isoNow, type StoreContext } from '../context.js';
 import { InvalidValueError, show } from '../errors.js';
 import { validateKey } from '../keys.js';
@@ -34,12 +35,17 @@ export async function getEntry(context: StoreContext, key: string): Promise<Buff
 }
 
 export async function setEntry(context: StoreContext, key: string, value: EntryValue, options?: EntryOptions): Promise<void> {
-  validateKey(key);
-  const bytes = toBytes(value);
-  const row = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
+  const row = entryRow(context, key, value, options);
   const preparing = context.prepare('ext.set');
   if (preparing) await preparing;
-  await context.rows.set({ id: key, value: bytes, ...row });
+  await context.rows.set(row);
+}
+
+/** The row a set call writes, checked. */
+export function entryRow(context: StoreContext, key: string, value: EntryValue, options: EntryOptions | undefined): RowWrite {
+  validateKey(key);
+  const bytes = toBytes(value);
+  return { id: key, value: bytes, ...resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs) };
 }
 
 export async function refreshEntry(context: StoreContext, key: string): Promise<boolean> {
@@ -96,6 +102,19 @@ export async function setEntries(
   entries: Map<string, EntryValue> | Record<string, EntryValue> | Iterable<readonly [string, EntryValue]>,
   options?: EntryOptions,
 ): Promise<void> {
+  const rows = entryRows(context, entries, options);
+  if (rows.length === 0) return;
+  const preparing = context.prepare('ext.setMany');
+  if (preparing) await preparing;
+  await context.rows.setMany(rows);
+}
+
+/** The rows a set call writes, checked: one, or (setMany) one per distinct key, a later duplicate winning. */
+export function entryRows(
+  context: StoreContext,
+  entries: Map<string, EntryValue> | Record<string, EntryValue> | Iterable<readonly [string, EntryValue]>,
+  options: EntryOptions | undefined,
+): RowWrite[] {
   const pairs: Iterable<readonly [string, EntryValue]> =
     entries instanceof Map || isIterable(entries) ? (entries as Iterable<readonly [string, EntryValue]>) : Object.entries(entries);
   const byKey = new Map<string, Buffer>();
@@ -104,10 +123,7 @@ export async function setEntries(
     byKey.set(key, toBytes(value, `value of ${show(key)}`));
   }
   const row = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
-  if (byKey.size === 0) return;
-  const preparing = context.prepare('ext.setMany');
-  if (preparing) await preparing;
-  await context.rows.setMany([...byKey].map(([id, value]) => ({ id, value, ...row })));
+  return [...byKey].map(([id, value]) => ({ id, value, ...row }));
 }
 
 export async function deleteEntries(context: StoreContext, keys: Iterable<string>): Promise<number> {
@@ -118,7 +134,7 @@ export async function deleteEntries(context: StoreContext, keys: Iterable<string
   return (await context.rows.deleteMany(unique)).size;
 }
 
-function uniqueKeys(keys: Iterable<string>): string[] {
+export function uniqueKeys(keys: Iterable<string>): string[] {
   if (typeof keys === 'string' || !isIterable(keys)) {
     throw new InvalidValueError('Expected an array (or other iterable) of keys, not a single string.');
   }

@@ -10,9 +10,14 @@ import { type LockHandle, type LockOptions, Locks } from './locks.js';
 import { type DeletePatternOptions, deleteByPattern, getByPattern, type PatternOptions, scanKeys } from './patterns.js';
 import { type DeleteTagsOptions, deleteByTags } from './tags.js';
 import type { EntryValue } from './values.js';
+import type { CallerClient } from '../executor.js';
+import { CacheTransaction, checkCallerClient } from './in_transaction.js';
+
+export { CacheTransaction };
 import { type CachedOptions, type EarlyOptions, type FailoverOptions, type KeyOption, type TypedFactory, type TypedGetOrSetOptions, Wrappers } from './wrappers.js';
 
 export type {
+  CallerClient,
   CachedOptions, Decorators, EarlyOptions, FailoverOptions, GraceOptions, KeyOption,
   CounterOptions, DeletePatternOptions, DeleteTagsOptions, EntryInfo, EntryOptions, EntryValue, Factory, FactoryContext, GetOrSetOptions,
   LockHandle, LockOptions, PatternOptions, TypedFactory, TypedGetOrSetOptions,
@@ -215,6 +220,26 @@ export class CacheExt {
    */
   early<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, options: EarlyOptions<A>): (...args: A) => Promise<R> {
     return this.#wrappers.early(fn, options);
+  }
+
+  /**
+   * The cache writes of `ext` (set, setMany, delete, deleteMany, deleteTags, deletePattern, incr, decr)
+   * and get, run on `client`, the connection your transaction is open on: they commit or roll back with
+   * your own changes. Every process's local tier hears of them at commit, and only then. getOrSet is not
+   * offered there (it rejects with NotInTransactionError). See {@link CacheTransaction}.
+   *
+   * ```ts
+   * const client = await pool.connect();
+   * await client.query('BEGIN');
+   * await client.query('UPDATE products SET price = $1 WHERE id = $2', [12, 42]);
+   * await store.ext.in(client).delete('product:42');
+   * await client.query('COMMIT');
+   * ```
+   * @throws {InvalidValueError} when `client` has no `query` method, or is a pool
+   */
+  in(client: CallerClient): CacheTransaction {
+    checkCallerClient(client);
+    return new CacheTransaction(this.#context, client);
   }
 
   /** `@cached(...)`, `@failover(...)` and `@early(...)` as standard (TC39) method decorators. */

@@ -112,19 +112,25 @@ export async function getByPattern(context: StoreContext, pattern: string, optio
   });
 }
 
-/** Deletes every row matching `pattern` in batches; resolves to the live entries deleted. */
-export async function deleteByPattern(context: StoreContext, pattern: string, options: DeletePatternOptions = {}): Promise<number> {
+/** The pattern a deletePattern call deletes, checked (a pattern matching every key needs `all: true`). */
+export function patternDeletion(pattern: string, options: DeletePatternOptions = {}): CompiledPattern {
   checkOptions(options, ['like', 'all'], 'deletePattern');
   const compiled = compilePattern(pattern, options);
   if (compiled.matchesAll && options.all !== true) {
     throw new InvalidValueError(`The pattern ${show(pattern)} matches every key; pass { all: true } to delete the whole table.`);
   }
+  return compiled;
+}
+
+/** Deletes every row matching `pattern` in batches; resolves to the live entries deleted. */
+export async function deleteByPattern(context: StoreContext, pattern: string, options: DeletePatternOptions = {}): Promise<number> {
+  const compiled = patternDeletion(pattern, options);
   const preparing = context.prepare('ext.deletePattern');
   if (preparing) await preparing;
   const batch = context.options.deleteBatchSize;
   return context.rows.barrier(async () => {
     try {
-      return await deleteInBatches(context.exec, context.sql.deletePatternBatch, batch, () => [
+      return await deleteInBatches((s, v) => context.exec.query(s, v), context.sql.deletePatternBatch, batch, () => [
         compiled.range.lower, compiled.range.upper, compiled.like, batch, isoNow(context),
       ]);
     } finally {

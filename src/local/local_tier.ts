@@ -1,10 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { RowWrite } from '../batching/rows.js';
-import type { Executor } from '../executor.js';
+import type { Executor, PipelinePart } from '../executor.js';
 import type { Observer } from '../observer.js';
 import type { Sql } from '../sql.js';
 import { KeySender } from './key_sender.js';
 import { decodeInvalidation, encodeInvalidation, LocalCache, type Slide } from './local_cache.js';
+
+/**
+ * The sender named by notices sent on a caller's connection (`ext.in(client)`): no store's own, so every
+ * tier, this process's included, acts on them.
+ */
+const CALLER_SENDER = 'transaction';
 
 /** Least time between two invalidation notices (and two touch statements) of one store. */
 const SEND_GAP_MS = 2;
@@ -45,8 +51,15 @@ export class LocalTier {
   /** This store's `set`s on their way, by key (the latest of each key). */
   readonly #writing = new Map<string, Writing>();
 
-  constructor(ports: LocalTierPorts, options: { readonly maxEntries: number; readonly ttlMs: number; readonly maxBytes: number }) {
+  /** The table's trigger notifies every change (`localCache.notifyTrigger`): this store sends no notices of its own. */
+  readonly #tableNotifies: boolean;
+
+  constructor(
+    ports: LocalTierPorts,
+    options: { readonly maxEntries: number; readonly ttlMs: number; readonly maxBytes: number; readonly notifyTrigger: boolean },
+  ) {
     this.#ports = ports;
+    this.#tableNotifies = options.notifyTrigger;
     const { exec, sql, observer } = ports;
     const onError = (error: unknown) => observer.error(error);
     this.#notices = new KeySender(
@@ -109,11 +122,17 @@ export class LocalTier {
   written(ids: readonly string[] | 'all'): void {
     if (ids === 'all') {
       this.#cache.flush();
-      this.#notices.tellAll();
+      if (!this.#tableNotifies) this.#notices.tellAll();
       return;
     }
     this.#cache.invalidate(ids);
-    this.#notices.tell(ids);
+    if (!this.#tableNotifies) this.#notices.tell(ids);
+  }
+
+  /** The notice of a write on a caller's connection (see Rows.noticeOf); undefined when the table's trigger sends it. */
+  noticeOf(ids: readonly string[] | 'all'): PipelinePart | undefined {
+    if (this.#tableNotifies) return undefined;
+    return { statement: this.#ports.sql.notify, values: [this.#ports.sql.channel, encodeInvalidation(CALLER_SENDER, ids)] };
   }
 
   /** A `set` of `row` was issued, settling with `done`: later reads of its key answer with its value. */
@@ -161,7 +180,7 @@ export class LocalTier {
       return;
     }
     this.#cache.replace(row.id, value, expiresAt, stamp, this.#ports.clock(), slide);
-    this.#notices.tell([row.id]);
+    if (!this.#tableNotifies) this.#notices.tell([row.id]);
   }
 
   /** Slides the rows of sliding entries served from memory (one statement for the keys gathered). */

@@ -1,37 +1,7 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { PgStore } from '../../src/index.js';
 import { dropTables, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
-
-const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
-
-interface Worker {
-  child: ChildProcessWithoutNullStreams;
-  ready: Promise<void>;
-  /** The JSON line the worker prints when done. */
-  result: Promise<unknown>;
-}
-
-function startWorker(args: string[]): Worker {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  const lines = createInterface({ input: child.stdout });
-  let onReady!: () => void;
-  const ready = new Promise<void>((resolve) => (onReady = resolve));
-  const result = new Promise<unknown>((resolve, reject) => {
-    lines.on('line', (line) => {
-      if (line === 'ready') onReady();
-      else resolve(JSON.parse(line));
-    });
-    child.on('exit', (code, signal) => {
-      if (code !== 0 && signal !== 'SIGKILL') reject(new Error(`worker exited with ${code ?? signal}: ${stderr}`));
-    });
-  });
-  return { child, ready, result };
-}
+import { startWorker } from '../helpers/worker-process.js';
 
 async function runTogether(count: number, args: string[]): Promise<unknown[]> {
   const workers = Array.from({ length: count }, () => startWorker(args));

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { PgStore } from '../../src/index.js';
 
 const [task, url, table, ...args] = process.argv.slice(2);
-const store = new PgStore({ uri: url!, table: table!, enableExpirationScan: false, poolMax: 5, localCache: task === 'write' });
+const store = new PgStore({ uri: url!, table: table!, enableExpirationScan: false, poolMax: 5, localCache: task === 'write' || task === 'watch' });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function stampede(key: string, callers: number, factoryMs: number) {
@@ -64,8 +64,42 @@ async function hold(name: string, ttl: string) {
   return { token: lock.token.toString(), leaseStartsNoEarlierThan };
 }
 
+/** Reads `key` until its local tier answers (it listens, and holds the key). */
+async function warm(key: string) {
+  for (;;) {
+    const { localHits } = await store.stats();
+    await store.ext.get(key);
+    if ((await store.stats()).localHits > localHits) return;
+    await sleep(5);
+  }
+}
+
+/** Reads `key` through the local tier every millisecond until it reads `until`: every value seen, in order. */
+async function watch(key: string, until: string) {
+  const seen: string[] = [];
+  for (;;) {
+    const value = (await store.ext.getString(key)) ?? '(missing)';
+    if (seen[seen.length - 1] !== value) seen.push(value);
+    if (value === until) return { seen };
+    await sleep(1);
+  }
+}
+
+/** Writes in a transaction, says so, and never commits: the parent kills this process there. */
+async function crashInTransaction(key: string, value: string, dataTable: string) {
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({ connectionString: url!, application_name: `cp-crash-${process.pid}` });
+  await client.connect();
+  await client.query('BEGIN');
+  await client.query(`UPDATE ${dataTable} SET price = price + 1`);
+  await store.ext.in(client).set(key, value, { absoluteExpirationRelative: '1h' });
+  process.stdout.write(`${JSON.stringify({ written: true, pid: process.pid })}\n`);
+  setInterval(() => {}, 1000); // the transaction stays open until the process is killed
+}
+
 async function main() {
   await store.ext.has('warm-up'); // table ready before the race starts
+  if (task === 'watch') await warm(args[0]!);
   process.stdout.write('ready\n');
   const lines = createInterface({ input: process.stdin });
   await new Promise<void>((resolve) => lines.once('line', () => resolve()));
@@ -76,6 +110,11 @@ async function main() {
   else if (task === 'write') {
     await store.set(args[0]!, args[1]!); // its notification is sent before disconnect() resolves
     result = { written: true };
+  }
+  else if (task === 'watch') result = await watch(args[0]!, args[1]!);
+  else if (task === 'crash-in-transaction') {
+    await crashInTransaction(args[0]!, args[1]!, args[2]!);
+    return;
   }
   else if (task === 'hold') {
     result = await hold(args[0]!, args[1]!);
