@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { SchemaError } from './errors.js';
 import type { Executor, SetupExecutor, TransactionQuery } from './executor.js';
-import { indexName, locksComment, type Sql } from './sql.js';
+import { indexName, locksComment, notifyTriggerSql, type Sql, TRIGGER_EVENT_BITS, type TriggerSql } from './sql.js';
 
 /** The contract's columns and their exact types (format_type spelling). */
 const EXPECTED_COLUMNS: Readonly<Record<string, string>> = {
@@ -42,6 +42,8 @@ export interface SchemaOptions {
   createIfNotExists: boolean;
   useWal: boolean;
   distributed: { readonly shardCount: number | undefined; readonly colocateWith: string | undefined } | undefined;
+  /** `localCache.notifyTrigger`: the cache table's notify triggers are installed when missing. */
+  notifyTrigger?: boolean | undefined;
 }
 
 /** Schema work already done or under way, per pool and table: many stores on one pool check once. */
@@ -54,8 +56,56 @@ const done = new WeakMap<pg.Pool, Map<string, Promise<unknown>>>();
  * gains the `tags` column and GIN index of the Python library. A failed attempt is forgotten so the
  * next operation retries.
  */
-export function ensureSchema(executor: SetupExecutor, sql: Sql, options: SchemaOptions): Promise<TableShape> {
-  return once(executor, sql.qualified, () => run(executor, sql, options));
+export async function ensureSchema(executor: SetupExecutor, sql: Sql, options: SchemaOptions): Promise<TableShape> {
+  const shape = await once(executor, sql.qualified, () => run(executor, sql, options));
+  if (options.notifyTrigger) {
+    if (shape.distributed) {
+      throw new SchemaError(`localCache.notifyTrigger is not available on ${sql.display}, a table distributed by Citus (a trigger there runs on each shard, on the workers, whose notifications the coordinator's listeners never hear). Turn notifyTrigger off.`);
+    }
+    await once(executor, `${sql.qualified}:notify`, () => ensureTriggers(executor, sql, notifyTriggerSql(sql), options.createIfNotExists, 'the notify trigger of'));
+  }
+  return shape;
+}
+
+/** What a trigger set's `inspect` statement reads. */
+export interface TriggerState {
+  table_exists: boolean;
+  function_exists: boolean;
+  triggers: Array<{ type: number; enabled: boolean }> | null;
+}
+
+/** The events (INSERT, UPDATE, DELETE, TRUNCATE) for which the set has no enabled trigger, and those whose trigger is disabled. */
+export function triggerProblems(state: TriggerState | undefined): { missing: string[]; disabled: string[] } {
+  const missing: string[] = [];
+  const disabled: string[] = [];
+  for (const [event, bit] of Object.entries(TRIGGER_EVENT_BITS)) {
+    const found = (state?.triggers ?? []).filter((trigger) => (trigger.type & bit) !== 0);
+    if (found.length === 0) missing.push(event);
+    else if (!found.some((trigger) => trigger.enabled)) disabled.push(event);
+  }
+  return { missing, disabled };
+}
+
+/**
+ * Installs a trigger set (function and statement-level triggers) when any of it is missing, under the
+ * DDL lock; one catalog read when nothing is. A disabled trigger is left as it is: someone disabled it.
+ */
+export async function ensureTriggers(
+  executor: Pick<SetupExecutor, 'query' | 'transaction'>,
+  sql: Sql,
+  set: TriggerSql,
+  createIfNotExists: boolean,
+  what: string,
+): Promise<void> {
+  const [state] = await executor.query<TriggerState>(set.inspect, []);
+  if (state?.function_exists && triggerProblems(state).missing.length === 0) return;
+  if (!createIfNotExists) {
+    throw new SchemaError(`${what} ${sql.display} is not installed and createIfNotExists is false. Run:\n${set.install.join(';\n')};`);
+  }
+  await executor.transaction(async (query) => {
+    await query(sql.ddlLock, [`ddl:${sql.display}`]);
+    for (const statement of set.install) await query(statement);
+  });
 }
 
 /**

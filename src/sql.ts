@@ -126,6 +126,10 @@ export interface Sql {
   /** Citus: distributes the lock table by name, beside the cache table's shards. */
   readonly distributeLocksTable: string;
   readonly ddlLock: Statement;
+  /** The columns of table $1 (a regclass text: quoted schema.table), and whether it exists; for invalidateOn. */
+  readonly tableColumns: Statement;
+  /** This cache table's invalidation functions (invalidateOn): each one's comment (marker and JSON). */
+  readonly listInvalidations: Statement;
   /** DDL pieces, run only when the inspection says they are missing. */
   readonly ddl: {
     readonly createSchema: string;
@@ -502,6 +506,15 @@ WHERE name = $1 AND owner = $2 AND token = $3::bigint AND expiresat >= $4::times
 
     ddlLock: named('ddl_lock', `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`),
 
+    tableColumns: named('table_columns', `SELECT to_regclass($1) IS NOT NULL AS exists, c.relkind::text AS kind,
+  (SELECT json_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns
+FROM (SELECT 1) AS one LEFT JOIN pg_class c ON c.oid = to_regclass($1)`, false),
+    listInvalidations: named('list_invalidations', `SELECT d.description AS comment FROM pg_proc p
+JOIN pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_description d ON d.objoid = p.oid AND d.classoid = 'pg_proc'::regclass
+WHERE n.nspname = ${pg.escapeLiteral(schema)} AND d.description LIKE ${pg.escapeLiteral(`${INVALIDATION_MARK}%`)}
+ORDER BY 1`, false),
+
     ddl: Object.freeze({
       createSchema: `CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`,
       // Exactly the .NET DDL, plus the nullable tags column of the Python library.
@@ -621,4 +634,194 @@ function hash(text: string): string {
     h = Math.imul(h, 0x01000193);
   }
   return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+/** The sender named in the notices of the table's triggers (neither a store's id nor a caller's transaction). */
+export const TRIGGER_SENDER = 'table';
+
+/** Longest key list a trigger's notice carries (what fits beside its sender in a payload); past it, "everything". */
+const TRIGGER_KEYS_MAX = 7900 - TRIGGER_SENDER.length - 1;
+
+/**
+ * The transition tables of the triggers below: the rows a statement inserted (new) and deleted (old),
+ * for an UPDATE both. Named apart from anything an application calls its tables.
+ */
+const NEW_ROWS = 'cache_postgres_new_rows';
+const OLD_ROWS = 'cache_postgres_old_rows';
+
+/** plpgsql: tells the local tiers (channel `channel`) of the keys in json text variable `keys`, if any. */
+function notifyKeys(channel: string, keys: string): string {
+  return `IF ${keys} IS NOT NULL THEN
+    PERFORM pg_notify(${pg.escapeLiteral(channel)}, ${pg.escapeLiteral(`${TRIGGER_SENDER}\n`)} ||
+      CASE WHEN octet_length(${keys}) <= ${TRIGGER_KEYS_MAX} THEN ${keys} ELSE '*' END);
+  END IF;`;
+}
+
+/** A statement-level trigger for one event, with the transition tables that event has. */
+function statementTrigger(name: string, event: 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE', table: string, fn: string): string {
+  const referencing = { INSERT: `NEW TABLE AS ${NEW_ROWS}`, UPDATE: `OLD TABLE AS ${OLD_ROWS} NEW TABLE AS ${NEW_ROWS}`, DELETE: `OLD TABLE AS ${OLD_ROWS}`, TRUNCATE: '' }[event];
+  return `CREATE TRIGGER ${pg.escapeIdentifier(name)} AFTER ${event} ON ${table}${referencing ? ` REFERENCING ${referencing}` : ''} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`;
+}
+
+const TRIGGER_EVENTS = ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] as const;
+/** pg_trigger.tgtype's bit of each event. */
+export const TRIGGER_EVENT_BITS: Readonly<Record<(typeof TRIGGER_EVENTS)[number], number>> = { INSERT: 4, UPDATE: 16, DELETE: 8, TRUNCATE: 32 };
+
+/** Statements of a set of triggers: installed (replacing any), inspected, dropped. */
+export interface TriggerSql {
+  /** Replaces the function and its triggers (run in one transaction, under the DDL lock). */
+  readonly install: readonly string[];
+  /** Drops the triggers and the function (IF EXISTS); with `tableGone`, only the function. */
+  readonly drop: (tableGone: boolean) => readonly string[];
+  /** `$1` unused; rows of (type, enabled) of the function's triggers on its table, by `tgtype` bits. */
+  readonly inspect: Statement;
+}
+
+/**
+ * `localCache.notifyTrigger`: statement-level triggers on the cache table that notify the local tiers of
+ * every key whose entry changed, whoever changed it. What is not a change for a tier is left out: an
+ * UPDATE that only moves a row's expiry later (a read sliding it), and the deletion of rows already
+ * expired (the expiry scan). A TRUNCATE, or more keys than a notice holds, tells them "everything".
+ */
+export function notifyTriggerSql(sql: Sql): TriggerSql {
+  const fnName = derivedName(sql.table, 'notify');
+  const fn = `${pg.escapeIdentifier(sql.schema)}.${pg.escapeIdentifier(fnName)}`;
+  const body = `DECLARE
+  keys text;
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    PERFORM pg_notify(${pg.escapeLiteral(sql.channel)}, ${pg.escapeLiteral(`${TRIGGER_SENDER}\n*`)});
+    RETURN NULL;
+  ELSIF TG_OP = 'INSERT' THEN
+    SELECT json_agg(id)::text INTO keys FROM ${NEW_ROWS};
+  ELSIF TG_OP = 'DELETE' THEN
+    SELECT json_agg(id)::text INTO keys FROM ${OLD_ROWS} WHERE expiresattime >= now();
+  ELSE
+    SELECT json_agg(id)::text INTO keys FROM (
+      SELECT n.id FROM ${NEW_ROWS} n LEFT JOIN ${OLD_ROWS} o ON o.id = n.id
+      WHERE o.id IS NULL OR n.expiresattime < o.expiresattime OR o.value IS DISTINCT FROM n.value
+        OR o.tags IS DISTINCT FROM n.tags OR o.slidingexpirationinseconds IS DISTINCT FROM n.slidingexpirationinseconds
+        OR o.absoluteexpiration IS DISTINCT FROM n.absoluteexpiration
+      UNION
+      SELECT o.id FROM ${OLD_ROWS} o LEFT JOIN ${NEW_ROWS} n ON n.id = o.id WHERE n.id IS NULL
+    ) AS changed;
+  END IF;
+  ${notifyKeys(sql.channel, 'keys')}
+  RETURN NULL;
+END`;
+  const triggers = TRIGGER_EVENTS.map((event) => [event, derivedName(sql.table, `notify_${event.toLowerCase().slice(0, 5)}`)] as const);
+  return triggerSet(sql.qualified, fn, fnName, sql.schema, body, triggers, `cache-postgres notify trigger of ${sql.display}`);
+}
+
+/** An `invalidateOn` spec, checked: the application table, and each tag as literal text and column parts. */
+export interface InvalidationSpec {
+  readonly schema: string;
+  readonly table: string;
+  /** Each tag template as parts: a string is literal text, `{ column }` a column's value as text. */
+  readonly tags: ReadonlyArray<ReadonlyArray<string | { readonly column: string }>>;
+  /** The templates as given (kept in the function's comment, for `invalidations()`). */
+  readonly templates: readonly string[];
+}
+
+/** The comment that marks an invalidation function (followed by its JSON description). */
+export const INVALIDATION_MARK = 'cache-postgres invalidation ';
+
+/**
+ * `invalidateOn`: statement-level triggers on an application table that delete, in the writing
+ * transaction, the cache entries carrying the tags its inserted, updated (old and new) and deleted rows
+ * render, in one DELETE per statement, and tell the local tiers which keys went. A TRUNCATE deletes the
+ * entries with a tag any template could render (its literal prefix). Every name and text a caller gave
+ * is quoted here (escapeIdentifier, escapeLiteral).
+ */
+export function invalidationSql(sql: Sql, spec: InvalidationSpec): TriggerSql {
+  const target = `${spec.schema}.${spec.table}`;
+  const fnName = derivedName(sql.table, `inv_${createHash('sha256').update(`${sql.display}>${target}`).digest('hex').slice(0, 12)}`);
+  const fn = `${pg.escapeIdentifier(sql.schema)}.${pg.escapeIdentifier(fnName)}`;
+  const rendered = spec.tags.map((parts) =>
+    parts.length === 0 ? "''" : parts.map((part) => (typeof part === 'string' ? pg.escapeLiteral(part) : `(r.${pg.escapeIdentifier(part.column)})::text`)).join(' || '),
+  );
+  const tagsOf = (rows: string) => `SELECT array_agg(DISTINCT tag) INTO wanted FROM (SELECT unnest(ARRAY[${rendered.join(', ')}]::text[]) AS tag FROM ${rows} AS r) AS t WHERE tag IS NOT NULL;`;
+  const prefixes = spec.tags.map((parts) => {
+    const literal: string[] = [];
+    for (const part of parts) {
+      if (typeof part !== 'string') return { prefix: literal.join(''), exact: false };
+      literal.push(part);
+    }
+    return { prefix: literal.join(''), exact: true };
+  });
+  const exact = prefixes.filter((p) => p.exact).map((p) => pg.escapeLiteral(p.prefix));
+  const like = prefixes.filter((p) => !p.exact).map((p) => `g LIKE ${pg.escapeLiteral(`${escapeLikeText(p.prefix)}%`)}`);
+  const truncated = [
+    ...(exact.length ? [`c.tags && ARRAY[${exact.join(', ')}]::text[]`] : []),
+    ...(like.length ? [`EXISTS (SELECT 1 FROM unnest(c.tags) AS g WHERE ${like.join(' OR ')})`] : []),
+  ].join(' OR ');
+  const body = `DECLARE
+  wanted text[];
+  keys text;
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    WITH gone AS (DELETE FROM ${sql.qualified} AS c WHERE ${truncated} RETURNING c.id) SELECT json_agg(id)::text INTO keys FROM gone;
+  ELSE
+    IF TG_OP = 'INSERT' THEN
+      ${tagsOf(NEW_ROWS)}
+    ELSIF TG_OP = 'DELETE' THEN
+      ${tagsOf(OLD_ROWS)}
+    ELSE
+      ${tagsOf(`(SELECT * FROM ${NEW_ROWS} UNION ALL SELECT * FROM ${OLD_ROWS})`)}
+    END IF;
+    IF wanted IS NULL THEN
+      RETURN NULL;
+    END IF;
+    WITH gone AS (DELETE FROM ${sql.qualified} AS c WHERE c.tags && wanted RETURNING c.id) SELECT json_agg(id)::text INTO keys FROM gone;
+  END IF;
+  ${notifyKeys(sql.channel, 'keys')}
+  RETURN NULL;
+END`;
+  const table = `${pg.escapeIdentifier(spec.schema)}.${pg.escapeIdentifier(spec.table)}`;
+  const triggers = TRIGGER_EVENTS.map((event) => [event, derivedName(fnName, event.toLowerCase().slice(0, 5))] as const);
+  const comment = `${INVALIDATION_MARK}${JSON.stringify({ cache: sql.display, schema: spec.schema, table: spec.table, tags: spec.templates })}`;
+  return triggerSet(table, fn, fnName, sql.schema, body, triggers, comment);
+}
+
+/** `%`, `_` and `\` of `text` as literals of a LIKE pattern (ESCAPE '\', the default). */
+function escapeLikeText(text: string): string {
+  return text.replace(/[\\%_]/g, '\\$&');
+}
+
+function triggerSet(
+  table: string,
+  fn: string,
+  fnName: string,
+  fnSchema: string,
+  body: string,
+  triggers: ReadonlyArray<readonly [(typeof TRIGGER_EVENTS)[number], string]>,
+  comment: string,
+): TriggerSql {
+  const dropTriggers = triggers.map(([, name]) => `DROP TRIGGER IF EXISTS ${pg.escapeIdentifier(name)} ON ${table}`);
+  return Object.freeze({
+    install: Object.freeze([
+      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS ${dollarQuoted(body)}`,
+      `COMMENT ON FUNCTION ${fn}() IS ${pg.escapeLiteral(comment)}`,
+      ...dropTriggers,
+      ...triggers.map(([event, name]) => statementTrigger(name, event, table, fn)),
+    ]),
+    drop: (tableGone: boolean) => Object.freeze([...(tableGone ? [] : dropTriggers), `DROP FUNCTION IF EXISTS ${fn}()`]),
+    inspect: Object.freeze({
+      name: `cp_trigger_inspect_${createHash('sha256').update(`${fnSchema}.${fnName}`).digest('hex').slice(0, 16)}`,
+      label: 'trigger inspect',
+      prepared: false,
+      text: `SELECT to_regclass(${pg.escapeLiteral(table)}) IS NOT NULL AS table_exists, p.oid IS NOT NULL AS function_exists,
+  (SELECT json_agg(json_build_object('type', t.tgtype, 'enabled', t.tgenabled <> 'D'))
+     FROM pg_trigger t WHERE t.tgfoid = p.oid AND t.tgrelid = to_regclass(${pg.escapeLiteral(table)})) AS triggers
+FROM (SELECT 1) AS one LEFT JOIN pg_proc p
+  ON p.proname = ${pg.escapeLiteral(fnName)} AND p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = ${pg.escapeLiteral(fnSchema)})`,
+    }),
+  });
+}
+
+/** `text` as a dollar-quoted literal whose tag does not occur in it. */
+function dollarQuoted(text: string): string {
+  let tag = 'cp';
+  for (let i = 0; text.includes(`$${tag}$`); i++) tag = `cp${i}`;
+  return `$${tag}$${text}$${tag}$`;
 }

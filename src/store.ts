@@ -340,7 +340,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async #prepare(operation: string): Promise<void> {
     if (this.#closed) throw new StoreClosedError(operation);
     if (this.#isReady) return;
-    this.#ready ??= ensureSchema(this.#exec.setup, this.#sql, this.#options).then(
+    this.#ready ??= ensureSchema(this.#exec.setup, this.#sql, { ...this.#options, notifyTrigger: this.#options.localCache?.notifyTrigger }).then(
       (shape) => {
         this.#exec.distributed = shape.distributed;
         this.#isReady = true;

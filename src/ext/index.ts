@@ -12,12 +12,15 @@ import { type DeleteTagsOptions, deleteByTags } from './tags.js';
 import type { EntryValue } from './values.js';
 import type { CallerClient } from '../executor.js';
 import { CacheTransaction, checkCallerClient } from './in_transaction.js';
+import {
+  dropInvalidation, dropNotifyTrigger, type InvalidateOnOptions, invalidateOn, type InvalidationStatus, type InvalidationTarget, listInvalidations,
+} from './invalidation.js';
 
 export { CacheTransaction };
 import { type CachedOptions, type EarlyOptions, type FailoverOptions, type KeyOption, type TypedFactory, type TypedGetOrSetOptions, Wrappers } from './wrappers.js';
 
 export type {
-  CallerClient,
+  CallerClient, InvalidateOnOptions, InvalidationStatus, InvalidationTarget,
   CachedOptions, Decorators, EarlyOptions, FailoverOptions, GraceOptions, KeyOption,
   CounterOptions, DeletePatternOptions, DeleteTagsOptions, EntryInfo, EntryOptions, EntryValue, Factory, FactoryContext, GetOrSetOptions,
   LockHandle, LockOptions, PatternOptions, TypedFactory, TypedGetOrSetOptions,
@@ -240,6 +243,35 @@ export class CacheExt {
   in(client: CallerClient): CacheTransaction {
     checkCallerClient(client);
     return new CacheTransaction(this.#context, client);
+  }
+
+  /**
+   * Installs (or replaces) statement-level triggers on an application table that delete the cache
+   * entries carrying the tags its written rows render, in the writing transaction: any writer, in any
+   * language, psql included, then invalidates, atomically with its write. A bulk UPDATE costs one DELETE.
+   *
+   * ```ts
+   * await store.ext.invalidateOn({ table: 'products', tags: ['product:{id}', 'products'] });
+   * ```
+   * @throws {InvalidValueError} for a malformed template or an unknown column; {@link SchemaError} when the table does not exist
+   */
+  invalidateOn(options: InvalidateOnOptions): Promise<InvalidationStatus> {
+    return invalidateOn(this.#context, options);
+  }
+
+  /** Removes what {@link CacheExt.invalidateOn} installed on the table; resolves to true when something was removed. */
+  dropInvalidation(target: InvalidationTarget): Promise<boolean> {
+    return dropInvalidation(this.#context, target);
+  }
+
+  /** The invalidations installed for this cache table, each checked: a dropped or disabled trigger is in its `problems`. */
+  invalidations(): Promise<InvalidationStatus[]> {
+    return listInvalidations(this.#context);
+  }
+
+  /** Removes the cache table's notify trigger (`localCache.notifyTrigger`, which installs it); true when it was there. */
+  dropNotifyTrigger(): Promise<boolean> {
+    return dropNotifyTrigger(this.#context);
   }
 
   /** `@cached(...)`, `@failover(...)` and `@early(...)` as standard (TC39) method decorators. */

@@ -1,0 +1,202 @@
+import type { StoreContext } from '../context.js';
+import { InvalidValueError, SchemaError, show } from '../errors.js';
+import { type TriggerState, triggerProblems } from '../schema.js';
+import { INVALIDATION_MARK, type InvalidationSpec, invalidationSql, notifyTriggerSql, type TriggerSql } from '../sql.js';
+import { checkOptions } from './entry_options.js';
+
+/** What `invalidateOn` installs: on writes to `table`, delete the entries carrying the tags its rows render. */
+export interface InvalidateOnOptions {
+  /** The application table (its name as PostgreSQL has it: case matters, no quoting needed). */
+  table: string;
+  /** Its schema. @default 'public' */
+  schema?: string | undefined;
+  /**
+   * Tag templates: literal text with `{column}` placeholders replaced by the row's column value as text
+   * (`'product:{id}'`, `'category:{category_id}'`), or a literal tag (`'products'`) deleted on every
+   * write to the table. `{{` and `}}` stand for literal braces. A NULL column renders no tag.
+   */
+  tags: readonly string[];
+}
+
+/** Which table's invalidation to remove. */
+export interface InvalidationTarget {
+  table: string;
+  schema?: string | undefined;
+}
+
+/** One installed invalidation, as `invalidations()` finds it. */
+export interface InvalidationStatus {
+  /** The application table, `schema.table`. */
+  table: string;
+  /** The tag templates it deletes. */
+  tags: string[];
+  /** True when the table exists and each of its four triggers (INSERT, UPDATE, DELETE, TRUNCATE) is there and enabled. */
+  ok: boolean;
+  /** What is wrong, in words (empty when ok). */
+  problems: string[];
+}
+
+/** Longest identifier PostgreSQL keeps (bytes). */
+const MAX_IDENTIFIER_BYTES = 63;
+
+/**
+ * Installs (or replaces) the triggers of `options.table` that delete the cache entries tagged from its
+ * rows, in the writing transaction. Idempotent: a second call with the same options changes nothing
+ * visible, one with other tags replaces them.
+ */
+export async function invalidateOn(context: StoreContext, options: InvalidateOnOptions): Promise<InvalidationStatus> {
+  const spec = checkSpec(options);
+  const preparing = context.prepare('ext.invalidateOn');
+  if (preparing) await preparing;
+  refuseDistributed(context, 'invalidateOn');
+  const regclass = quoted(spec.schema, spec.table);
+  const [found] = await context.exec.query<{ exists: boolean; kind: string | null; columns: string[] | null }>(context.sql.tableColumns, [regclass]);
+  if (!found?.exists) throw new SchemaError(`invalidateOn: table ${spec.schema}.${spec.table} does not exist (names are case-sensitive, as PostgreSQL stores them).`);
+  if (found.kind !== 'r' && found.kind !== 'p') throw new SchemaError(`invalidateOn: ${spec.schema}.${spec.table} is not a table (relkind ${found.kind}); triggers go on tables.`);
+  const columns = new Set(found.columns ?? []);
+  for (const parts of spec.tags) {
+    for (const part of parts) {
+      if (typeof part !== 'string' && !columns.has(part.column)) {
+        throw new InvalidValueError(`invalidateOn: table ${spec.schema}.${spec.table} has no column ${show(part.column)}. Its columns: ${[...columns].join(', ')}.`);
+      }
+    }
+  }
+  const set = invalidationSql(context.sql, spec);
+  await context.exec.transaction(async (query) => {
+    await query(context.sql.ddlLock, [`ddl:${context.sql.display}`]);
+    for (const statement of set.install) await query(statement);
+  });
+  return status(context, set, `${spec.schema}.${spec.table}`, [...spec.templates]);
+}
+
+/** Removes the triggers `invalidateOn` installed on the table; resolves to true when there was something to remove. */
+export async function dropInvalidation(context: StoreContext, target: InvalidationTarget): Promise<boolean> {
+  const spec = checkSpec(target as InvalidateOnOptions, false);
+  const preparing = context.prepare('ext.dropInvalidation');
+  if (preparing) await preparing;
+  return dropSet(context, invalidationSql(context.sql, spec));
+}
+
+/**
+ * Every invalidation installed for this cache table, checked: a dropped or disabled trigger, or a
+ * dropped table, is reported in `problems` (the check function for monitoring and tests).
+ */
+export async function listInvalidations(context: StoreContext): Promise<InvalidationStatus[]> {
+  const preparing = context.prepare('ext.invalidations');
+  if (preparing) await preparing;
+  const rows = await context.exec.query<{ comment: string }>(context.sql.listInvalidations, []);
+  const found: InvalidationStatus[] = [];
+  for (const { comment } of rows) {
+    let described: { cache?: unknown; schema?: unknown; table?: unknown; tags?: unknown };
+    try {
+      described = JSON.parse(comment.slice(INVALIDATION_MARK.length)) as typeof described;
+    } catch {
+      continue; // not one of ours after all
+    }
+    if (described.cache !== context.sql.display || typeof described.schema !== 'string' || typeof described.table !== 'string') continue;
+    const tags = Array.isArray(described.tags) ? described.tags.map(String) : [];
+    const set = invalidationSql(context.sql, checkSpec({ schema: described.schema, table: described.table } as InvalidateOnOptions, false));
+    found.push(await status(context, set, `${described.schema}.${described.table}`, tags));
+  }
+  return found;
+}
+
+/** Removes the cache table's notify trigger (`localCache.notifyTrigger`); true when it was there. */
+export async function dropNotifyTrigger(context: StoreContext): Promise<boolean> {
+  const preparing = context.prepare('ext.dropNotifyTrigger');
+  if (preparing) await preparing;
+  return dropSet(context, notifyTriggerSql(context.sql));
+}
+
+async function dropSet(context: StoreContext, set: TriggerSql): Promise<boolean> {
+  return context.exec.transaction(async (query) => {
+    await query(context.sql.ddlLock, [`ddl:${context.sql.display}`]);
+    const [state] = await query<TriggerState>(set.inspect);
+    if (!state?.function_exists && !(state?.triggers?.length)) return false;
+    for (const statement of set.drop(!state.table_exists)) await query(statement);
+    return true;
+  });
+}
+
+async function status(context: StoreContext, set: TriggerSql, table: string, tags: string[]): Promise<InvalidationStatus> {
+  const [state] = await context.exec.query<TriggerState>(set.inspect, []);
+  const problems: string[] = [];
+  if (!state?.table_exists) problems.push(`table ${table} does not exist (dropped or renamed): nothing invalidates; dropInvalidation() removes the function left behind`);
+  else {
+    const { missing, disabled } = triggerProblems(state);
+    if (missing.length) problems.push(`no ${missing.join(', ')} trigger on ${table} (dropped?): writes of that kind do not invalidate; call invalidateOn again to reinstall`);
+    if (disabled.length) problems.push(`the ${disabled.join(', ')} trigger on ${table} is disabled (ALTER TABLE ... DISABLE TRIGGER): writes of that kind do not invalidate`);
+  }
+  if (!state?.function_exists) problems.push('its trigger function is gone: call invalidateOn again to reinstall');
+  return { table, tags, ok: problems.length === 0, problems };
+}
+
+function refuseDistributed(context: StoreContext, what: string): void {
+  if (context.exec.distributed) {
+    throw new SchemaError(
+      `${what} is not available on ${context.sql.display}, a table distributed by Citus: a trigger on the shards runs on the workers, which can neither delete across shards in the writer's transaction nor notify the coordinator's listeners.`,
+    );
+  }
+}
+
+function quoted(schema: string, table: string): string {
+  return `"${schema.replaceAll('"', '""')}"."${table.replaceAll('"', '""')}"`;
+}
+
+/** Checks the options and parses each tag template; `withTags: false` for removal and inspection. */
+function checkSpec(options: InvalidateOnOptions, withTags = true): InvalidationSpec {
+  if (typeof options !== 'object' || options === null) throw new InvalidValueError(`invalidateOn takes { table, schema?, tags }, got ${show(options)}.`);
+  checkOptions(options, withTags ? ['table', 'schema', 'tags'] : ['table', 'schema'], withTags ? 'invalidateOn' : 'dropInvalidation');
+  const table = identifier(options.table, 'table');
+  const schema = options.schema === undefined ? 'public' : identifier(options.schema, 'schema');
+  if (!withTags) return { schema, table, tags: [], templates: [] };
+  const given: unknown = options.tags;
+  if (!Array.isArray(given) || given.length === 0) {
+    throw new InvalidValueError(`invalidateOn: tags must be a non-empty array of tag templates such as 'product:{id}', got ${show(given)}.`);
+  }
+  const templates = [...new Set(given as unknown[])].map((tag) => {
+    if (typeof tag !== 'string' || tag === '' || tag.includes('\0') || !tag.isWellFormed()) {
+      throw new InvalidValueError(`invalidateOn: each tag template must be a non-empty string without NUL or lone surrogates, got ${show(tag)}.`);
+    }
+    return tag;
+  });
+  return { schema, table, tags: templates.map(parseTemplate), templates };
+}
+
+function identifier(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value === '' || value.includes('\0') || !value.isWellFormed() || Buffer.byteLength(value) > MAX_IDENTIFIER_BYTES) {
+    throw new InvalidValueError(`invalidateOn: ${what} must be a table or schema name of 1 to ${MAX_IDENTIFIER_BYTES} bytes without NUL, as PostgreSQL stores it (unquoted), got ${show(value)}.`);
+  }
+  return value;
+}
+
+/** `'product:{id}'` as parts: `['product:', { column: 'id' }]`; `{{` and `}}` are literal braces. */
+export function parseTemplate(template: string): Array<string | { column: string }> {
+  const parts: Array<string | { column: string }> = [];
+  let literal = '';
+  for (let i = 0; i < template.length; i++) {
+    const char = template[i]!;
+    if (char === '{' && template[i + 1] === '{') {
+      literal += '{';
+      i++;
+    } else if (char === '}' && template[i + 1] === '}') {
+      literal += '}';
+      i++;
+    } else if (char === '{') {
+      const end = template.indexOf('}', i + 1);
+      const column = end < 0 ? '' : template.slice(i + 1, end);
+      if (end < 0 || column === '' || column.includes('{')) {
+        throw new InvalidValueError(`invalidateOn: malformed tag template ${show(template)}: "{" must be followed by a column name and "}" (write "{{" for a literal brace).`);
+      }
+      identifier(column, 'a column in a tag template');
+      if (literal) parts.push(literal);
+      literal = '';
+      parts.push({ column });
+      i = end;
+    } else if (char === '}') {
+      throw new InvalidValueError(`invalidateOn: malformed tag template ${show(template)}: a lone "}" (write "}}" for a literal brace).`);
+    } else literal += char;
+  }
+  if (literal) parts.push(literal);
+  return parts;
+}
