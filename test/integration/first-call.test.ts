@@ -8,7 +8,8 @@ import { expect } from 'chai';
 import Keyv from 'keyv';
 import { createPgCache } from '../../src/cache_manager/index.js';
 import { pgStore } from '../../src/cache_manager/v5.js';
-import { PgStore } from '../../src/index.js';
+import pg from 'pg';
+import { type CacheTransaction, PgStore } from '../../src/index.js';
 import type { MethodDecorator } from '../../src/ext/decorators.js';
 import { dropTables, sql, testUrl, uniqueTable } from '../helpers/db.js';
 
@@ -84,6 +85,40 @@ const EXT_CALLS: Record<string, Call> = {
   cached: (s: PgStore) => s.ext.cached(async (id: string) => id, wrapperOptions)('a'),
   failover: (s: PgStore) => s.ext.failover(async (id: string) => id, { ...wrapperOptions, maxStale: '1m' })('a'),
   early: (s: PgStore) => s.ext.early(async (id: string) => id, { ...wrapperOptions, earlyTtl: '30s' })('a'),
+  in: (s: PgStore) => s.ext.in(caller()).set('k', 'v'),
+  // Removed again at once: a trigger left behind would delete from this test's table after it is dropped.
+  invalidateOn: async (s: PgStore) => {
+    await s.ext.invalidateOn({ table: APP_TABLE, tags: ['p:{id}'] });
+    await s.ext.dropInvalidation({ table: APP_TABLE });
+  },
+  dropInvalidation: (s: PgStore) => s.ext.dropInvalidation({ table: APP_TABLE }),
+  invalidations: (s: PgStore) => s.ext.invalidations(),
+  dropNotifyTrigger: (s: PgStore) => s.ext.dropNotifyTrigger(),
+};
+
+/** The application table invalidateOn is tried on. */
+const APP_TABLE = uniqueTable('first_app');
+/** A connection of the application's (autocommit), for ext.in(); connected in the suite's before hook. */
+let callerClient: pg.Client | undefined;
+const caller = (): pg.Client => callerClient!;
+
+/** Each method of ext.in(client), on a store whose table does not exist yet. */
+const TX_CALLS: Record<string, Call> = {
+  get: (t: CacheTransaction) => t.get('k'),
+  set: (t: CacheTransaction) => t.set('k', 'v'),
+  setMany: (t: CacheTransaction) => t.setMany({ k: 'v' }),
+  delete: (t: CacheTransaction) => t.delete('k'),
+  deleteMany: (t: CacheTransaction) => t.deleteMany(['k']),
+  deleteTags: (t: CacheTransaction) => t.deleteTags(['t']),
+  deletePattern: (t: CacheTransaction) => t.deletePattern('k*'),
+  incr: (t: CacheTransaction) => t.incr('n'),
+  decr: (t: CacheTransaction) => t.decr('n'),
+  // Always refused (NotInTransactionError), on a first call too; the get after it creates the table.
+  getOrSet: async (t: CacheTransaction) => {
+    const refused = await t.getOrSet('k', () => 'v').then(() => undefined, (error: Error) => error);
+    if (refused?.name !== 'NotInTransactionError') throw new Error(`getOrSet in a transaction was not refused: ${String(refused)}`);
+    return t.get('k');
+  },
 };
 
 /** The decorators, applied to a method and called (what a decorated class does). */
@@ -146,6 +181,15 @@ describe('First call on a table that does not exist yet', function () {
     return row!.found;
   }
 
+  before(async () => {
+    await sql(`CREATE TABLE public.${APP_TABLE} (id int PRIMARY KEY)`);
+    callerClient = new pg.Client({ connectionString: testUrl() });
+    await callerClient.connect();
+  });
+  after(async () => {
+    await callerClient?.end();
+    await dropTables(APP_TABLE);
+  });
   afterEach(async () => {
     await Promise.all(made.splice(0).map((store) => store.disconnect()));
     for (const table of tables.splice(0)) await dropTables(`${table}_locks`, table);
@@ -156,6 +200,7 @@ describe('First call on a table that does not exist yet', function () {
     expect(methodsOf(store, Object.getPrototypeOf(PgStore.prototype)).sort()).to.deep.equal(Object.keys(STORE_CALLS).sort());
     expect(methodsOf(store.ext)).to.deep.equal(Object.keys(EXT_CALLS).sort());
     expect(methodsOf(store.ext.decorators)).to.deep.equal(Object.keys(DECORATOR_CALLS).sort());
+    expect(methodsOf(store.ext.in(caller()))).to.deep.equal(Object.keys(TX_CALLS).sort());
     const v7 = createPgCache({ store });
     expect(methodsOf(v7)).to.deep.equal([...Object.keys(CACHE_V7_CALLS), ...CACHE_V7_NOT_STORAGE].sort());
     const v5 = await pgStore({ store });
@@ -180,6 +225,7 @@ describe('First call on a table that does not exist yet', function () {
     ['PgStore through Keyv', { get: (k: Keyv) => k.get('k'), set: (k: Keyv) => k.set('k', 'v') }, (store) => new Keyv({ store })],
     ['store.ext', EXT_CALLS, (store) => store],
     ['store.ext.decorators', DECORATOR_CALLS, (store) => store],
+    ['store.ext.in(client)', TX_CALLS, (store) => store.ext.in(caller())],
     ['cache-manager 7 (createPgCache)', CACHE_V7_CALLS, (store) => createPgCache({ store })],
     ['cache-manager 5 (pgStore)', CACHE_V5_CALLS, (store) => pgStore({ store })],
   ];

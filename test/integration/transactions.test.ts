@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import pg from 'pg';
 import { CacheTransaction, InvalidValueError, NotACounterError, NotInTransactionError, PgStore, type PgStoreOptions } from '../../src/index.js';
-import { rejects } from '../helpers/assert.js';
+import { manualClock, rejects } from '../helpers/assert.js';
 import { dropTables, sql, testDistributed, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
 import { startWorker } from '../helpers/worker-process.js';
@@ -126,13 +126,18 @@ describe('ext.in(client): cache writes in the caller\'s transaction', function (
     } finally {
       await other.end();
     }
-    for (const store of [writer, watcher]) {
-      await waitFor(async () => (await store.ext.getString('sentinel')) === 's1', 5000, 'the sentinel to reach the tier');
-      expect(await fromMemory(store, 'product:1')).to.deep.equal({ value: 'v0', fromMemory: true });
-    }
+    for (const store of [writer, watcher]) await waitFor(async () => (await store.ext.getString('sentinel')) === 's1', 5000, 'the sentinel to reach the tier');
+    expect(await fromMemory(watcher, 'product:1')).to.deep.equal({ value: 'v0', fromMemory: true });
+    // The writing process holds the key back until it hears the commit: it asks PostgreSQL meanwhile.
+    expect(await fromMemory(writer, 'product:1')).to.deep.equal({ value: 'v0', fromMemory: false });
+    expect(await fromMemory(writer, 'product:1')).to.deep.equal({ value: 'v0', fromMemory: false });
     await client.query('COMMIT');
+    // This process reads the committed value at once, without waiting for the notice...
+    expect(await writer.ext.getString('product:1')).to.equal('v1');
+    // ...and every tier, this one included, holds it again once the notice is heard.
     for (const store of [writer, watcher]) {
-      await waitFor(async () => (await store.ext.getString('product:1')) === 'v1', 5000, 'the commit to reach the tier');
+      await waitFor(async () => (await fromMemory(store, 'product:1')).value === 'v1', 5000, 'the commit to reach the tier');
+      await waitFor(async () => (await fromMemory(store, 'product:1')).fromMemory, 5000, 'the tier to hold v1');
     }
   });
 
@@ -150,10 +155,25 @@ describe('ext.in(client): cache writes in the caller\'s transaction', function (
     await client.query('BEGIN');
     await writer.ext.in(client).set('sentinel', 'later', { absoluteExpirationRelative: '1h' });
     await client.query('COMMIT');
-    for (const store of [writer, watcher]) {
-      await waitFor(async () => (await fromMemory(store, 'sentinel')).fromMemory, 5000, 'the sentinel to be held');
-      expect(await fromMemory(store, 'k')).to.deep.equal({ value: 'v0', fromMemory: true });
-    }
+    for (const store of [writer, watcher]) await waitFor(async () => (await fromMemory(store, 'sentinel')).fromMemory, 5000, 'the sentinel to be held');
+    expect(await fromMemory(watcher, 'k')).to.deep.equal({ value: 'v0', fromMemory: true });
+    // The writing process never hears a commit of k: it asks PostgreSQL for it until its tier's ttl passes.
+    expect(await fromMemory(writer, 'k')).to.deep.equal({ value: 'v0', fromMemory: false });
+  });
+
+  it('the writing process holds a key written in a rolled-back transaction back for its tier\'s ttl, then serves it again', async () => {
+    const clock = manualClock();
+    const writer = await tiered({ clock, localCache: { ttl: '2s' } });
+    await writer.ext.set('k', 'v0', { absoluteExpirationRelative: '1h' });
+    await client.query('BEGIN');
+    await writer.ext.in(client).set('k', 'rolled back');
+    await client.query('ROLLBACK');
+    expect(await fromMemory(writer, 'k')).to.deep.equal({ value: 'v0', fromMemory: false });
+    clock.advance(1999);
+    expect(await fromMemory(writer, 'k')).to.deep.equal({ value: 'v0', fromMemory: false });
+    clock.advance(1);
+    await fromMemory(writer, 'k'); // asks PostgreSQL, and keeps the answer
+    expect(await fromMemory(writer, 'k')).to.deep.equal({ value: 'v0', fromMemory: true });
   });
 
   it('two other OS processes watching a key see the committed value, never the rolled-back one', async function () {
