@@ -4,13 +4,8 @@ import { InvalidValueError, PgStore, type PgStoreOptions, SchemaError } from '..
 import { rejects } from '../helpers/assert.js';
 import { sql, testDistributed, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
+import { fromMemory, tieredStore } from '../helpers/local-tier.js';
 
-/** Reads `key` through ext and tells whether the local tier answered (by its counter). */
-async function fromMemory(store: PgStore, key: string): Promise<{ value: string | undefined; fromMemory: boolean }> {
-  const { localHits } = await store.stats();
-  const value = await store.ext.getString(key);
-  return { value, fromMemory: (await store.stats()).localHits === localHits + 1 };
-}
 
 describe('triggers: invalidation driven by the data, and local tiers told of every writer', function () {
   this.timeout(60_000);
@@ -20,17 +15,11 @@ describe('triggers: invalidation driven by the data, and local tiers told of eve
   });
   const fx = useCacheTable('cp_trig');
   const own: PgStore[] = [];
+  const tiered = (options: Omit<PgStoreOptions, 'table'> = {}) => tieredStore(fx.table, own, options);
   afterEach(async () => {
     await Promise.all(own.splice(0).map((store) => store.disconnect()));
   });
 
-  async function tiered(options: Omit<PgStoreOptions, 'table'> = {}): Promise<PgStore> {
-    const store = new PgStore({ uri: testUrl(), table: fx.table, enableExpirationScan: false, localCache: { ttl: '1h' }, ...options });
-    own.push(store);
-    await store.ext.set('probe', 'listening', { absoluteExpirationRelative: '1h' });
-    await waitFor(async () => (await fromMemory(store, 'probe')).fromMemory, 5000, 'the tier to listen');
-    return store;
-  }
 
   describe('ext.invalidateOn', () => {
     const products = uniqueTable('cp_trig_products');

@@ -4,6 +4,7 @@ import { CacheTransaction, InvalidValueError, NotACounterError, NotInTransaction
 import { manualClock, rejects } from '../helpers/assert.js';
 import { dropTables, sql, testDistributed, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
+import { fromMemory, tieredStore } from '../helpers/local-tier.js';
 import { startWorker } from '../helpers/worker-process.js';
 
 describe('ext.in(client): cache writes in the caller\'s transaction', function () {
@@ -11,6 +12,7 @@ describe('ext.in(client): cache writes in the caller\'s transaction', function (
   const fx = useCacheTable('cp_tx');
   const data = uniqueTable('cp_tx_products');
   const own: PgStore[] = [];
+  const tiered = (options: Omit<PgStoreOptions, 'table'> = {}) => tieredStore(fx.table, own, options);
   let client: pg.Client;
 
   before(() => sql(`CREATE TABLE public.${data} (id int PRIMARY KEY, price int NOT NULL)`));
@@ -26,21 +28,7 @@ describe('ext.in(client): cache writes in the caller\'s transaction', function (
   });
   after(() => dropTables(data));
 
-  /** A store on its own pool and listener, as another process has (its tier listening when it resolves). */
-  async function tiered(options: Omit<PgStoreOptions, 'table'> = {}): Promise<PgStore> {
-    const store = new PgStore({ uri: testUrl(), table: fx.table, enableExpirationScan: false, localCache: { ttl: '1h' }, ...options });
-    own.push(store);
-    await store.ext.set('probe', 'listening', { absoluteExpirationRelative: '1h' });
-    await waitFor(async () => (await fromMemory(store, 'probe')).fromMemory, 5000, 'the tier to listen');
-    return store;
-  }
 
-  /** Reads `key` through ext and tells whether the local tier answered (by its counter). */
-  async function fromMemory(store: PgStore, key: string): Promise<{ value: string | undefined; fromMemory: boolean }> {
-    const { localHits } = await store.stats();
-    const value = await store.ext.getString(key);
-    return { value, fromMemory: (await store.stats()).localHits === localHits + 1 };
-  }
 
   const committed = async (key: string) => (await fx.row(key))?.value.toString();
   const price = async () => (await sql<{ price: number }>(`SELECT price FROM public.${data} WHERE id = 1`))[0]!.price;
