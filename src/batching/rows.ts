@@ -1,7 +1,7 @@
 import { CachePostgresError, CounterOverflowError, QueryError } from '../errors.js';
 import { type Executor, LATE_AFTER_MS, type PipelinePart } from '../executor.js';
-import type { Slide } from '../local/local_cache.js';
-import { LocalTier } from '../local/local_tier.js';
+import { encodeInvalidation, type Slide } from '../local/local_cache.js';
+import { CALLER_SENDER, LocalTier } from '../local/local_tier.js';
 import type { Observer } from '../observer.js';
 import { bytesOf, bytesOfEscaped, oversize, type Sql, type Statement, textOfEscaped, tooLarge } from '../sql.js';
 import { Batcher } from './batcher.js';
@@ -244,10 +244,12 @@ export class Rows {
   /**
    * The NOTIFY telling every in-process tier (this store's too) that `ids` changed, for a write run on a
    * caller's connection: sent there, it is delivered when that transaction commits and dropped when it
-   * rolls back. Undefined when no notice is needed (no tier here, or the table's trigger tells them).
+   * rolls back. Sent whether or not this store has a tier (other processes' stores may); undefined when
+   * the table's trigger tells them (`localCache.notifyTrigger`).
    */
   noticeOf(ids: readonly string[] | 'all'): PipelinePart | undefined {
-    return this.#tier?.noticeOf(ids);
+    if (this.#tier) return this.#tier.noticeOf(ids);
+    return { statement: this.#sql.notify, values: [this.#sql.channel, encodeInvalidation(CALLER_SENDER, ids)] };
   }
 
   /** The live value of `id` (a sliding row is extended in the same round trip), or undefined. */

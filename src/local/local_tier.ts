@@ -10,7 +10,7 @@ import { decodeInvalidation, encodeInvalidation, LocalCache, type Slide } from '
  * The sender named by notices sent on a caller's connection (`ext.in(client)`): no store's own, so every
  * tier, this process's included, acts on them.
  */
-const CALLER_SENDER = 'transaction';
+export const CALLER_SENDER = 'transaction';
 
 /** Pending keys (see LocalTier.#pending) past which those whose deadline passed are forgotten at the next write. */
 const PENDING_PRUNE_AT = 10_000;

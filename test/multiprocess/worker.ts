@@ -74,13 +74,14 @@ async function warm(key: string) {
   }
 }
 
-/** Reads `key` through the local tier every millisecond until it reads `until`: every value seen, in order. */
+/** Reads `key` through the local tier every millisecond until it reads `until`: every value seen, in order, and how long it took. */
 async function watch(key: string, until: string) {
   const seen: string[] = [];
+  const started = Date.now();
   for (;;) {
     const value = (await store.ext.getString(key)) ?? '(missing)';
     if (seen[seen.length - 1] !== value) seen.push(value);
-    if (value === until) return { seen };
+    if (value === until) return { seen, ms: Date.now() - started };
     await sleep(1);
   }
 }
