@@ -1,9 +1,11 @@
 /**
  * Cache writes in your own transaction: they commit or roll back with your data.
- * Shown with node-postgres (the client your transaction runs on) and with Kysely (a one-line adapter over
- * its transaction; Drizzle, Knex and TypeORM take the same shape: anything with query(text, values)).
+ * Shown with node-postgres (the client your transaction runs on), Kysely and Drizzle (a small adapter over
+ * their transactions: anything whose query(text, values) runs $1-parameter text on the transaction's connection).
  * Run: DATABASE_URL=postgres://... npx tsx examples/transactions.ts
  */
+import { type SQL, sql as drizzleSql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/node-postgres';
 import { CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { PgStore } from 'cache-postgres';
@@ -48,6 +50,17 @@ await db.transaction().execute(async (trx) => {
   await cache.delete('product:42');
 });
 console.log('after the Kysely transaction:', await store.ext.getString('product:42'));
+
+// Drizzle: its sql template takes the parameters as sql.param chunks.
+const viaDrizzle = (tx: { execute(query: SQL): Promise<{ rows: unknown[] }> }) => ({
+  query: (text: string, values: unknown[]) =>
+    tx.execute(drizzleSql.join(text.split(/\$(\d+)/).map((part, i) => (i % 2 ? drizzleSql.param(values[Number(part) - 1]) : drizzleSql.raw(part))))),
+});
+await drizzle(pool).transaction(async (tx) => {
+  await tx.execute(drizzleSql`UPDATE example_tx_products SET price = 16 WHERE id = 42`);
+  await store.ext.in(viaDrizzle(tx)).set('product:42', JSON.stringify({ price: 16 }), { absoluteExpirationRelative: '1h' });
+});
+console.log('after the Drizzle transaction:', await store.ext.getString('product:42'));
 
 await pool.query('DROP TABLE example_tx_products'); // an example tidies up
 await store.disconnect();
