@@ -4,6 +4,8 @@ import { InvalidValueError, PgStore, type PgStoreOptions, SchemaError } from '..
 import { rejects } from '../helpers/assert.js';
 import { sql, testDistributed, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
+import { within } from '../helpers/settle.js';
+import { startWorker } from '../helpers/worker-process.js';
 import { fromMemory, tieredStore } from '../helpers/local-tier.js';
 
 
@@ -249,6 +251,38 @@ describe('triggers: invalidation driven by the data, and local tiers told of eve
       const strict = new PgStore({ uri: testUrl(), table: fx.table, enableExpirationScan: false, createIfNotExists: false, localCache: { notifyTrigger: true } });
       own.push(strict);
       await rejects(strict.ext.get('k'), SchemaError, /notify trigger of .* is not installed and createIfNotExists is false\. Run:\nCREATE OR REPLACE FUNCTION/);
+    });
+
+    it('two other OS processes hear a plain SQL write, and an invalidateOn delete, by notices (their copies would last an hour)', async function () {
+      this.timeout(90_000);
+      const writer = fx.make();
+      const app = uniqueTable('cp_trig_app');
+      await sql(`CREATE TABLE public.${app} (id int PRIMARY KEY, price int)`);
+      try {
+        await writer.ext.invalidateOn({ table: app, tags: ['product:{id}'] });
+        await writer.ext.set('price', 'v0', { absoluteExpirationRelative: '1h' });
+        await writer.ext.set('product:1', 'p1', { absoluteExpirationRelative: '1h', tags: ['product:1'] });
+        // Each worker's tier keeps its copy an hour: only a notice explains a change seen.
+        const prices = [0, 1].map(() => startWorker(['watch-trigger', testUrl(), fx.table, 'price', 'v1']));
+        const products = [0, 1].map(() => startWorker(['watch-trigger', testUrl(), fx.table, 'product:1', '(missing)']));
+        const workers = [...prices, ...products];
+        await Promise.all(workers.map((worker) => worker.ready));
+        for (const worker of workers) worker.child.stdin.write('go\n');
+        await sql(`UPDATE public.${fx.table} SET value = 'v1'::bytea WHERE id = 'price'`);
+        await sql(`INSERT INTO public.${app} VALUES (1, 10)`);
+        try {
+          for (const [worker, first, last] of [...prices.map((w) => [w, 'v0', 'v1'] as const), ...products.map((w) => [w, 'p1', '(missing)'] as const)]) {
+            const result = (await within(worker.result, 10_000, `a watcher to see ${last}`)) as { seen: string[] };
+            expect(result.seen).to.deep.equal([first, last]);
+          }
+        } finally {
+          for (const worker of workers) worker.child.kill('SIGKILL');
+        }
+      } finally {
+        await writer.ext.dropInvalidation({ table: app });
+        await writer.ext.dropNotifyTrigger();
+        await sql(`DROP TABLE IF EXISTS public.${app}`);
+      }
     });
 
     it('refuses a notifyTrigger that is not a boolean', () => {

@@ -7,7 +7,10 @@ import { createInterface } from 'node:readline';
 import { PgStore } from '../../src/index.js';
 
 const [task, url, table, ...args] = process.argv.slice(2);
-const store = new PgStore({ uri: url!, table: table!, enableExpirationScan: false, poolMax: 5, localCache: task === 'write' || task === 'watch' });
+// Watchers keep their copies an hour: a change they see can only have come by a notice. `watch-trigger`: a
+// watcher whose store installs, and relies on, the cache table's notify trigger.
+const localCache = task === 'watch' ? { ttl: '1h' } : task === 'watch-trigger' ? { ttl: '1h', notifyTrigger: true } : task === 'write';
+const store = new PgStore({ uri: url!, table: table!, enableExpirationScan: false, poolMax: 5, localCache });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function stampede(key: string, callers: number, factoryMs: number) {
@@ -74,14 +77,13 @@ async function warm(key: string) {
   }
 }
 
-/** Reads `key` through the local tier every millisecond until it reads `until`: every value seen, in order, and how long it took. */
+/** Reads `key` through the local tier every millisecond until it reads `until`: every value seen, in order. */
 async function watch(key: string, until: string) {
   const seen: string[] = [];
-  const started = Date.now();
   for (;;) {
     const value = (await store.ext.getString(key)) ?? '(missing)';
     if (seen[seen.length - 1] !== value) seen.push(value);
-    if (value === until) return { seen, ms: Date.now() - started };
+    if (value === until) return { seen };
     await sleep(1);
   }
 }
@@ -100,7 +102,7 @@ async function crashInTransaction(key: string, value: string, dataTable: string)
 
 async function main() {
   await store.ext.has('warm-up'); // table ready before the race starts
-  if (task === 'watch') await warm(args[0]!);
+  if (task === 'watch' || task === 'watch-trigger') await warm(args[0]!);
   process.stdout.write('ready\n');
   const lines = createInterface({ input: process.stdin });
   await new Promise<void>((resolve) => lines.once('line', () => resolve()));
@@ -112,7 +114,7 @@ async function main() {
     await store.set(args[0]!, args[1]!); // its notification is sent before disconnect() resolves
     result = { written: true };
   }
-  else if (task === 'watch') result = await watch(args[0]!, args[1]!);
+  else if (task === 'watch' || task === 'watch-trigger') result = await watch(args[0]!, args[1]!);
   else if (task === 'crash-in-transaction') {
     await crashInTransaction(args[0]!, args[1]!, args[2]!);
     return;
