@@ -273,7 +273,7 @@ describe('triggers: invalidation driven by the data, and local tiers told of eve
         try {
           for (const [worker, first, last] of [...prices.map((w) => [w, 'v0', 'v1'] as const), ...products.map((w) => [w, 'p1', '(missing)'] as const)]) {
             const result = (await within(worker.result, 10_000, `a watcher to see ${last}`)) as { seen: string[] };
-            expect(result.seen).to.deep.equal([first, last]);
+            expect(result.seen.filter((value) => value !== first)).to.deep.equal([last]); // its first read may come after the notice
           }
         } finally {
           for (const worker of workers) worker.child.kill('SIGKILL');
