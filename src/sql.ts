@@ -803,7 +803,10 @@ function triggerSet(
   const dropTriggers = triggers.map(([, name]) => `DROP TRIGGER IF EXISTS ${pg.escapeIdentifier(name)} ON ${table}`);
   return Object.freeze({
     install: Object.freeze([
-      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS ${dollarQuoted(body)}`,
+      // SECURITY DEFINER: it runs as the role that installed it (the store's), so a writer with no privilege on the
+      // cache table (a reporting role, psql as another user) still invalidates. Every name in it is qualified, and
+      // search_path is pinned, so the writer's own search_path cannot redirect it.
+      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${dollarQuoted(body)}`,
       `COMMENT ON FUNCTION ${fn}() IS ${pg.escapeLiteral(comment)}`,
       ...dropTriggers,
       ...triggers.map(([event, name]) => statementTrigger(name, event, table, fn)),

@@ -171,6 +171,35 @@ describe('triggers: invalidation driven by the data, and local tiers told of eve
       expect(await store.ext.invalidations()).to.deep.equal([]);
     });
 
+    it('invalidates for a writer with no privilege on the cache table (the trigger runs as the role that installed it)', async () => {
+      const store = fx.make();
+      await install(store);
+      await cacheProducts(store);
+      const role = uniqueTable('cp_writer');
+      const password = 'writer-only';
+      await sql(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+      try {
+        await sql(`GRANT USAGE ON SCHEMA public TO ${role}`);
+        await sql(`GRANT SELECT, UPDATE ON ${qualified} TO ${role}`);
+        const url = new URL(testUrl());
+        url.username = role;
+        url.password = password;
+        const writer = new pg.Client({ connectionString: url.toString() });
+        await writer.connect();
+        try {
+          await rejects(writer.query(`SELECT * FROM public.${fx.table}`), Error, /permission denied/);
+          await writer.query(`UPDATE ${qualified} SET price = 1 WHERE id = 2`);
+        } finally {
+          await writer.end();
+        }
+        expect(await fx.ids()).to.deep.equal(['product:1', 'product:3', 'unrelated']);
+      } finally {
+        await sql(`REVOKE ALL ON ${qualified} FROM ${role}`);
+        await sql(`REVOKE ALL ON SCHEMA public FROM ${role}`);
+        await sql(`DROP ROLE ${role}`);
+      }
+    });
+
     it('tells the local tiers which keys went: a tier holding an invalidated entry drops it within milliseconds', async () => {
       const store = await tiered();
       await install(store);
