@@ -203,7 +203,9 @@ describe('faults: stalls, timeouts, disconnect under load', () => {
       expect(stuck.outcome.state).to.equal('rejected');
       expect((stuck.outcome as { reason: { code: string } }).reason.code).to.equal('E_STORE_CLOSED');
       await lock.release();
-      expect((await fx.row('locked'))!.value.toString()).to.equal('before');
+      // On Citus the cut reaches the coordinator, while the write waits for the row lock on a worker, where it
+      // may still land once the lock goes (the README's "Scaling out"; failed once in CI's Citus pass).
+      if (!testDistributed()) expect((await fx.row('locked'))!.value.toString()).to.equal('before');
     });
   });
 
