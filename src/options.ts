@@ -156,6 +156,15 @@ export interface PgStoreOptions {
    */
   localCache?: boolean | LocalCacheOptions | undefined;
   /**
+   * How `lock`, `tryLock`, `withLock` and `isLocked` lock. `'lease-table'`: leases in `<table>_locks`,
+   * apart from cache rows. `'python'`: the Python library's row locks (a row of the cache table under the
+   * lock's name, holding the owner's token), so that Node and Python processes exclude each other on the
+   * same names; fencing tokens, renewal and LockNotHeldError still hold for Node holders (README, "Locks
+   * shared with Python").
+   * @default 'lease-table'
+   */
+  lockProtocol?: 'lease-table' | 'python' | undefined;
+  /**
    * Where failures and warnings go besides the events, so they are visible without wiring a listener:
    * `console`, or any object with `error(error)` and `warn(message)` (pino, winston and BentoCache-style
    * loggers have both). `error` receives each failure of a call Keyv makes on the store (Keyv turns them
@@ -250,12 +259,13 @@ export interface ResolvedOptions {
   readonly localCache: { readonly maxEntries: number; readonly ttlMs: number; readonly maxBytes: number; readonly notifyTrigger: boolean } | undefined;
   readonly clock: () => number;
   readonly logger: CacheLogger | undefined;
+  readonly lockProtocol: 'lease-table' | 'python';
 }
 
 const KNOWN = new Set<string>([
   'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'connectTimeout', 'statementTimeout', 'schema', 'table', 'createIfNotExists', 'useWal', 'distributed',
   'enableExpirationScan', 'expirationScanInterval', 'retainExpiredFor', 'deleteBatchSize', 'defaultSlidingExpiration', 'slidingWriteThreshold',
-  'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'pipelining', 'localCache', 'clock', 'logger',
+  'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'pipelining', 'localCache', 'clock', 'logger', 'lockProtocol',
 ]);
 /**
  * Options of @keyv/postgres (its own, and the pg.PoolConfig fields it passes through) that PgStore spells
@@ -334,6 +344,7 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
     localCache: localCache(raw.localCache),
     clock: clock(raw),
     logger: logger(raw),
+    lockProtocol: lockProtocol(raw.lockProtocol),
   };
   if (resolved.expirationScanIntervalMs < MIN_SCAN_INTERVAL_MS) {
     throw new InvalidOptionError('expirationScanInterval', 'must be at least 5 minutes (the .NET minimum).');
@@ -405,6 +416,12 @@ function distributed(value: PgStoreOptions['distributed']): ResolvedOptions['dis
     throw new InvalidOptionError('distributed', 'give shardCount or colocateWith, not both: a colocated table has the shard count of the table it follows.');
   }
   return Object.freeze({ shardCount, colocateWith });
+}
+
+function lockProtocol(value: unknown): ResolvedOptions['lockProtocol'] {
+  if (value === undefined) return 'lease-table';
+  if (value === 'lease-table' || value === 'python') return value;
+  throw new InvalidOptionError('lockProtocol', `must be 'lease-table' (the default) or 'python', got ${show(value)}.`);
 }
 
 function localCache(value: PgStoreOptions['localCache']): ResolvedOptions['localCache'] {

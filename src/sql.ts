@@ -107,6 +107,21 @@ export interface Sql {
   readonly lockExtend: Statement;
   readonly lockHeld: Statement;
   readonly lockIsLocked: Statement;
+  /**
+   * `lockProtocol: 'python'`: the Python library's row locks, rows of the cache table itself (id the
+   * lock name, value the owner's token as UTF-8, expiresattime the lease's end, no sliding, absolute or
+   * tags). Acquire ($1 name, $2 owner bytes, $3 lease end, $4 now) takes the row when absent or expired.
+   */
+  readonly rowLockAcquire: Statement;
+  /** In the acquiring transaction: the name's next fencing token, from the lock table ($1 name, $2 owner). */
+  readonly rowLockToken: Statement;
+  /** Deletes the row when it is still the owner's ($1, $2), saying whether its lease was running at $3. */
+  readonly rowLockRelease: Statement;
+  /** Moves the lease's end to $4 when the row is the owner's ($1, $2) and its lease runs at $3. */
+  readonly rowLockExtend: Statement;
+  readonly rowLockHeld: Statement;
+  /** Python's is_locked: any live row under the name ($1) at $2, a lock or an entry. */
+  readonly rowLockIsLocked: Statement;
   readonly locksInspect: Statement;
   readonly deleteExpiredBatch: Statement;
   /** Counts and size for stats(). */
@@ -498,6 +513,24 @@ WHERE name = $1 AND owner = $2 AND token = $3::bigint AND expiresat >= $4::times
 WHERE name = $1 AND owner = $2 AND token = $3::bigint AND expiresat >= $4::timestamptz`),
 
     lockIsLocked: named('lock_is_locked', `SELECT 1 FROM ${l} WHERE name = $1 AND expiresat >= $2::timestamptz`),
+
+    // The Python library's set_lock, unlock and is_locked, so that both exclude each other. A takeover also
+    // clears the columns a former entry under the name may have left (a sliding window would let a read move
+    // the lease); Python leaves them, which changes nothing for its own calls.
+    rowLockAcquire: named('row_lock_acquire', `INSERT INTO ${t} AS c (${COLUMNS}) VALUES ($1, $2::bytea, $3::timestamptz, NULL, NULL, NULL)
+ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
+  slidingexpirationinseconds = NULL, absoluteexpiration = NULL, tags = NULL
+WHERE c.expiresattime < $4::timestamptz
+RETURNING 1 AS acquired`),
+    // Only the counter: no lease here ('-infinity'), the row in the cache table is the lock.
+    rowLockToken: named('row_lock_token', `INSERT INTO ${l} AS l (name, owner, token, expiresat) VALUES ($1, $2, 1, '-infinity')
+ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, token = l.token + 1, expiresat = '-infinity'
+RETURNING token::text AS token`),
+    rowLockRelease: named('row_lock_release', `DELETE FROM ${t} WHERE id = $1 AND value = $2::bytea RETURNING expiresattime >= $3::timestamptz AS live`),
+    rowLockExtend: named('row_lock_extend', `UPDATE ${t} SET expiresattime = $4::timestamptz
+WHERE id = $1 AND value = $2::bytea AND expiresattime >= $3::timestamptz RETURNING 1`),
+    rowLockHeld: named('row_lock_held', `SELECT 1 FROM ${t} WHERE id = $1 AND value = $2::bytea AND expiresattime >= $3::timestamptz`),
+    rowLockIsLocked: named('row_lock_is_locked', `SELECT 1 FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
 
     locksInspect: named('locks_inspect', `SELECT to_regclass($1) IS NOT NULL AS exists,
   obj_description(to_regclass($1), 'pg_class') AS comment,

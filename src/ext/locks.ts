@@ -40,12 +40,77 @@ interface ResolvedLockOptions {
   retryMs: number;
 }
 
-/** Lease locks in their own table (`<table>_locks`): never a cache row, never seen by Keyv, patterns or bulk reads. */
+/** How locks are taken, given up and checked: see the store's `lockProtocol`. Timestamps as ISO strings. */
+interface LockBackend {
+  /** The new holder's fencing token, or undefined when the name is held. */
+  acquire(name: string, owner: string, leaseEnd: string, now: string): Promise<bigint | undefined>;
+  /** False when the holder no longer held the lease. */
+  release(name: string, owner: string, token: bigint, now: string): Promise<boolean>;
+  extend(name: string, owner: string, token: bigint, now: string, leaseEnd: string): Promise<boolean>;
+  held(name: string, owner: string, token: bigint, now: string): Promise<boolean>;
+  isLocked(name: string, now: string): Promise<boolean>;
+}
+
+/** `'lease-table'`: leases in `<table>_locks`, never a cache row, never seen by Keyv, patterns or bulk reads. */
+function leaseTable(context: StoreContext): LockBackend {
+  const { exec, sql } = context;
+  const changed = async (statement: typeof sql.lockRelease, values: unknown[]) => (await exec.query(statement, values)).length > 0;
+  return {
+    async acquire(name, owner, leaseEnd, now) {
+      const [row] = await exec.query<{ token: string }>(sql.lockAcquire, [name, owner, leaseEnd, now]);
+      return row ? BigInt(row.token) : undefined;
+    },
+    release: (name, owner, token, now) => changed(sql.lockRelease, [name, owner, token.toString(), now]),
+    extend: (name, owner, token, now, leaseEnd) => changed(sql.lockExtend, [name, owner, token.toString(), now, leaseEnd]),
+    held: (name, owner, token, now) => changed(sql.lockHeld, [name, owner, token.toString(), now]),
+    isLocked: (name, now) => changed(sql.lockIsLocked, [name, now]),
+  };
+}
+
+/**
+ * `'python'`: the Python library's row locks (`set_lock`, `unlock`, `is_locked`): a row of the cache table
+ * under the lock's name whose value is the owner's token. Each acquisition also takes the name's next
+ * fencing token from `<table>_locks`, in the same transaction, so Node holders keep strictly increasing
+ * tokens (a Python holder has none). The rows are cache rows: the local tier is told of each change.
+ */
+function pythonRows(context: StoreContext): LockBackend {
+  const { exec, sql, rows } = context;
+  const bytes = (owner: string) => Buffer.from(owner, 'utf8');
+  const touched = <T>(name: string, result: T): T => {
+    rows.written([name]);
+    return result;
+  };
+  return {
+    async acquire(name, owner, leaseEnd, now) {
+      const token = await exec.transaction(async (query) => {
+        const [taken] = await query(sql.rowLockAcquire, [name, bytes(owner), leaseEnd, now]);
+        if (!taken) return undefined;
+        const [row] = await query<{ token: string }>(sql.rowLockToken, [name, owner]);
+        return BigInt(row!.token);
+      });
+      return token === undefined ? undefined : touched(name, token);
+    },
+    async release(name, owner, _token, now) {
+      const [row] = await exec.query<{ live: boolean }>(sql.rowLockRelease, [name, bytes(owner), now]);
+      return touched(name, row?.live === true);
+    },
+    async extend(name, owner, _token, now, leaseEnd) {
+      const changed = (await exec.query(sql.rowLockExtend, [name, bytes(owner), now, leaseEnd])).length > 0;
+      return touched(name, changed);
+    },
+    held: async (name, owner, _token, now) => (await exec.query(sql.rowLockHeld, [name, bytes(owner), now])).length > 0,
+    isLocked: async (name, now) => (await exec.query(sql.rowLockIsLocked, [name, now])).length > 0,
+  };
+}
+
+/** The locks of `store.ext`, by the store's `lockProtocol`. */
 export class Locks {
   readonly #context: StoreContext;
+  readonly #backend: LockBackend;
 
   constructor(context: StoreContext) {
     this.#context = context;
+    this.#backend = context.options.lockProtocol === 'python' ? pythonRows(context) : leaseTable(context);
   }
 
   /** Takes the lock if it is free now; `undefined` when someone holds it. */
@@ -97,11 +162,11 @@ export class Locks {
     return result;
   }
 
-  /** True when someone holds a running lease on the name. */
+  /** True when someone holds a running lease on the name (with `lockProtocol: 'python'`: any live row under it). */
   async isLocked(name: string): Promise<boolean> {
     validateKey(name);
     await this.#ready();
-    return (await this.#context.exec.query(this.#context.sql.lockIsLocked, [name, isoNow(this.#context)])).length > 0;
+    return this.#backend.isLocked(name, isoNow(this.#context));
   }
 
   async #ready(): Promise<void> {
@@ -112,33 +177,29 @@ export class Locks {
 
   async #attempt(name: string, options: ResolvedLockOptions, owner: string): Promise<LockHandle | undefined> {
     await this.#ready();
-    const { exec, sql, options: storeOptions } = this.#context;
-    const now = storeOptions.clock();
-    const [row] = await exec.query<{ token: string }>(sql.lockAcquire, [
-      name, owner, new Date(now + options.ttlMs).toISOString(), new Date(now).toISOString(),
-    ]);
-    if (!row) return undefined;
-    const token = BigInt(row.token);
-    const controller = new AbortController();
+    const backend = this.#backend;
     const context = this.#context;
-    const changeLease = async (statement: typeof sql.lockRelease, extra: unknown[], operation: string) => {
-      const rows = await exec.query(statement, [name, owner, token.toString(), isoNow(context), ...extra]);
-      if (rows.length === 0) {
-        const error = new LockNotHeldError(name, token, operation);
-        if (!controller.signal.aborted) controller.abort(error);
-        throw error;
-      }
+    const clock = context.options.clock;
+    const now = clock();
+    const token = await backend.acquire(name, owner, new Date(now + options.ttlMs).toISOString(), new Date(now).toISOString());
+    if (token === undefined) return undefined;
+    const controller = new AbortController();
+    const check = (done: boolean, operation: string) => {
+      if (done) return;
+      const error = new LockNotHeldError(name, token, operation);
+      if (!controller.signal.aborted) controller.abort(error);
+      throw error;
     };
     return {
       name,
       token,
       signal: controller.signal,
-      release: () => changeLease(sql.lockRelease, [], 'release'),
+      release: async () => check(await backend.release(name, owner, token, isoNow(context)), 'release'),
       extend: async (ttl?: Duration) => {
         const ms = ttl === undefined ? options.ttlMs : positive(ttl, 'ttl');
-        await changeLease(sql.lockExtend, [new Date(storeOptions.clock() + ms).toISOString()], 'extend');
+        check(await backend.extend(name, owner, token, isoNow(context), new Date(clock() + ms).toISOString()), 'extend');
       },
-      held: async () => (await exec.query(sql.lockHeld, [name, owner, token.toString(), isoNow(context)])).length > 0,
+      held: () => backend.held(name, owner, token, isoNow(context)),
     };
   }
 }
