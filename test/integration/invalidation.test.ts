@@ -240,6 +240,13 @@ describe('triggers: invalidation driven by the data, and local tiers told of eve
   });
 
   describe('localCache.notifyTrigger', () => {
+    // Dropping the test table drops its triggers but not their function: removed here, as an application would.
+    afterEach(async () => {
+      const store = new PgStore({ uri: testUrl(), table: fx.table, enableExpirationScan: false });
+      await store.ext.dropNotifyTrigger();
+      await store.disconnect();
+    });
+
     it('a write by anything (plain SQL, a store without localCache) reaches the tier within milliseconds', async () => {
       const store = await tiered({ localCache: { ttl: '1h', notifyTrigger: true } });
       const plain = fx.make();
