@@ -71,6 +71,7 @@ export async function ensureSchema(executor: SetupExecutor, sql: Sql, options: S
 export interface TriggerState {
   table_exists: boolean;
   function_exists: boolean;
+  comment: string | null;
   triggers: Array<{ type: number; enabled: boolean }> | null;
 }
 
@@ -86,8 +87,13 @@ export function triggerProblems(state: TriggerState | undefined): { missing: str
   return { missing, disabled };
 }
 
+/** True when the set is installed as `set` would install it (same function version and text), with no trigger missing. */
+export function triggersCurrent(state: TriggerState | undefined, set: TriggerSql): boolean {
+  return Boolean(state?.function_exists && state.comment === set.comment && triggerProblems(state).missing.length === 0);
+}
+
 /**
- * Installs a trigger set (function and statement-level triggers) when any of it is missing, under the
+ * Installs a trigger set (function and statement-level triggers) when any of it is missing or outdated, under the
  * DDL lock; one catalog read when nothing is. A disabled trigger is left as it is: someone disabled it.
  */
 export async function ensureTriggers(
@@ -98,7 +104,7 @@ export async function ensureTriggers(
   what: string,
 ): Promise<void> {
   const [state] = await executor.query<TriggerState>(set.inspect, []);
-  if (state?.function_exists && triggerProblems(state).missing.length === 0) return;
+  if (triggersCurrent(state, set)) return;
   if (!createIfNotExists) {
     throw new SchemaError(`${what} ${sql.display} is not installed and createIfNotExists is false. Run:\n${set.install.join(';\n')};`);
   }

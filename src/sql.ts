@@ -706,8 +706,10 @@ export interface TriggerSql {
   readonly install: readonly string[];
   /** Drops the triggers and the function (IF EXISTS); with `tableGone`, only the function. */
   readonly drop: (tableGone: boolean) => readonly string[];
-  /** `$1` unused; rows of (type, enabled) of the function's triggers on its table, by `tgtype` bits. */
+  /** Whether the table and function exist, the function's comment, and (type, enabled) of its triggers on the table. */
   readonly inspect: Statement;
+  /** The comment `install` puts on the function: an installed one with another comment is replaced. */
+  readonly comment: string;
 }
 
 /**
@@ -743,7 +745,7 @@ BEGIN
   RETURN NULL;
 END`;
   const triggers = TRIGGER_EVENTS.map((event) => [event, derivedName(sql.table, `notify_${event.toLowerCase().slice(0, 5)}`)] as const);
-  return triggerSet(sql.qualified, fn, fnName, sql.schema, body, triggers, `cache-postgres notify trigger of ${sql.display}`);
+  return triggerSet(sql.qualified, fn, fnName, sql.schema, body, triggers, `cache-postgres notify trigger of ${sql.display} (v${TRIGGER_VERSION})`);
 }
 
 /** An `invalidateOn` spec, checked: the application table, and each tag as literal text and column parts. */
@@ -755,6 +757,9 @@ export interface InvalidationSpec {
   /** The templates as given (kept in the function's comment, for `invalidations()`). */
   readonly templates: readonly string[];
 }
+
+/** Bumped when the trigger functions' text changes: an installed one of another version is replaced. */
+const TRIGGER_VERSION = 1;
 
 /** The comment that marks an invalidation function (followed by its JSON description). */
 export const INVALIDATION_MARK = 'cache-postgres invalidation ';
@@ -768,7 +773,7 @@ export const INVALIDATION_MARK = 'cache-postgres invalidation ';
  */
 export function invalidationSql(sql: Sql, spec: InvalidationSpec): TriggerSql {
   const target = `${spec.schema}.${spec.table}`;
-  const fnName = derivedName(sql.table, `inv_${createHash('sha256').update(`${sql.display}>${target}`).digest('hex').slice(0, 12)}`);
+  const fnName = derivedName(sql.table, `inv_${createHash('sha256').update(JSON.stringify([sql.schema, sql.table, spec.schema, spec.table])).digest('hex').slice(0, 12)}`);
   const fn = `${pg.escapeIdentifier(sql.schema)}.${pg.escapeIdentifier(fnName)}`;
   const rendered = spec.tags.map((parts) =>
     parts.length === 0 ? "''" : parts.map((part) => (typeof part === 'string' ? pg.escapeLiteral(part) : `(r.${pg.escapeIdentifier(part.column)})::text`)).join(' || '),
@@ -815,7 +820,7 @@ BEGIN
 END`;
   const table = `${pg.escapeIdentifier(spec.schema)}.${pg.escapeIdentifier(spec.table)}`;
   const triggers = TRIGGER_EVENTS.map((event) => [event, derivedName(fnName, event.toLowerCase().slice(0, 5))] as const);
-  const comment = `${INVALIDATION_MARK}${JSON.stringify({ cache: sql.display, schema: spec.schema, table: spec.table, tags: spec.templates })}`;
+  const comment = `${INVALIDATION_MARK}${JSON.stringify({ v: TRIGGER_VERSION, cache: sql.display, schema: spec.schema, table: spec.table, tags: spec.templates })}`;
   return triggerSet(table, fn, fnName, sql.schema, body, triggers, comment);
 }
 
@@ -838,18 +843,26 @@ function triggerSet(
     install: Object.freeze([
       // SECURITY DEFINER: it runs as the role that installed it (the store's), so a writer with no privilege on the
       // cache table (a reporting role, psql as another user) still invalidates. Every name in it is qualified, and
-      // search_path is pinned, so the writer's own search_path cannot redirect it.
-      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${dollarQuoted(body)}`,
+      // search_path is pinned, so the writer's own search_path cannot redirect it; so are the settings a column's
+      // text depends on (a timestamp's time zone and style, a float's digits), so every writer renders one tag.
+      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp SET "TimeZone" = 'UTC' SET "DateStyle" = 'ISO, MDY' SET extra_float_digits = 1
+  AS ${dollarQuoted(body)}`,
+      // Nobody attaches it to a table of theirs (a temporary one included) to run it as its owner: EXECUTE is
+      // checked when a trigger is created, not when it fires, so the triggers installed here fire for every writer.
+      `REVOKE ALL ON FUNCTION ${fn}() FROM PUBLIC`,
       `COMMENT ON FUNCTION ${fn}() IS ${pg.escapeLiteral(comment)}`,
       ...dropTriggers,
       ...triggers.map(([event, name]) => statementTrigger(name, event, table, fn)),
     ]),
     drop: (tableGone: boolean) => Object.freeze([...(tableGone ? [] : dropTriggers), `DROP FUNCTION IF EXISTS ${fn}()`]),
+    comment,
     inspect: Object.freeze({
       name: `cp_trigger_inspect_${createHash('sha256').update(`${fnSchema}.${fnName}`).digest('hex').slice(0, 16)}`,
       label: 'trigger inspect',
       prepared: false,
       text: `SELECT to_regclass(${pg.escapeLiteral(table)}) IS NOT NULL AS table_exists, p.oid IS NOT NULL AS function_exists,
+  obj_description(p.oid, 'pg_proc') AS comment,
   (SELECT json_agg(json_build_object('type', t.tgtype, 'enabled', t.tgenabled <> 'D'))
      FROM pg_trigger t WHERE t.tgfoid = p.oid AND t.tgrelid = to_regclass(${pg.escapeLiteral(table)})) AS triggers
 FROM (SELECT 1) AS one LEFT JOIN pg_proc p

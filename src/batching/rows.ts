@@ -1,7 +1,7 @@
 import { CachePostgresError, CounterOverflowError, QueryError } from '../errors.js';
 import { type Executor, LATE_AFTER_MS, type PipelinePart } from '../executor.js';
 import { encodeInvalidation, type Slide } from '../local/local_cache.js';
-import { CALLER_SENDER, LocalTier } from '../local/local_tier.js';
+import { LocalTier } from '../local/local_tier.js';
 import type { Observer } from '../observer.js';
 import { bytesOf, bytesOfEscaped, oversize, type Sql, type Statement, textOfEscaped, tooLarge } from '../sql.js';
 import { Batcher } from './batcher.js';
@@ -242,14 +242,14 @@ export class Rows {
   }
 
   /**
-   * The NOTIFY telling every in-process tier (this store's too) that `ids` changed, for a write run on a
-   * caller's connection: sent there, it is delivered when that transaction commits and dropped when it
-   * rolls back. Sent whether or not this store has a tier (other processes' stores may); undefined when
-   * the table's trigger tells them (`localCache.notifyTrigger`).
+   * The NOTIFY telling every in-process tier (this store's too) that `ids` changed, for a write of the
+   * caller's transaction `sender` run on its connection: sent there, it is delivered when that
+   * transaction commits and dropped when it rolls back. Sent whether or not this store has a tier (other
+   * processes' stores may).
    */
-  noticeOf(ids: readonly string[] | 'all'): PipelinePart | undefined {
-    if (this.#tier) return this.#tier.noticeOf(ids);
-    return { statement: this.#sql.notify, values: [this.#sql.channel, encodeInvalidation(CALLER_SENDER, ids)] };
+  noticeOf(ids: readonly string[] | 'all', sender: string): PipelinePart {
+    if (this.#tier) return this.#tier.noticeOf(ids, sender);
+    return { statement: this.#sql.notify, values: [this.#sql.channel, encodeInvalidation(sender, ids)] };
   }
 
   /** The live value of `id` (a sliding row is extended in the same round trip), or undefined. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { RunStatement } from '../batch_delete.js';
 import { deleteInBatches } from '../batch_delete.js';
 import { incrValues, type RowWrite, rowArrays } from '../batching/rows.js';
@@ -5,6 +6,7 @@ import { isoNow, type StoreContext } from '../context.js';
 import { CounterOverflowError, InvalidValueError, NotInTransactionError, show } from '../errors.js';
 import type { CallerClient } from '../executor.js';
 import { validateKey } from '../keys.js';
+import { CALLER_SENDER_PREFIX } from '../local/local_tier.js';
 import { bytesOf } from '../sql.js';
 import { type CounterOptions, counterCall, counterError, counterValue } from './counters.js';
 import { entryRow, entryRows, uniqueKeys } from './entries.js';
@@ -32,6 +34,8 @@ import type { EntryValue } from './values.js';
 export class CacheTransaction {
   readonly #context: StoreContext;
   readonly #run: RunStatement;
+  /** This object's name in its notices: the writing process's tier releases what it held back on hearing it. */
+  readonly #sender = `${CALLER_SENDER_PREFIX}${randomUUID()}`;
 
   /** @internal Built by `store.ext.in(client)`. */
   constructor(context: StoreContext, client: CallerClient) {
@@ -131,10 +135,10 @@ export class CacheTransaction {
     await this.#notify(rows.map((r) => r.id));
   }
 
-  /** Tells the in-process tiers, at commit, that `ids` changed (nothing to send without a tier here or with the table's trigger). */
+  /** Tells the in-process tiers, at commit, that `ids` changed. */
   async #notify(ids: readonly string[] | 'all'): Promise<void> {
-    const notice = this.#context.rows.noticeOf(ids);
-    if (notice) await this.#run(notice.statement, notice.values);
+    const notice = this.#context.rows.noticeOf(ids, this.#sender);
+    await this.#run(notice.statement, notice.values);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { StoreContext } from '../context.js';
 import { InvalidValueError, SchemaError, show } from '../errors.js';
-import { type TriggerState, triggerProblems } from '../schema.js';
+import { type TriggerState, triggerProblems, triggersCurrent } from '../schema.js';
 import { INVALIDATION_MARK, type InvalidationSpec, invalidationSql, notifyTriggerSql, type TriggerSql } from '../sql.js';
 import { checkOptions } from './entry_options.js';
 
@@ -62,11 +62,15 @@ export async function invalidateOn(context: StoreContext, options: InvalidateOnO
     }
   }
   const set = invalidationSql(context.sql, spec);
-  await context.exec.transaction(async (query) => {
-    await query(context.sql.ddlLock, [`ddl:${context.sql.display}`]);
-    for (const statement of set.install) await query(statement);
-  });
-  return status(context, set, `${spec.schema}.${spec.table}`, [...spec.templates]);
+  // Installed as asked already: nothing is run (DROP/CREATE TRIGGER lock the table against every reader).
+  const [state] = await context.exec.query<TriggerState>(set.inspect, []);
+  if (!triggersCurrent(state, set)) {
+    await context.exec.transaction(async (query) => {
+      await query(context.sql.ddlLock, [`ddl:${context.sql.display}`]);
+      for (const statement of set.install) await query(statement);
+    });
+  }
+  return status(context, set, spec.schema, spec.table, [...spec.templates]);
 }
 
 /** Removes the triggers `invalidateOn` installed on the table; resolves to true when there was something to remove. */
@@ -96,7 +100,7 @@ export async function listInvalidations(context: StoreContext): Promise<Invalida
     if (described.cache !== context.sql.display || typeof described.schema !== 'string' || typeof described.table !== 'string') continue;
     const tags = Array.isArray(described.tags) ? described.tags.map(String) : [];
     const set = invalidationSql(context.sql, checkSpec({ schema: described.schema, table: described.table } as InvalidateOnOptions, false));
-    found.push(await status(context, set, `${described.schema}.${described.table}`, tags));
+    found.push(await status(context, set, described.schema, described.table, tags));
   }
   return found;
 }
@@ -118,7 +122,8 @@ async function dropSet(context: StoreContext, set: TriggerSql): Promise<boolean>
   });
 }
 
-async function status(context: StoreContext, set: TriggerSql, table: string, tags: string[]): Promise<InvalidationStatus> {
+async function status(context: StoreContext, set: TriggerSql, schema: string, name: string, tags: string[]): Promise<InvalidationStatus> {
+  const table = `${schema}.${name}`;
   const [state] = await context.exec.query<TriggerState>(set.inspect, []);
   const problems: string[] = [];
   if (!state?.table_exists) problems.push(`table ${table} does not exist (dropped or renamed): nothing invalidates; dropInvalidation() removes the function left behind`);
@@ -126,6 +131,11 @@ async function status(context: StoreContext, set: TriggerSql, table: string, tag
     const { missing, disabled } = triggerProblems(state);
     if (missing.length) problems.push(`no ${missing.join(', ')} trigger on ${table} (dropped?): writes of that kind do not invalidate; call invalidateOn again to reinstall`);
     if (disabled.length) problems.push(`the ${disabled.join(', ')} trigger on ${table} is disabled (ALTER TABLE ... DISABLE TRIGGER): writes of that kind do not invalidate`);
+    // A trigger body names its columns only as text: PostgreSQL lets them be renamed or dropped, and every write then fails.
+    const [found] = await context.exec.query<{ columns: string[] | null }>(context.sql.tableColumns, [quoted(schema, name)]);
+    const columns = new Set(found?.columns ?? []);
+    const gone = [...new Set(tags.flatMap((tag) => parseTemplate(tag)).flatMap((part) => (typeof part === 'string' ? [] : [part.column])))].filter((column) => !columns.has(column));
+    if (gone.length) problems.push(`${table} has no column ${gone.join(', ')} any more (renamed or dropped): every write to it fails until invalidateOn is called with the new templates or dropInvalidation removes the triggers`);
   }
   if (!state?.function_exists) problems.push('its trigger function is gone: call invalidateOn again to reinstall');
   return { table, tags, ok: problems.length === 0, problems };

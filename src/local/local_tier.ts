@@ -3,17 +3,15 @@ import type { RowWrite } from '../batching/rows.js';
 import type { Executor, PipelinePart } from '../executor.js';
 import type { Observer } from '../observer.js';
 import type { Sql } from '../sql.js';
+import { HeldBack } from './held_back.js';
 import { KeySender } from './key_sender.js';
 import { decodeInvalidation, encodeInvalidation, LocalCache, type Slide } from './local_cache.js';
 
 /**
- * The sender named by notices sent on a caller's connection (`ext.in(client)`): no store's own, so every
- * tier, this process's included, acts on them.
+ * What the notices sent on a caller's connection (`ext.in(client)`) name as their sender, followed by an
+ * id of the `CacheTransaction`: no store's own, so every tier, this process's included, acts on them.
  */
-export const CALLER_SENDER = 'transaction';
-
-/** Pending keys (see LocalTier.#pending) past which those whose deadline passed are forgotten at the next write. */
-const PENDING_PRUNE_AT = 10_000;
+export const CALLER_SENDER_PREFIX = 'transaction:';
 
 /** Least time between two invalidation notices (and two touch statements) of one store. */
 const SEND_GAP_MS = 2;
@@ -53,14 +51,8 @@ export class LocalTier {
   #listener: { stop(): Promise<void> } | undefined;
   /** This store's `set`s on their way, by key (the latest of each key). */
   readonly #writing = new Map<string, Writing>();
-  /**
-   * Keys written in a caller's transaction (`ext.in`), until the notice of its commit (or any later one
-   * of the key) is heard, or the tier's ttl passes (a rolled-back transaction sends none): the tier
-   * neither serves nor keeps them meanwhile, so this process never answers from memory with a value
-   * older than a commit it made. Epoch ms deadlines; `all` for a whole-table write.
-   */
-  readonly #pending = new Map<string, number>();
-  #pendingAllUntil = 0;
+  /** Keys written in callers' transactions by this process, until their commits are heard (or the tier's ttl passes). */
+  readonly #heldBack = new HeldBack();
   readonly #ttlMs: number;
 
   /** The table's trigger notifies every change (`localCache.notifyTrigger`): this store sends no notices of its own. */
@@ -94,14 +86,9 @@ export class LocalTier {
         if (payload.startsWith(`${this.#sender}\n`)) return;
         const message = decodeInvalidation(payload);
         if (!message) return;
-        if (message.keys === 'all') {
-          cache.flush();
-          this.#pending.clear();
-          this.#pendingAllUntil = 0;
-        } else {
-          cache.invalidate(message.keys, true);
-          if (this.#pending.size > 0) for (const key of message.keys) this.#pending.delete(key);
-        }
+        if (message.keys === 'all') cache.flush();
+        else cache.invalidate(message.keys, true);
+        if (message.sender.startsWith(CALLER_SENDER_PREFIX)) this.#heldBack.heard(message.sender, message.keys);
       },
       state: (listening) => cache.setEnabled(listening),
       error: (error) => this.#ports.observer.error(error),
@@ -121,7 +108,7 @@ export class LocalTier {
 
   /** The value held for `id` as the caller wants it (text: shared string; bytes: a copy), or undefined. */
   held(id: string, text: boolean, now: number): string | Buffer | undefined {
-    if ((this.#pending.size > 0 || this.#pendingAllUntil > 0) && this.#isPending(id, now)) return undefined;
+    if (!this.#heldBack.empty && this.#heldBack.has(id, now)) return undefined;
     return text ? this.#cache.getText(id, now) : this.#cache.get(id, now);
   }
 
@@ -132,7 +119,7 @@ export class LocalTier {
 
   /** Keeps what a read begun at `stamp` found (see {@link LocalCache.keep}). */
   keep(id: string, value: Buffer | string, expiresAt: number | null, stamp: number, now: number, slide?: Slide): void {
-    if ((this.#pending.size > 0 || this.#pendingAllUntil > 0) && this.#isPending(id, now)) return;
+    if (!this.#heldBack.empty && this.#heldBack.has(id, now)) return;
     this.#cache.keep(id, value, expiresAt, stamp, now, slide);
   }
 
@@ -151,21 +138,16 @@ export class LocalTier {
   }
 
   /**
-   * A write of `ids` on a caller's connection (see Rows.noticeOf): dropped here and held back until its
-   * commit is heard; the notice to send there, or undefined when the table's trigger sends it.
+   * A write of `ids` by the caller's transaction `sender` (see Rows.noticeOf): dropped here and held back
+   * until that transaction's notice is heard; the notice to send on its connection. Sent with the
+   * table's trigger on too: the trigger's notices say nothing of which transaction wrote.
    */
-  noticeOf(ids: readonly string[] | 'all'): PipelinePart | undefined {
-    const until = this.#ports.clock() + this.#ttlMs;
-    if (ids === 'all') {
-      this.#cache.flush();
-      this.#pendingAllUntil = until;
-    } else {
-      this.#cache.invalidate(ids);
-      if (this.#pending.size > PENDING_PRUNE_AT) this.#prunePending();
-      for (const id of ids) this.#pending.set(id, until);
-    }
-    if (this.#tableNotifies) return undefined;
-    return { statement: this.#ports.sql.notify, values: [this.#ports.sql.channel, encodeInvalidation(CALLER_SENDER, ids)] };
+  noticeOf(ids: readonly string[] | 'all', sender: string): PipelinePart {
+    const now = this.#ports.clock();
+    if (ids === 'all') this.#cache.flush();
+    else this.#cache.invalidate(ids);
+    this.#heldBack.hold(sender, ids, now + this.#ttlMs, now);
+    return { statement: this.#ports.sql.notify, values: [this.#ports.sql.channel, encodeInvalidation(sender, ids)] };
   }
 
   /** A `set` of `row` was issued, settling with `done`: later reads of its key answer with its value. */
@@ -214,25 +196,6 @@ export class LocalTier {
     }
     this.#cache.replace(row.id, value, expiresAt, stamp, this.#ports.clock(), slide);
     if (!this.#tableNotifies) this.#notices.tell([row.id]);
-  }
-
-  /** Forgets the pending keys whose deadline passed (their transactions rolled back, or their notices were lost). */
-  #prunePending(): void {
-    const now = this.#ports.clock();
-    for (const [id, until] of this.#pending) if (until <= now) this.#pending.delete(id);
-  }
-
-  /** True while `id` waits for the commit of a caller's transaction that wrote it (expired deadlines are forgotten). */
-  #isPending(id: string, now: number): boolean {
-    if (this.#pendingAllUntil > 0) {
-      if (now < this.#pendingAllUntil) return true;
-      this.#pendingAllUntil = 0;
-    }
-    const until = this.#pending.get(id);
-    if (until === undefined) return false;
-    if (now < until) return true;
-    this.#pending.delete(id);
-    return false;
   }
 
   /** Slides the rows of sliding entries served from memory (one statement for the keys gathered). */

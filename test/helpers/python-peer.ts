@@ -46,17 +46,23 @@ cache.close()
 `;
 }
 
-/** Runs one call of the library and returns what it printed (JSON). */
-export function pythonCall(url: string, table: string, expression: string): unknown {
+/**
+ * Runs one call of the library and resolves with what it printed (JSON). Asynchronous: a blocked event
+ * loop would stall what the test runs meanwhile (a lock's renewal timer).
+ */
+export async function pythonCall(url: string, table: string, expression: string): Promise<unknown> {
   const peer = pythonPeer();
   if (typeof peer === 'string') throw new Error(peer);
-  const result = spawnSync(peer.python, ['-c', program(url, table, `say(${expression})`)], {
-    env: { ...process.env, PYTHONPATH: peer.source },
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  if (result.status !== 0) throw new Error(`python failed (${result.status}): ${result.stderr}`);
-  return JSON.parse(result.stdout.trim().split('\n').pop()!);
+  const child = spawn(peer.python, ['-c', program(url, table, `say(${expression})`)], { env: { ...process.env, PYTHONPATH: peer.source } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`python failed (${code}): ${stderr}`);
+  return JSON.parse(stdout.trim().split('\n').pop()!);
 }
 
 /** A long-running Python process: `lines` yields what it prints, `send` writes a line to its stdin. */

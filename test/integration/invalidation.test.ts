@@ -136,9 +136,12 @@ describe('triggers: invalidation driven by the data, and local tiers told of eve
     it('is idempotent, replaces the tags when called again, and is removed by dropInvalidation', async () => {
       const store = fx.make();
       await install(store);
+      const oids = () => sql<{ oid: string }>(`SELECT oid::text FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY oid`, [qualified]);
+      const first = await oids();
+      expect(first).to.have.length(4);
       await install(store);
-      const triggers = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal`, [qualified]);
-      expect(triggers[0]!.n).to.equal(4);
+      // Nothing re-run: DROP and CREATE TRIGGER would lock the table against its readers at every boot.
+      expect(await oids()).to.deep.equal(first);
       await store.ext.invalidateOn({ table: products, tags: ['products'] });
       await cacheProducts(store);
       await sql(`UPDATE ${qualified} SET price = 1 WHERE id = 1`);
@@ -164,6 +167,11 @@ describe('triggers: invalidation driven by the data, and local tiers told of eve
       await sql(`ALTER TABLE ${qualified} DISABLE TRIGGER ALL`);
       [status] = await store.ext.invalidations();
       expect(status!.problems.join('\n')).to.match(/INSERT, UPDATE, DELETE, TRUNCATE trigger .* is disabled/);
+      await sql(`ALTER TABLE ${qualified} ENABLE TRIGGER ALL`);
+      await sql(`ALTER TABLE ${qualified} RENAME COLUMN category TO kind`);
+      [status] = await store.ext.invalidations();
+      expect(status!.problems.join('\n')).to.match(/no column category any more .* every write to it fails/);
+      await rejects(sql(`UPDATE ${qualified} SET price = 3`), Error, /category/);
       await sql(`DROP TABLE ${qualified}`);
       [status] = await store.ext.invalidations();
       expect(status!.problems.join('\n')).to.match(/does not exist/);
@@ -189,6 +197,10 @@ describe('triggers: invalidation driven by the data, and local tiers told of eve
         try {
           await rejects(writer.query(`SELECT * FROM public.${fx.table}`), Error, /permission denied/);
           await writer.query(`UPDATE ${qualified} SET price = 1 WHERE id = 2`);
+          // Nor can it run the function as the installer by attaching it to a table of its own.
+          const [fn] = await sql<{ name: string }>(`SELECT p.oid::regprocedure::text AS name FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid = $1::regclass LIMIT 1`, [qualified]);
+          await writer.query('CREATE TEMP TABLE mine (id int)');
+          await rejects(writer.query(`CREATE TRIGGER steal AFTER TRUNCATE ON mine FOR EACH STATEMENT EXECUTE FUNCTION ${fn!.name}`), Error, /permission denied/);
         } finally {
           await writer.end();
         }

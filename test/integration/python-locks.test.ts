@@ -25,14 +25,14 @@ describe("lockProtocol 'python': locks shared with the Python library (run as a 
     const node = store();
     const held = (await node.ext.tryLock('nightly-job', { ttl: '30s' }))!;
     expect(held).to.not.equal(undefined);
-    expect(py("cache.set_lock('nightly-job', 'python-owner', '30s')")).to.equal(false);
-    expect(py("cache.is_locked('nightly-job')")).to.equal(true);
+    expect(await py("cache.set_lock('nightly-job', 'python-owner', '30s')")).to.equal(false);
+    expect(await py("cache.is_locked('nightly-job')")).to.equal(true);
     await held.release();
-    expect(py("cache.is_locked('nightly-job')")).to.equal(false);
-    expect(py("cache.set_lock('nightly-job', 'python-owner', '30s')")).to.equal(true);
+    expect(await py("cache.is_locked('nightly-job')")).to.equal(false);
+    expect(await py("cache.set_lock('nightly-job', 'python-owner', '30s')")).to.equal(true);
     expect(await node.ext.tryLock('nightly-job')).to.equal(undefined);
     expect(await node.ext.isLocked('nightly-job')).to.equal(true);
-    expect(py("cache.unlock('nightly-job', 'python-owner')")).to.equal(true);
+    expect(await py("cache.unlock('nightly-job', 'python-owner')")).to.equal(true);
     expect(await node.ext.isLocked('nightly-job')).to.equal(false);
     const again = (await node.ext.tryLock('nightly-job'))!;
     expect(again.token > held.token, 'fencing tokens keep increasing across Python holders').to.equal(true);
@@ -60,7 +60,7 @@ say('released')
       expect(await holder.next()).to.equal('releasing');
       const handle = await within(waiting.promise, 10_000, 'node to take the lock once python released it');
       expect(await within(holder.next(), 10_000, 'python to finish')).to.equal('released');
-      expect(py("cache.set_lock('nightly-job', 'python-2', '30s')")).to.equal(false);
+      expect(await py("cache.set_lock('nightly-job', 'python-2', '30s')")).to.equal(false);
       await handle.release();
     } finally {
       holder.child.kill('SIGKILL');
@@ -79,7 +79,7 @@ sys.stdin.readline()
       expect(await node.ext.tryLock('nightly-job')).to.equal(undefined);
       const handle = await within(node.ext.lock('nightly-job', { wait: '10s', retryInterval: '50ms' }), 15_000, 'the lease to run out');
       expect(handle.token > 0n).to.equal(true);
-      expect(py("cache.is_locked('nightly-job')")).to.equal(true);
+      expect(await py("cache.is_locked('nightly-job')")).to.equal(true);
       await handle.release();
     } finally {
       holder.child.kill('SIGKILL');
@@ -89,23 +89,24 @@ sys.stdin.readline()
   it('withLock renews the row lease while its function runs: Python cannot take it meanwhile', async () => {
     const node = store();
     await node.ext.withLock('nightly-job', async () => {
-      // Four times the ttl: without renewal the row would have expired thrice.
-      for (let i = 0; i < 4; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        expect(py("cache.set_lock('nightly-job', 'python-owner', '30s')"), `attempt ${i}`).to.equal(false);
+      // Each attempt starts a Python process (a few hundred ms): three of them outlast the 600 ms lease
+      // several times over, which only its renewals keep.
+      const started = performance.now();
+      for (let i = 0; performance.now() - started < 2000 || i < 3; i++) {
+        expect(await py("cache.set_lock('nightly-job', 'python-owner', '30s')"), `attempt ${i}`).to.equal(false);
       }
-    }, { ttl: '300ms' });
-    expect(py("cache.is_locked('nightly-job')")).to.equal(false);
+    }, { ttl: '600ms' });
+    expect(await py("cache.is_locked('nightly-job')")).to.equal(false);
   });
 
   it('a Node holder whose lease ran out and was taken by Python gets LockNotHeldError, and leaves Python\'s row alone', async () => {
     const node = store();
     const handle = (await node.ext.tryLock('nightly-job', { ttl: '200ms' }))!;
-    await waitFor(() => py("cache.set_lock('nightly-job', 'python-owner', '30s')") === true, 10_000, 'the lease to run out and python to take it');
+    await waitFor(async () => (await py("cache.set_lock('nightly-job', 'python-owner', '30s')")) === true, 10_000, 'the lease to run out and python to take it');
     await rejects(handle.extend(), LockNotHeldError);
     await rejects(handle.release(), LockNotHeldError);
     expect(await handle.held()).to.equal(false);
-    expect(py("cache.unlock('nightly-job', 'python-owner')")).to.equal(true);
+    expect(await py("cache.unlock('nightly-job', 'python-owner')")).to.equal(true);
   });
 
   it('a lock row is an entry of the table: ext sees it, a Keyv namespace does not, and it ends the lease when deleted', async () => {

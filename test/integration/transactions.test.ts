@@ -165,6 +165,22 @@ describe('ext.in(client): cache writes in the caller\'s transaction', function (
     expect(await fromMemory(writer, 'k')).to.deep.equal({ value: 'v0', fromMemory: true });
   });
 
+  it("another store's notice, even one for every key, does not release a held-back key: only the writing transaction's commit does", async () => {
+    const writer = await tiered();
+    const other = await tiered();
+    await writer.ext.set('k', 'v0', { absoluteExpirationRelative: '1h' });
+    await writer.ext.set('sentinel', 's', { absoluteExpirationRelative: '1h' });
+    await waitFor(async () => (await fromMemory(writer, 'sentinel')).fromMemory, 5000, 'the sentinel to be held');
+    await client.query('BEGIN');
+    await writer.ext.in(client).set('k', 'mine', { absoluteExpirationRelative: '1h' });
+    // Another store's tag delete tells every tier "everything changed": heard once the writer's sentinel is dropped.
+    await other.ext.deleteTags(['unrelated']);
+    await waitFor(async () => !(await fromMemory(writer, 'sentinel')).fromMemory, 5000, "the other store's notice to be heard");
+    for (let i = 0; i < 2; i++) expect(await fromMemory(writer, 'k')).to.deep.equal({ value: 'v0', fromMemory: false });
+    await client.query('COMMIT');
+    expect(await writer.ext.getString('k')).to.equal('mine');
+  });
+
   it('two other OS processes watching a key see the committed value, never the rolled-back one', async function () {
     this.timeout(90_000);
     const store = fx.make();
