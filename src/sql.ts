@@ -759,7 +759,7 @@ export interface InvalidationSpec {
 }
 
 /** Bumped when the trigger functions' text changes: an installed one of another version is replaced. */
-const TRIGGER_VERSION = 1;
+const TRIGGER_VERSION = 2;
 
 /** The comment that marks an invalidation function (followed by its JSON description). */
 export const INVALIDATION_MARK = 'cache-postgres invalidation ';
@@ -821,7 +821,9 @@ END`;
   const table = `${pg.escapeIdentifier(spec.schema)}.${pg.escapeIdentifier(spec.table)}`;
   const triggers = TRIGGER_EVENTS.map((event) => [event, derivedName(fnName, event.toLowerCase().slice(0, 5))] as const);
   const comment = `${INVALIDATION_MARK}${JSON.stringify({ v: TRIGGER_VERSION, cache: sql.display, schema: spec.schema, table: spec.table, tags: spec.templates })}`;
-  return triggerSet(table, fn, fnName, sql.schema, body, triggers, comment);
+  // The settings a column's text depends on (a timestamp's time zone and style, a float's digits), pinned so that
+  // every writer renders the same tag. Only here: each SET costs every call, and the notify trigger renders ids only.
+  return triggerSet(table, fn, fnName, sql.schema, body, triggers, comment, ` SET "TimeZone" = 'UTC' SET "DateStyle" = 'ISO, MDY' SET extra_float_digits = 1`);
 }
 
 /** `%`, `_` and `\` of `text` as literals of a LIKE pattern (ESCAPE '\', the default). */
@@ -837,16 +839,17 @@ function triggerSet(
   body: string,
   triggers: ReadonlyArray<readonly [(typeof TRIGGER_EVENTS)[number], string]>,
   comment: string,
+  settings = '',
 ): TriggerSql {
   const dropTriggers = triggers.map(([, name]) => `DROP TRIGGER IF EXISTS ${pg.escapeIdentifier(name)} ON ${table}`);
   return Object.freeze({
     install: Object.freeze([
       // SECURITY DEFINER: it runs as the role that installed it (the store's), so a writer with no privilege on the
       // cache table (a reporting role, psql as another user) still invalidates. Every name in it is qualified, and
-      // search_path is pinned, so the writer's own search_path cannot redirect it; so are the settings a column's
-      // text depends on (a timestamp's time zone and style, a float's digits), so every writer renders one tag.
+      // search_path is pinned, so the writer's own search_path cannot redirect it (and `settings`, for what else
+      // the body's results depend on).
       `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-  SET search_path = pg_catalog, pg_temp SET "TimeZone" = 'UTC' SET "DateStyle" = 'ISO, MDY' SET extra_float_digits = 1
+  SET search_path = pg_catalog, pg_temp${settings}
   AS ${dollarQuoted(body)}`,
       // Nobody attaches it to a table of theirs (a temporary one included) to run it as its owner: EXECUTE is
       // checked when a trigger is created, not when it fires, so the triggers installed here fire for every writer.
