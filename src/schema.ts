@@ -88,7 +88,7 @@ export function triggerProblems(state: TriggerState | undefined): { missing: str
 }
 
 /** True when the set is installed as `set` would install it (same function version and text), with no trigger missing. */
-export function triggersCurrent(state: TriggerState | undefined, set: TriggerSql): boolean {
+function triggersCurrent(state: TriggerState | undefined, set: TriggerSql): boolean {
   return Boolean(state?.function_exists && state.comment === set.comment && triggerProblems(state).missing.length === 0);
 }
 

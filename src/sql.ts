@@ -204,7 +204,7 @@ const FAIL_FAST = `(SELECT ${SET_LANE_LOCK_TIMEOUT}) IS NOT NULL`;
 
 export function buildSql(schema: string, table: string, slidingWriteThreshold = 0, withExpiry = false): Sql {
   if (!(slidingWriteThreshold >= 0 && slidingWriteThreshold <= 1)) throw new RangeError('slidingWriteThreshold must be in [0, 1]');
-  const t = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`;
+  const t = qualifiedName(schema, table);
   const display = `${schema}.${table}`;
   const locksTable = derivedName(table, 'locks');
   const l = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(locksTable)}`;
@@ -818,12 +818,17 @@ BEGIN
   ${notifyKeys(sql.channel, 'keys')}
   RETURN NULL;
 END`;
-  const table = `${pg.escapeIdentifier(spec.schema)}.${pg.escapeIdentifier(spec.table)}`;
+  const table = qualifiedName(spec.schema, spec.table);
   const triggers = TRIGGER_EVENTS.map((event) => [event, derivedName(fnName, event.toLowerCase().slice(0, 5))] as const);
   const comment = `${INVALIDATION_MARK}${JSON.stringify({ v: TRIGGER_VERSION, cache: sql.display, schema: spec.schema, table: spec.table, tags: spec.templates })}`;
   // The settings a column's text depends on (a timestamp's time zone and style, a float's digits), pinned so that
   // every writer renders the same tag. Only here: each SET costs every call, and the notify trigger renders ids only.
   return triggerSet(table, fn, fnName, sql.schema, body, triggers, comment, ` SET "TimeZone" = 'UTC' SET "DateStyle" = 'ISO, MDY' SET extra_float_digits = 1`);
+}
+
+/** `"schema"."table"`, each part quoted: for SQL text, and for to_regclass() (which parses quoted names). */
+export function qualifiedName(schema: string, table: string): string {
+  return `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`;
 }
 
 /** `%`, `_` and `\` of `text` as literals of a LIKE pattern (ESCAPE '\', the default). */

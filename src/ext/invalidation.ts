@@ -1,7 +1,7 @@
 import type { StoreContext } from '../context.js';
 import { InvalidValueError, SchemaError, show } from '../errors.js';
-import { type TriggerState, triggerProblems, triggersCurrent } from '../schema.js';
-import { INVALIDATION_MARK, type InvalidationSpec, invalidationSql, notifyTriggerSql, type TriggerSql } from '../sql.js';
+import { ensureTriggers, type TriggerState, triggerProblems } from '../schema.js';
+import { INVALIDATION_MARK, type InvalidationSpec, invalidationSql, notifyTriggerSql, qualifiedName, type TriggerSql } from '../sql.js';
 import { checkOptions } from './entry_options.js';
 
 /** What `invalidateOn` installs: on writes to `table`, delete the entries carrying the tags its rows render. */
@@ -49,7 +49,7 @@ export async function invalidateOn(context: StoreContext, options: InvalidateOnO
   const preparing = context.prepare('ext.invalidateOn');
   if (preparing) await preparing;
   refuseDistributed(context, 'invalidateOn');
-  const regclass = quoted(spec.schema, spec.table);
+  const regclass = qualifiedName(spec.schema, spec.table);
   const [found] = await context.exec.query<{ exists: boolean; kind: string | null; columns: string[] | null }>(context.sql.tableColumns, [regclass]);
   if (!found?.exists) throw new SchemaError(`invalidateOn: table ${spec.schema}.${spec.table} does not exist (names are case-sensitive, as PostgreSQL stores them).`);
   if (found.kind !== 'r' && found.kind !== 'p') throw new SchemaError(`invalidateOn: ${spec.schema}.${spec.table} is not a table (relkind ${found.kind}); triggers go on tables.`);
@@ -63,13 +63,7 @@ export async function invalidateOn(context: StoreContext, options: InvalidateOnO
   }
   const set = invalidationSql(context.sql, spec);
   // Installed as asked already: nothing is run (DROP/CREATE TRIGGER lock the table against every reader).
-  const [state] = await context.exec.query<TriggerState>(set.inspect, []);
-  if (!triggersCurrent(state, set)) {
-    await context.exec.transaction(async (query) => {
-      await query(context.sql.ddlLock, [`ddl:${context.sql.display}`]);
-      for (const statement of set.install) await query(statement);
-    });
-  }
+  await ensureTriggers(context.exec, context.sql, set, true, 'the invalidation triggers of');
   return status(context, set, spec.schema, spec.table, [...spec.templates]);
 }
 
@@ -132,7 +126,7 @@ async function status(context: StoreContext, set: TriggerSql, schema: string, na
     if (missing.length) problems.push(`no ${missing.join(', ')} trigger on ${table} (dropped?): writes of that kind do not invalidate; call invalidateOn again to reinstall`);
     if (disabled.length) problems.push(`the ${disabled.join(', ')} trigger on ${table} is disabled (ALTER TABLE ... DISABLE TRIGGER): writes of that kind do not invalidate`);
     // A trigger body names its columns only as text: PostgreSQL lets them be renamed or dropped, and every write then fails.
-    const [found] = await context.exec.query<{ columns: string[] | null }>(context.sql.tableColumns, [quoted(schema, name)]);
+    const [found] = await context.exec.query<{ columns: string[] | null }>(context.sql.tableColumns, [qualifiedName(schema, name)]);
     const columns = new Set(found?.columns ?? []);
     const gone = [...new Set(tags.flatMap((tag) => parseTemplate(tag)).flatMap((part) => (typeof part === 'string' ? [] : [part.column])))].filter((column) => !columns.has(column));
     if (gone.length) problems.push(`${table} has no column ${gone.join(', ')} any more (renamed or dropped): every write to it fails until invalidateOn is called with the new templates or dropInvalidation removes the triggers`);
@@ -147,10 +141,6 @@ function refuseDistributed(context: StoreContext, what: string): void {
       `${what} is not available on ${context.sql.display}, a table distributed by Citus: a trigger on the shards runs on the workers, which can neither delete across shards in the writer's transaction nor notify the coordinator's listeners.`,
     );
   }
-}
-
-function quoted(schema: string, table: string): string {
-  return `"${schema.replaceAll('"', '""')}"."${table.replaceAll('"', '""')}"`;
 }
 
 /** Checks the options and parses each tag template; `withTags: false` for removal and inspection. */

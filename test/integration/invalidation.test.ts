@@ -212,6 +212,29 @@ describe('triggers: invalidation driven by the data, and local tiers told of eve
       }
     });
 
+    it('renders a column the same for every writer: a timestamp tag holds whatever TimeZone the writer\'s session has', async () => {
+      const store = fx.make();
+      const events = uniqueTable('cp_trig_events');
+      await sql(`CREATE TABLE public.${events} (id int PRIMARY KEY, at timestamptz NOT NULL)`);
+      try {
+        await sql(`INSERT INTO public.${events} VALUES (1, '2026-01-01 00:00:00+00')`);
+        await store.ext.invalidateOn({ table: events, tags: ['at:{at}'] });
+        await store.ext.set('e', 'v', { absoluteExpirationRelative: '1h', tags: ['at:2026-01-01 00:00:00+00'] });
+        const writer = new pg.Client({ connectionString: testUrl() });
+        await writer.connect();
+        try {
+          await writer.query("SET TimeZone = 'America/New_York'"); // its own text of the value: 2025-12-31 19:00:00-05
+          await writer.query(`UPDATE public.${events} SET id = id WHERE id = 1`);
+        } finally {
+          await writer.end();
+        }
+        expect(await fx.ids()).to.deep.equal([]);
+      } finally {
+        await store.ext.dropInvalidation({ table: events });
+        await sql(`DROP TABLE public.${events}`);
+      }
+    });
+
     it('tells the local tiers which keys went: a tier holding an invalidated entry drops it within milliseconds', async () => {
       const store = await tiered();
       await install(store);
@@ -285,6 +308,23 @@ describe('triggers: invalidation driven by the data, and local tiers told of eve
       await sql(`UPDATE public.${fx.table} SET value = 's1' WHERE id = 'sentinel'`); // heard after the ones above
       await waitFor(async () => (await store.ext.getString('sentinel')) === 's1', 5000, 'the sentinel to reach the tier');
       expect(await fromMemory(store, 'k')).to.deep.equal({ value: 'v', fromMemory: true });
+    });
+
+    it('tells the tiers "everything" for a TRUNCATE, and for more keys than one notice holds', async () => {
+      const store = await tiered({ localCache: { ttl: '1h', notifyTrigger: true } });
+      const held = async () => {
+        await store.ext.set('held', 'v', { absoluteExpirationRelative: '1h' });
+        await waitFor(async () => (await fromMemory(store, 'held')).fromMemory, 5000, 'the tier to hold "held"');
+      };
+      await held();
+      await sql(`INSERT INTO public.${fx.table} (id, value, expiresattime) VALUES ('other', 'x', now() + interval '1 hour')`);
+      await sql(`TRUNCATE public.${fx.table}`);
+      await waitFor(async () => !(await fromMemory(store, 'held')).fromMemory, 5000, 'the TRUNCATE notice to flush the tier');
+      // 1,000 keys of 40 characters: about 43 kB of key list, over the 8 kB a notice holds.
+      await held();
+      await sql(`INSERT INTO public.${fx.table} (id, value, expiresattime)
+        SELECT 'bulk:' || lpad(g::text, 35, '0'), 'x', now() + interval '1 hour' FROM generate_series(1, 1000) g`);
+      await waitFor(async () => !(await fromMemory(store, 'held')).fromMemory, 5000, 'the oversized notice to flush the tier');
     });
 
     it('is installed once per table, refused with createIfNotExists false (naming the DDL), and removed by dropNotifyTrigger', async () => {

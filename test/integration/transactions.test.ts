@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import pg from 'pg';
-import { CacheTransaction, InvalidValueError, NotACounterError, NotInTransactionError, PgStore, type PgStoreOptions } from '../../src/index.js';
+import { CacheTransaction, ConnectionError, InvalidValueError, NotACounterError, NotInTransactionError, PgStore, type PgStoreOptions } from '../../src/index.js';
 import { manualClock, rejects } from '../helpers/assert.js';
 import { dropTables, sql, testDistributed, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
@@ -221,6 +221,23 @@ describe('ext.in(client): cache writes in the caller\'s transaction', function (
     );
     expect(await price()).to.equal(10);
     expect(await store.ext.getString('product:1')).to.equal('v0');
+  });
+
+  it('a caller\'s connection lost under it fails the call with a typed ConnectionError, and nothing was written', async () => {
+    const store = fx.make();
+    await store.ext.set('k', 'v0', { absoluteExpirationRelative: '1h' });
+    await client.query('BEGIN');
+    const tx = store.ext.in(client);
+    await tx.set('k', 'v1');
+    // The socket goes (a network failure, a pooler restart): PostgreSQL rolls the transaction back. The
+    // client's own 'error' event is the application's to listen to (a pg.Pool listens for its clients).
+    client.on('error', () => {});
+    (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    const error = await rejects(tx.set('other', 'v'), ConnectionError);
+    expect(error.code).to.equal('E_CONNECTION');
+    await waitFor(async () => (await store.ext.getString('k')) === 'v0' && (await fx.ids()).join() === 'k', 5000, 'the rollback');
+    client = new pg.Client({ connectionString: testUrl() }); // afterEach ends it
+    await client.connect();
   });
 
   it('refuses getOrSet with a typed error that says why and what to do', async () => {
