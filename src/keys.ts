@@ -1,4 +1,4 @@
-import { InvalidKeyError } from './errors.js';
+import { InvalidKeyError, InvalidValueError, show } from './errors.js';
 
 /** `id VARCHAR(449)`: the .NET column size. PostgreSQL counts characters (code points), not UTF-16 units. */
 export const MAX_KEY_LENGTH = 449;
@@ -27,6 +27,29 @@ export function validateKey(key: unknown): asserts key is string {
   if (key.includes('\0')) throw new InvalidKeyError(key, 'A cache key must not contain the NUL character (U+0000).');
   if (!key.isWellFormed()) {
     throw new InvalidKeyError(key, 'A cache key must be well-formed Unicode (it contains a lone surrogate).');
+  }
+}
+
+/**
+ * Throws unless `namespace` can prefix stored keys faithfully, for the reasons {@link validateKey} gives
+ * for keys: a lone surrogate would be sent as U+FFFD (so `clear()` of `'\ud800'` would clear the
+ * namespace `'\uFFFD'`), and PostgreSQL text cannot hold NUL. `undefined`, `null` and `''` mean no
+ * namespace (the whole table), as in Keyv. Not checked: the length (a namespace too long for any key to
+ * fit only makes every key too long, which {@link validateKey} refuses, and matches nothing).
+ * @throws {InvalidValueError} naming what is wrong
+ */
+export function validateNamespace(namespace: unknown): asserts namespace is string | undefined | null {
+  if (namespace === undefined || namespace === null) return;
+  if (typeof namespace !== 'string') {
+    throw new InvalidValueError(`A namespace must be a string (or undefined for none), got ${show(namespace)} (${typeof namespace}).`);
+  }
+  if (namespace.includes('\0')) {
+    throw new InvalidValueError(`A namespace must not contain the NUL character (U+0000): keys cannot hold it. Got ${show(namespace)}.`);
+  }
+  if (!namespace.isWellFormed()) {
+    throw new InvalidValueError(
+      `A namespace must be well-formed Unicode; ${show(namespace)} contains a lone surrogate, which UTF-8 would turn into U+FFFD (another namespace).`,
+    );
   }
 }
 

@@ -5,7 +5,7 @@ import { type RowWrite, Rows } from './batching/rows.js';
 import { type Counters, Observer, type PgStoreEvents } from './observer.js';
 import { Executor } from './executor.js';
 import { CacheExt } from './ext/index.js';
-import { ALL_KEYS, prefixRange, validateKey } from './keys.js';
+import { ALL_KEYS, prefixRange, validateKey, validateNamespace } from './keys.js';
 import { type CacheLogger, type PgStoreOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { ExpirationScanner } from './scanner.js';
 import { MAX_TIME_MS } from './duration.js';
@@ -50,8 +50,7 @@ const BATCHES_IN_FLIGHT = 1;
 export class PgStore extends EventEmitter<PgStoreEvents> {
   /** Read by Keyv. Mutable on purpose: Keyv and its test suite write to it. */
   opts: PgStoreKeyvOptions;
-  /** Set by Keyv: keys arrive as `namespace:key`, and `clear()` removes only this namespace. */
-  namespace: string | undefined;
+  #namespace: string | undefined;
 
   /**
    * What Keyv's interface lacks: raw-bytes entries with sliding and absolute expiry, bulk operations,
@@ -119,6 +118,25 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async ready(): Promise<this> {
     if (!this.#usable()) await this.#prepare('ready');
     return this;
+  }
+
+  /** Set by Keyv: keys arrive as `namespace:key`, and `clear()` removes only this namespace. */
+  get namespace(): string | undefined {
+    return this.#namespace;
+  }
+
+  /**
+   * Keyv assigns it in its constructor and on `keyv.namespace = x`. A namespace that cannot be stored
+   * faithfully (a lone surrogate, NUL, not a string) throws {@link InvalidValueError} at once, so
+   * `new Keyv({ store, namespace })` fails at construction. It is kept all the same, and `clear()` and
+   * Keyv's `iterator()` refuse it until a valid one is assigned: Keyv's setter has already taken the new
+   * namespace when the store refuses it, and a store left on the previous one would then clear a namespace
+   * this Keyv no longer names (and an unnamespaced store the whole table).
+   * @throws {InvalidValueError} for a lone surrogate, NUL, or a value that is not a string
+   */
+  set namespace(namespace: string | undefined) {
+    this.#namespace = namespace;
+    validateNamespace(namespace);
   }
 
   /** `schema.table` this store reads and writes. */
@@ -208,11 +226,14 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * Deletes the entries of this store's namespace (the `namespace:` prefix as a key range, so `users`
    * never clears `users-archive` and `%` or `_` in a namespace mean themselves), or every row of the table when there is no namespace. Works in
    * batches of `deleteBatchSize` rows so no statement holds many locks for long.
+   * @throws {InvalidValueError} when the namespace assigned was refused (lone surrogate, NUL): nothing is deleted
    */
   async clear(): Promise<void> {
+    const namespace = this.#namespace;
+    validateNamespace(namespace);
     if (!this.#usable()) await this.#prepare('clear');
     const batch = this.#options.deleteBatchSize;
-    const range = this.namespace ? prefixRange(`${this.namespace}:`) : ALL_KEYS;
+    const range = namespace ? prefixRange(`${namespace}:`) : ALL_KEYS;
     await this.#rows.barrier(async () => {
       try {
         await deleteInBatches((statement, values) => this.#exec.query(statement, values), this.#sql.deleteRangeBatch, batch, () => [range.lower, range.upper, batch, this.#now()]);
@@ -242,8 +263,10 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   /**
    * Yields `[key, storedString]` for the live entries of `namespace` (or of the whole table), in key
    * order, `iterationLimit` rows per query (keyset pagination: memory stays constant).
+   * @throws {InvalidValueError} for a namespace with a lone surrogate or NUL, before any query
    */
   async *iterator(namespace?: string): AsyncGenerator<[string, string], void> {
+    validateNamespace(namespace);
     if (!this.#usable()) await this.#prepare('iterator');
     const limit = this.#options.iterationLimit;
     const range = namespace ? prefixRange(`${namespace}:`) : ALL_KEYS;

@@ -19,13 +19,21 @@ export interface PatternOptions {
 export interface CompiledPattern {
   readonly like: string;
   readonly range: KeyRange;
-  /** True when it matches every key (`*`, `**`, `%`). */
-  readonly matchesAll: boolean;
+  /**
+   * True when it has no literal character, only wildcards (`*`, `?`, or `%`, `_` with `like: true`): it
+   * matches every key (`*`, `?*`, `%`, `_%`) or every key of some lengths (`??`, `*??`).
+   */
+  readonly wildcardsOnly: boolean;
+  /** Its one-character wildcards (`?` or `_`): the shortest key it matches has this many characters. */
+  readonly minLength: number;
+  /** True when it has a run wildcard (`*` or `%`): it then matches keys of any length from `minLength` up. */
+  readonly open: boolean;
 }
 
 /**
  * Compiles a glob (`*` any run of characters, `?` one character, `\` makes the next character literal;
  * everything else, `%` and `_` included, means itself) or, with `like: true`, a raw LIKE pattern.
+ * The glob has no other syntax: no character classes or alternatives, so `[`, `]`, `{`, `}` mean themselves.
  * @throws {InvalidValueError} for an empty pattern, a trailing lone `\`, NUL or lone surrogates
  */
 export function compilePattern(pattern: unknown, options: PatternOptions = {}): CompiledPattern {
@@ -41,6 +49,9 @@ export function compilePattern(pattern: unknown, options: PatternOptions = {}): 
   let like = '';
   let prefix = '';
   let literalSoFar = true;
+  let literals = 0;
+  let ones = 0;
+  let open = false;
   for (let i = 0; i < chars.length; i++) {
     const char = chars[i]!;
     if (char === '\\') {
@@ -50,21 +61,35 @@ export function compilePattern(pattern: unknown, options: PatternOptions = {}): 
       }
       like += escapeLike(next);
       if (literalSoFar) prefix += next;
+      literals++;
     } else if (char === any || char === one) {
       like += char === any ? '%' : '_';
       literalSoFar = false;
+      if (char === any) open = true;
+      else ones++;
     } else {
       like += options.like ? char : escapeLike(char);
       if (literalSoFar) prefix += char;
+      literals++;
     }
   }
-  const matchesAll = chars.every((char) => char === any);
-  return { like, range: prefix === '' ? ALL_KEYS : prefixRange(prefix), matchesAll };
+  return {
+    like,
+    range: prefix === '' ? ALL_KEYS : prefixRange(prefix),
+    wildcardsOnly: literals === 0,
+    minLength: ones + literals,
+    open,
+  };
 }
 
 /** Options of `deletePattern`. */
 export interface DeletePatternOptions extends PatternOptions {
-  /** Required for a pattern that matches every key (`*`): deleting the whole table must be explicit. */
+  /**
+   * Required for a pattern with no literal character, only wildcards (`*`, `?*`, `??`; `%`, `_%` with
+   * `like: true`): it matches every key, or every key of some lengths, so deleting that much must be explicit.
+   * An escaped wildcard (`\\*`) is a literal. deletePattern is not scoped to a Keyv namespace (its keys are
+   * row ids), so such a pattern reaches the whole table.
+   */
   all?: boolean | undefined;
 }
 
@@ -112,12 +137,28 @@ export async function getByPattern(context: StoreContext, pattern: string, optio
   });
 }
 
-/** The pattern a deletePattern call deletes, checked (a pattern matching every key needs `all: true`). */
+/**
+ * The pattern a deletePattern call deletes, checked: a pattern with no literal character needs `all: true`.
+ * (Used by `ext.deletePattern` and `ext.in(client).deletePattern` alike.)
+ */
 export function patternDeletion(pattern: string, options: DeletePatternOptions = {}): CompiledPattern {
   checkOptions(options, ['like', 'all'], 'deletePattern');
   const compiled = compilePattern(pattern, options);
-  if (compiled.matchesAll && options.all !== true) {
-    throw new InvalidValueError(`The pattern ${show(pattern)} matches every key; pass { all: true } to delete the whole table.`);
+  if (compiled.wildcardsOnly && options.all !== true) {
+    // Every key has at least one character: `?*` matches them all, as `*` does.
+    const everyKey = compiled.open && compiled.minLength <= 1;
+    const characters = (n: number) => `${n} character${n === 1 ? '' : 's'}`;
+    const matched = everyKey
+      ? 'every key'
+      : compiled.open
+        ? `every key of at least ${characters(compiled.minLength)}`
+        : `every key of exactly ${characters(compiled.minLength)}`;
+    const [run, single] = options.like ? ['%', '_'] : ['*', '?'];
+    throw new InvalidValueError(
+      `The pattern ${show(pattern)} has no literal character, only the wildcards "${run}" and "${single}", so it matches ${matched}; ` +
+        `pass { all: true } to delete ${everyKey ? 'the whole table' : 'them all'}, or add a literal character to narrow it ` +
+        `(such as "user:${run}"; an escaped wildcard, "\\${run}", is a literal).`,
+    );
   }
   return compiled;
 }

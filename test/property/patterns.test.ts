@@ -4,6 +4,8 @@
  * rows (counting the live ones) and nothing else. Glob grammar (src/ext/patterns.ts): `*` any run of
  * characters, `?` one character, `\` makes the next character literal, everything else (`%` and `_`
  * included) means itself. With `{ like: true }` the pattern is raw LIKE: `%`, `_`, `\` escapes.
+ * A pattern of wildcards only (no literal character, an escaped wildcard being one) must be refused by
+ * deletePattern without `{ all: true }`, deleting nothing.
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
@@ -171,12 +173,15 @@ describe('Property: key patterns', function () {
         for await (const k of ext.scan(pattern, { ...options, batchSize: 1 + which })) scanned.push(k);
         expect(scanned, `scan(${JSON.stringify(pattern)}, ${JSON.stringify(options)}), in key order`).to.deep.equal(expected);
 
-        const matchesAll = tokens.every((tok) => tok.kind === 'any');
-        if (matchesAll) {
-          await rejects(ext.deletePattern(pattern, options), InvalidValueError, /matches every key/);
-          expect(sorted(await t.ids())).to.deep.equal(sorted([...live, ...dead]));
+        // Only wildcards (`*`, `?`; `%`, `_` in LIKE): every key, or every key of a length. Needs { all: true }.
+        const wildcardsOnly = tokens.every((tok) => tok.kind !== 'lit');
+        if (wildcardsOnly) {
+          await rejects(ext.deletePattern(pattern, options), InvalidValueError, /has no literal character/);
+          expect(sorted(await t.ids()), `deletePattern(${JSON.stringify(pattern)}) without { all: true } deletes nothing`).to.deep.equal(
+            sorted([...live, ...dead]),
+          );
         }
-        const deleted = await ext.deletePattern(pattern, matchesAll ? { ...options, all: true } : options);
+        const deleted = await ext.deletePattern(pattern, wildcardsOnly ? { ...options, all: true } : options);
         expect(deleted, `deletePattern(${JSON.stringify(pattern)}, ${JSON.stringify(options)}) count`).to.equal(expected.length);
         // Every matching row goes, expired ones too; every other row stays.
         const remaining = sorted([...live, ...dead].filter((k) => !matches(tokens, k)));
