@@ -111,17 +111,36 @@ export interface Sql {
    * `lockProtocol: 'python'`: the Python library's row locks, rows of the cache table itself (id the
    * lock name, value the owner's token as UTF-8, expiresattime the lease's end, no sliding, absolute or
    * tags). Acquire ($1 name, $2 owner bytes, $3 lease end, $4 now) takes the row when absent or expired.
+   * A Node holder also holds the name's lease in the lock table (owner `python:<owner>`, the same end), so
+   * that 'lease-table' stores and it exclude each other; every statement on both takes the lock table's
+   * row first, then the cache row.
    */
   readonly rowLockAcquire: Statement;
-  /** In the acquiring transaction: the name's next fencing token, from the lock table ($1 name, $2 owner). */
+  /**
+   * In the acquiring transaction, first: the name's lease and next fencing token in the lock table ($1 name,
+   * $2 owner, $3 lease end, $4 now), when the lease there ended or is another python-protocol holder's
+   * (the cache row, taken next, decides between those). No row: a 'lease-table' holder's lease is running.
+   */
   readonly rowLockToken: Statement;
-  /** Deletes the row when it is still the owner's ($1, $2), saying whether its lease was running at $3. */
+  /** The holder's running lease ($1 name, $2 owner, $3 token, $4 now): its end (`lease_end`, ISO 8601 UTC). */
+  readonly rowLockLease: Statement;
+  /** {@link rowLockLease}, locking the lease's row until the transaction ends (release and extend). */
+  readonly rowLockLeaseForUpdate: Statement;
+  /** Sets the holder's lease end ($1 name, $2 owner, $3 token) to $4 ('-infinity' ends it). */
+  readonly rowLockSetLease: Statement;
+  /**
+   * Deletes the holder's lock row ($1 name, $2 owner bytes): a row without sliding, absolute or tags
+   * whose expiresattime is still its lease's end $3 (from {@link rowLockLease}); an entry is never one.
+   */
   readonly rowLockRelease: Statement;
-  /** Moves the lease's end to $4 when the row is the owner's ($1, $2) and its lease runs at $3. */
+  /** Moves the lease's end to $4 when the holder's lock row is as in {@link rowLockRelease}. */
   readonly rowLockExtend: Statement;
+  /** The holder's lock row, as in {@link rowLockRelease}. */
   readonly rowLockHeld: Statement;
   /** Python's is_locked: any live row under the name ($1) at $2, a lock or an entry. */
   readonly rowLockIsLocked: Statement;
+  /** A running 'lease-table' lease on the name ($1) at $2 (not a python-protocol holder's). */
+  readonly rowLockLeased: Statement;
   readonly locksInspect: Statement;
   readonly deleteExpiredBatch: Statement;
   /** Counts and size for stats(). */
@@ -522,15 +541,31 @@ ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value, expiresattime = EXCLUDED.
   slidingexpirationinseconds = NULL, absoluteexpiration = NULL, tags = NULL
 WHERE c.expiresattime < $4::timestamptz
 RETURNING 1 AS acquired`),
-    // Only the counter: no lease here ('-infinity'), the row in the cache table is the lock.
-    rowLockToken: named('row_lock_token', `INSERT INTO ${l} AS l (name, owner, token, expiresat) VALUES ($1, $2, 1, '-infinity')
-ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, token = l.token + 1, expiresat = '-infinity'
+    // The lease beside the row: a running 'lease-table' lease is never taken over nor changed here (no row
+    // comes back, and the transaction writes nothing). Another python-protocol holder's lease is taken when
+    // the row is (it is then gone or expired), or rolled back with the row's failed takeover.
+    rowLockToken: named('row_lock_token', `INSERT INTO ${l} AS l (name, owner, token, expiresat) VALUES ($1, 'python:' || $2, 1, $3::timestamptz)
+ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, token = l.token + 1, expiresat = EXCLUDED.expiresat
+WHERE l.expiresat < $4::timestamptz OR l.owner LIKE 'python:%'
 RETURNING token::text AS token`),
-    rowLockRelease: named('row_lock_release', `DELETE FROM ${t} WHERE id = $1 AND value = $2::bytea RETURNING expiresattime >= $3::timestamptz AS live`),
+    // The end as ISO 8601 in UTC, which reads back the same under any DateStyle and TimeZone.
+    rowLockLease: named('row_lock_lease', `SELECT to_char(expiresat AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS lease_end FROM ${l}
+WHERE name = $1 AND owner = 'python:' || $2 AND token = $3::bigint AND expiresat >= $4::timestamptz`),
+    rowLockLeaseForUpdate: named('row_lock_lease_for_update', `SELECT to_char(expiresat AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS lease_end FROM ${l}
+WHERE name = $1 AND owner = 'python:' || $2 AND token = $3::bigint AND expiresat >= $4::timestamptz FOR UPDATE`),
+    rowLockSetLease: named('row_lock_set_lease', `UPDATE ${l} SET expiresat = $4::timestamptz
+WHERE name = $1 AND owner = 'python:' || $2 AND token = $3::bigint`),
+    // Only the lock row the holder wrote: a row someone wrote after the lease ran out (an entry, or a lock whose
+    // value happens to be the same bytes) has sliding, absolute or tags, or another expiry, and is left alone.
+    rowLockRelease: named('row_lock_release', `DELETE FROM ${t} WHERE id = $1 AND value = $2::bytea AND expiresattime = $3::timestamptz
+  AND slidingexpirationinseconds IS NULL AND absoluteexpiration IS NULL AND tags IS NULL RETURNING 1`),
     rowLockExtend: named('row_lock_extend', `UPDATE ${t} SET expiresattime = $4::timestamptz
-WHERE id = $1 AND value = $2::bytea AND expiresattime >= $3::timestamptz RETURNING 1`),
-    rowLockHeld: named('row_lock_held', `SELECT 1 FROM ${t} WHERE id = $1 AND value = $2::bytea AND expiresattime >= $3::timestamptz`),
+WHERE id = $1 AND value = $2::bytea AND expiresattime = $3::timestamptz
+  AND slidingexpirationinseconds IS NULL AND absoluteexpiration IS NULL AND tags IS NULL RETURNING 1`),
+    rowLockHeld: named('row_lock_held', `SELECT 1 FROM ${t} WHERE id = $1 AND value = $2::bytea AND expiresattime = $3::timestamptz
+  AND slidingexpirationinseconds IS NULL AND absoluteexpiration IS NULL AND tags IS NULL`),
     rowLockIsLocked: named('row_lock_is_locked', `SELECT 1 FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
+    rowLockLeased: named('row_lock_leased', `SELECT 1 FROM ${l} WHERE name = $1 AND expiresat >= $2::timestamptz AND owner NOT LIKE 'python:%'`),
 
     locksInspect: named('locks_inspect', `SELECT to_regclass($1) IS NOT NULL AS exists,
   obj_description(to_regclass($1), 'pg_class') AS comment,

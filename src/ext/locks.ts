@@ -69,9 +69,14 @@ function leaseTable(context: StoreContext): LockBackend {
 
 /**
  * `'python'`: the Python library's row locks (`set_lock`, `unlock`, `is_locked`): a row of the cache table
- * under the lock's name whose value is the owner's token. Each acquisition also takes the name's next
- * fencing token from `<table>_locks`, in the same transaction, so Node holders keep strictly increasing
- * tokens (a Python holder has none). The rows are cache rows: the local tier is told of each change.
+ * under the lock's name whose value is the owner's token. Each acquisition also takes the name's lease and
+ * next fencing token in `<table>_locks` (owner `python:<token>`, the same lease end), in the same
+ * transaction: Node holders keep strictly increasing tokens (a Python holder has none), a running
+ * 'lease-table' lease keeps it out, and 'lease-table' stores see its lease. Release and extend act only
+ * while that lease runs, and only on the lock row it wrote (no sliding, absolute or tags, its lease's end
+ * as expiry): a row written under the name after the lease ran out is someone else's. Each transaction
+ * locks the lock table's row, then the cache row, so none deadlocks another. The rows are cache rows: the
+ * local tier is told of each change.
  */
 function pythonRows(context: StoreContext): LockBackend {
   const { exec, sql, rows } = context;
@@ -82,26 +87,55 @@ function pythonRows(context: StoreContext): LockBackend {
   };
   return {
     async acquire(name, owner, leaseEnd, now) {
-      const token = await exec.transaction(async (query) => {
-        const [taken] = await query(sql.rowLockAcquire, [name, bytes(owner), leaseEnd, now]);
-        if (!taken) return undefined;
-        const [row] = await query<{ token: string }>(sql.rowLockToken, [name, owner]);
-        return BigInt(row!.token);
-      });
+      let token: bigint | undefined;
+      try {
+        token = await exec.transaction(async (query) => {
+          const [lease] = await query<{ token: string }>(sql.rowLockToken, [name, owner, leaseEnd, now]);
+          if (!lease) return undefined; // a 'lease-table' holder's lease runs: nothing was written
+          const [taken] = await query(sql.rowLockAcquire, [name, bytes(owner), leaseEnd, now]);
+          if (!taken) throw new RowHeld(); // the row is someone's: the lease taken above is rolled back
+          return BigInt(lease.token);
+        });
+      } catch (error) {
+        if (error instanceof RowHeld) return undefined;
+        throw error;
+      }
       return token === undefined ? undefined : touched(name, token);
     },
-    async release(name, owner, _token, now) {
-      const [row] = await exec.query<{ live: boolean }>(sql.rowLockRelease, [name, bytes(owner), now]);
-      return touched(name, row?.live === true);
+    async release(name, owner, token, now) {
+      const released = await exec.transaction(async (query) => {
+        const [lease] = await query<{ lease_end: string }>(sql.rowLockLeaseForUpdate, [name, owner, token.toString(), now]);
+        if (!lease) return false;
+        const deleted = (await query(sql.rowLockRelease, [name, bytes(owner), lease.lease_end])).length > 0;
+        // Held or not (a deleted row ended it), the lease in the lock table ends here.
+        await query(sql.rowLockSetLease, [name, owner, token.toString(), '-infinity']);
+        return deleted;
+      });
+      return touched(name, released);
     },
-    async extend(name, owner, _token, now, leaseEnd) {
-      const changed = (await exec.query(sql.rowLockExtend, [name, bytes(owner), now, leaseEnd])).length > 0;
-      return touched(name, changed);
+    async extend(name, owner, token, now, leaseEnd) {
+      const extended = await exec.transaction(async (query) => {
+        const [lease] = await query<{ lease_end: string }>(sql.rowLockLeaseForUpdate, [name, owner, token.toString(), now]);
+        if (!lease) return false;
+        const moved = (await query(sql.rowLockExtend, [name, bytes(owner), lease.lease_end, leaseEnd])).length > 0;
+        await query(sql.rowLockSetLease, [name, owner, token.toString(), moved ? leaseEnd : '-infinity']);
+        return moved;
+      });
+      return touched(name, extended);
     },
-    held: async (name, owner, _token, now) => (await exec.query(sql.rowLockHeld, [name, bytes(owner), now])).length > 0,
-    isLocked: async (name, now) => (await exec.query(sql.rowLockIsLocked, [name, now])).length > 0,
+    async held(name, owner, token, now) {
+      const [lease] = await exec.query<{ lease_end: string }>(sql.rowLockLease, [name, owner, token.toString(), now]);
+      return lease !== undefined && (await exec.query(sql.rowLockHeld, [name, bytes(owner), lease.lease_end])).length > 0;
+    },
+    async isLocked(name, now) {
+      const [row, lease] = await Promise.all([exec.query(sql.rowLockIsLocked, [name, now]), exec.query(sql.rowLockLeased, [name, now])]);
+      return row.length > 0 || lease.length > 0;
+    },
   };
 }
+
+/** Rolls back an acquisition that found the cache row held; never leaves this module. */
+class RowHeld extends Error {}
 
 /** The locks of `store.ext`, by the store's `lockProtocol`. */
 export class Locks {
@@ -162,7 +196,10 @@ export class Locks {
     return result;
   }
 
-  /** True when someone holds a running lease on the name (with `lockProtocol: 'python'`: any live row under it). */
+  /**
+   * True when someone holds a running lease on the name (with `lockProtocol: 'python'`: any live row under it,
+   * or a running 'lease-table' lease).
+   */
   async isLocked(name: string): Promise<boolean> {
     validateKey(name);
     await this.#ready();
