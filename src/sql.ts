@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { ValueTooLargeError } from './errors.js';
+import { keyDigestSql } from './key_digest.js';
 
 /**
  * Every SQL text of the library lives here, built once per (schema, table) from escaped identifiers.
@@ -162,6 +163,12 @@ export interface Sql {
   readonly ddlLock: Statement;
   /** The columns of table $1 (a regclass text: quoted schema.table), and whether it exists; for invalidateOn. */
   readonly tableColumns: Statement;
+  /**
+   * For invalidateOn: each column of table $1 named in $2 (text[]), its declared type, and the types its
+   * text is made of, outermost first (a domain's base, an array's element, a range's subtype), as JSON
+   * `[{ type, kind, output_builtin, schema, name }]`: see renderableProblem in ext/invalidation.ts.
+   */
+  readonly columnTypes: Statement;
   /** This cache table's invalidation functions (invalidateOn): each one's comment (marker and JSON). */
   readonly listInvalidations: Statement;
   /** DDL pieces, run only when the inspection says they are missing. */
@@ -577,6 +584,24 @@ WHERE id = $1 AND value = $2::bytea AND expiresattime = $3::timestamptz
     tableColumns: named('table_columns', `SELECT to_regclass($1) IS NOT NULL AS exists, c.relkind::text AS kind,
   (SELECT json_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns
 FROM (SELECT 1) AS one LEFT JOIN pg_class c ON c.oid = to_regclass($1)`, false),
+    columnTypes: named('column_types', `WITH RECURSIVE walk(col, typ, depth) AS (
+  SELECT a.attname::text, a.atttypid, 0 FROM pg_attribute a
+  WHERE a.attrelid = to_regclass($1) AND a.attname = ANY($2::text[]) AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT w.col, inner_type.typ, w.depth + 1 FROM walk w JOIN pg_type t ON t.oid = w.typ
+  CROSS JOIN LATERAL (SELECT CASE
+      WHEN t.typtype = 'd' THEN t.typbasetype
+      WHEN t.typtype = 'r' THEN (SELECT rngsubtype FROM pg_range WHERE rngtypid = t.oid)
+      WHEN t.typtype = 'm' THEN (SELECT rngsubtype FROM pg_range WHERE rngmultitypid = t.oid)
+      WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem END AS typ) AS inner_type
+  WHERE inner_type.typ IS NOT NULL AND w.depth < 16
+)
+SELECT w.col AS column, (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+    WHERE a.attrelid = to_regclass($1) AND a.attname = w.col AND NOT a.attisdropped) AS declared,
+  json_agg(json_build_object('type', format_type(t.oid, NULL), 'kind', t.typtype::text, 'output_builtin', t.typoutput::oid < 16384,
+    'schema', n.nspname, 'name', t.typname) ORDER BY w.depth) AS walk
+FROM walk w JOIN pg_type t ON t.oid = w.typ JOIN pg_namespace n ON n.oid = t.typnamespace
+GROUP BY w.col ORDER BY w.col`, false),
     listInvalidations: named('list_invalidations', `SELECT d.description AS comment FROM pg_proc p
 JOIN pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_description d ON d.objoid = p.oid AND d.classoid = 'pg_proc'::regclass
@@ -763,11 +788,11 @@ BEGIN
     PERFORM pg_notify(${pg.escapeLiteral(sql.channel)}, ${pg.escapeLiteral(`${TRIGGER_SENDER}\n*`)});
     RETURN NULL;
   ELSIF TG_OP = 'INSERT' THEN
-    SELECT json_agg(id)::text INTO keys FROM ${NEW_ROWS};
+    SELECT json_agg(${DIGEST})::text INTO keys FROM ${NEW_ROWS};
   ELSIF TG_OP = 'DELETE' THEN
-    SELECT json_agg(id)::text INTO keys FROM ${OLD_ROWS} WHERE expiresattime >= now();
+    SELECT json_agg(${DIGEST})::text INTO keys FROM ${OLD_ROWS} WHERE expiresattime >= now();
   ELSE
-    SELECT json_agg(id)::text INTO keys FROM (
+    SELECT json_agg(${DIGEST})::text INTO keys FROM (
       SELECT n.id FROM ${NEW_ROWS} n LEFT JOIN ${OLD_ROWS} o ON o.id = n.id
       WHERE o.id IS NULL OR n.expiresattime < o.expiresattime OR o.value IS DISTINCT FROM n.value
         OR o.tags IS DISTINCT FROM n.tags OR o.slidingexpirationinseconds IS DISTINCT FROM n.slidingexpirationinseconds
@@ -780,7 +805,9 @@ BEGIN
   RETURN NULL;
 END`;
   const triggers = TRIGGER_EVENTS.map((event) => [event, derivedName(sql.table, `notify_${event.toLowerCase().slice(0, 5)}`)] as const);
-  return triggerSet(sql.qualified, fn, fnName, sql.schema, body, triggers, `cache-postgres notify trigger of ${sql.display} (v${TRIGGER_VERSION})`);
+  // SECURITY INVOKER: it reads only the transition tables and calls pg_notify, which need no privilege, so it
+  // runs as each writer (who can write the cache table, or it would not fire) and never as its installer.
+  return triggerSet(sql.qualified, fn, fnName, sql.schema, body, triggers, `cache-postgres notify trigger of ${sql.display} (v${TRIGGER_VERSION})`, { definer: false });
 }
 
 /** An `invalidateOn` spec, checked: the application table, and each tag as literal text and column parts. */
@@ -794,7 +821,26 @@ export interface InvalidationSpec {
 }
 
 /** Bumped when the trigger functions' text changes: an installed one of another version is replaced. */
-const TRIGGER_VERSION = 2;
+const TRIGGER_VERSION = 3;
+
+/** What the triggers' notices carry for a key: its digest (key_digest.ts), never the key itself. */
+const DIGEST = keyDigestSql('id');
+
+/**
+ * Every setting that changes how a value of a built-in type is written as text, pinned on the invalidation
+ * functions so that every writer renders one tag whatever its session says: timestamps and dates (TimeZone,
+ * DateStyle), intervals (IntervalStyle), floats and the geometric types made of them (extra_float_digits),
+ * bytea (bytea_output) and money (lc_monetary). Types whose text depends on anything else (the catalog, for
+ * the reg* types; an extension's own output function) are refused by invalidateOn (see renderableColumns).
+ */
+export const RENDER_SETTINGS: ReadonlyArray<readonly [string, string]> = [
+  ['TimeZone', 'UTC'],
+  ['DateStyle', 'ISO, MDY'],
+  ['IntervalStyle', 'postgres'],
+  ['extra_float_digits', '1'],
+  ['bytea_output', 'hex'],
+  ['lc_monetary', 'C'],
+];
 
 /** The comment that marks an invalidation function (followed by its JSON description). */
 export const INVALIDATION_MARK = 'cache-postgres invalidation ';
@@ -810,10 +856,18 @@ export function invalidationSql(sql: Sql, spec: InvalidationSpec): TriggerSql {
   const target = `${spec.schema}.${spec.table}`;
   const fnName = derivedName(sql.table, `inv_${createHash('sha256').update(JSON.stringify([sql.schema, sql.table, spec.schema, spec.table])).digest('hex').slice(0, 12)}`);
   const fn = `${pg.escapeIdentifier(sql.schema)}.${pg.escapeIdentifier(fnName)}`;
+  // A column's text through its type's output function (format's %s), never a cast: a cast to text may be any
+  // function its type's owner wrote (CREATE CAST ... WITH FUNCTION), which this SECURITY DEFINER body would run
+  // as its installer. An output function is C, which only a superuser (or an extension's script) can create.
+  // NULL renders no tag (format would give '').
+  const columnText = (column: string) => `CASE WHEN r.${column} IS NULL THEN NULL ELSE format('%s', r.${column}) END`;
   const rendered = spec.tags.map((parts) =>
-    parts.length === 0 ? "''" : parts.map((part) => (typeof part === 'string' ? pg.escapeLiteral(part) : `(r.${pg.escapeIdentifier(part.column)})::text`)).join(' || '),
+    parts.length === 0 ? "''" : parts.map((part) => (typeof part === 'string' ? pg.escapeLiteral(part) : columnText(pg.escapeIdentifier(part.column)))).join(' || '),
   );
-  const tagsOf = (rows: string) => `SELECT array_agg(DISTINCT tag) INTO wanted FROM (SELECT unnest(ARRAY[${rendered.join(', ')}]::text[]) AS tag FROM ${rows} AS r) AS t WHERE tag IS NOT NULL;`;
+  const columns = [...new Set(spec.tags.flatMap((parts) => parts.flatMap((part) => (typeof part === 'string' ? [] : [pg.escapeIdentifier(part.column)]))))];
+  const only = (rows: string) => `(SELECT ${columns.length ? columns.join(', ') : '1'} FROM ${rows})`;
+  // Tags compared byte for byte (COLLATE "C"): a column's nondeterministic collation must not merge two tags.
+  const tagsOf = (rows: string) => `SELECT array_agg(DISTINCT tag COLLATE "C") INTO wanted FROM (SELECT unnest(ARRAY[${rendered.join(', ')}]::text[]) AS tag FROM ${rows} AS r) AS t WHERE tag IS NOT NULL;`;
   const prefixes = spec.tags.map((parts) => {
     const literal: string[] = [];
     for (const part of parts) {
@@ -824,6 +878,14 @@ export function invalidationSql(sql: Sql, spec: InvalidationSpec): TriggerSql {
   });
   const exact = prefixes.filter((p) => p.exact).map((p) => pg.escapeLiteral(p.prefix));
   const like = prefixes.filter((p) => !p.exact).map((p) => `g LIKE ${pg.escapeLiteral(`${escapeLikeText(p.prefix)}%`)}`);
+  // Victims are locked in key order (FOR UPDATE after ORDER BY), one order every deleter shares: two writers
+  // whose tags reach the same entries in different tag orders cannot deadlock on them.
+  const deleteOrdered = (from: string, where: string) => `WITH victims AS (
+      SELECT c.id FROM ${sql.qualified} AS c${from} WHERE ${where} ORDER BY c.id COLLATE "C" FOR UPDATE OF c
+    ), gone AS (
+      DELETE FROM ${sql.qualified} AS c WHERE c.id IN (SELECT id FROM victims) RETURNING c.id
+    )
+    SELECT json_agg(${DIGEST})::text INTO keys FROM gone;`;
   const truncated = [
     ...(exact.length ? [`c.tags && ARRAY[${exact.join(', ')}]::text[]`] : []),
     ...(like.length ? [`EXISTS (SELECT 1 FROM unnest(c.tags) AS g WHERE ${like.join(' OR ')})`] : []),
@@ -833,22 +895,21 @@ export function invalidationSql(sql: Sql, spec: InvalidationSpec): TriggerSql {
   keys text;
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
-    WITH gone AS (DELETE FROM ${sql.qualified} AS c WHERE ${truncated} RETURNING c.id) SELECT json_agg(id)::text INTO keys FROM gone;
+    ${deleteOrdered('', truncated)}
   ELSE
     IF TG_OP = 'INSERT' THEN
-      ${tagsOf(NEW_ROWS)}
+      ${tagsOf(only(NEW_ROWS))}
     ELSIF TG_OP = 'DELETE' THEN
-      ${tagsOf(OLD_ROWS)}
+      ${tagsOf(only(OLD_ROWS))}
     ELSE
-      ${tagsOf(`(SELECT * FROM ${NEW_ROWS} UNION ALL SELECT * FROM ${OLD_ROWS})`)}
+      ${tagsOf(`(${only(NEW_ROWS).slice(1, -1)} UNION ALL ${only(OLD_ROWS).slice(1, -1)})`)}
     END IF;
     IF wanted IS NULL THEN
       RETURN NULL;
     END IF;
     -- One GIN probe per tag: a single \`tags && wanted\` probe with thousands of tags costs quadratic time in the
     -- GIN scan (measured: 630 ms against 40 ms for a 10,000-row UPDATE's tags).
-    WITH gone AS (DELETE FROM ${sql.qualified} AS c USING unnest(wanted) AS w(tag) WHERE c.tags @> ARRAY[w.tag] RETURNING c.id)
-    SELECT json_agg(id)::text INTO keys FROM gone;
+    ${deleteOrdered(', unnest(wanted) AS w(tag)', 'c.tags @> ARRAY[w.tag]')}
   END IF;
   ${notifyKeys(sql.channel, 'keys')}
   RETURN NULL;
@@ -856,9 +917,10 @@ END`;
   const table = qualifiedName(spec.schema, spec.table);
   const triggers = TRIGGER_EVENTS.map((event) => [event, derivedName(fnName, event.toLowerCase().slice(0, 5))] as const);
   const comment = `${INVALIDATION_MARK}${JSON.stringify({ v: TRIGGER_VERSION, cache: sql.display, schema: spec.schema, table: spec.table, tags: spec.templates })}`;
-  // The settings a column's text depends on (a timestamp's time zone and style, a float's digits), pinned so that
-  // every writer renders the same tag. Only here: each SET costs every call, and the notify trigger renders ids only.
-  return triggerSet(table, fn, fnName, sql.schema, body, triggers, comment, ` SET "TimeZone" = 'UTC' SET "DateStyle" = 'ISO, MDY' SET extra_float_digits = 1`);
+  // The settings a column's text depends on, pinned so that every writer renders the same tag. Only here: each
+  // SET costs every call, and the notify trigger renders ids only.
+  const settings = RENDER_SETTINGS.map(([name, value]) => ` SET ${pg.escapeIdentifier(name)} = ${pg.escapeLiteral(value)}`).join('');
+  return triggerSet(table, fn, fnName, sql.schema, body, triggers, comment, { definer: true, settings });
 }
 
 /** `"schema"."table"`, each part quoted: for SQL text, and for to_regclass() (which parses quoted names). */
@@ -879,16 +941,17 @@ function triggerSet(
   body: string,
   triggers: ReadonlyArray<readonly [(typeof TRIGGER_EVENTS)[number], string]>,
   comment: string,
-  settings = '',
+  { definer, settings = '' }: { definer: boolean; settings?: string },
 ): TriggerSql {
   const dropTriggers = triggers.map(([, name]) => `DROP TRIGGER IF EXISTS ${pg.escapeIdentifier(name)} ON ${table}`);
   return Object.freeze({
     install: Object.freeze([
-      // SECURITY DEFINER: it runs as the role that installed it (the store's), so a writer with no privilege on the
-      // cache table (a reporting role, psql as another user) still invalidates. Every name in it is qualified, and
+      // SECURITY DEFINER (invalidateOn): it runs as the role that installed it (the store's), so a writer with no
+      // privilege on the cache table (a reporting role, psql as another user) still invalidates; it must then reach
+      // no function a less trusted role could write (see invalidationSql). Every name in it is qualified, and
       // search_path is pinned, so the writer's own search_path cannot redirect it (and `settings`, for what else
       // the body's results depend on).
-      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+      `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql ${definer ? 'SECURITY DEFINER' : 'SECURITY INVOKER'}
   SET search_path = pg_catalog, pg_temp${settings}
   AS ${dollarQuoted(body)}`,
       // Nobody attaches it to a table of theirs (a temporary one included) to run it as its owner: EXECUTE is

@@ -61,6 +61,8 @@ export async function invalidateOn(context: StoreContext, options: InvalidateOnO
       }
     }
   }
+  const refused = await unrenderable(context, spec.schema, spec.table, templatedColumns(spec.templates));
+  if (refused.length) throw new InvalidValueError(`invalidateOn: ${refused.join('; ')}. Template a column of a built-in type (or an enum, domain, array or range of one), such as a generated column of type text.`);
   const set = invalidationSql(context.sql, spec);
   // Installed as asked already: nothing is run (DROP/CREATE TRIGGER lock the table against every reader).
   await ensureTriggers(context.exec, context.sql, set, true, 'the invalidation triggers of');
@@ -128,11 +130,61 @@ async function status(context: StoreContext, set: TriggerSql, schema: string, na
     // A trigger body names its columns only as text: PostgreSQL lets them be renamed or dropped, and every write then fails.
     const [found] = await context.exec.query<{ columns: string[] | null }>(context.sql.tableColumns, [qualifiedName(schema, name)]);
     const columns = new Set(found?.columns ?? []);
-    const gone = [...new Set(tags.flatMap((tag) => parseTemplate(tag)).flatMap((part) => (typeof part === 'string' ? [] : [part.column])))].filter((column) => !columns.has(column));
+    const templated = templatedColumns(tags);
+    const gone = templated.filter((column) => !columns.has(column));
     if (gone.length) problems.push(`${table} has no column ${gone.join(', ')} any more (renamed or dropped): every write to it fails until invalidateOn is called with the new templates or dropInvalidation removes the triggers`);
+    // A column retyped since: to a type whose text the trigger cannot render the same for every writer.
+    for (const refusal of await unrenderable(context, schema, name, templated)) {
+      problems.push(`${refusal} (retyped since invalidateOn?): tags rendered from it may not match those the application writes; retype it or call invalidateOn with other templates`);
+    }
   }
   if (!state?.function_exists) problems.push('its trigger function is gone: call invalidateOn again to reinstall');
   return { table, tags, ok: problems.length === 0, problems };
+}
+
+/** The columns a set of templates names, once each. */
+function templatedColumns(templates: readonly string[]): string[] {
+  return [...new Set(templates.flatMap((tag) => parseTemplate(tag)).flatMap((part) => (typeof part === 'string' ? [] : [part.column])))];
+}
+
+/** One step of a column's type as columnTypes reads it: outermost first, the type its text comes from last. */
+interface TypeStep {
+  type: string;
+  kind: string;
+  output_builtin: boolean;
+  schema: string;
+  name: string;
+}
+
+/** Types whose text depends on the catalog (a name looked up, a role's name), which no setting pins. */
+const CATALOG_TYPES = new Set(['regclass', 'regcollation', 'regconfig', 'regdictionary', 'regnamespace', 'regoper', 'regoperator', 'regproc', 'regprocedure', 'regrole', 'regtype', 'aclitem']);
+
+/**
+ * Why a column's text cannot make one tag for every writer, or undefined when it can: its type (under
+ * its domains, arrays and ranges) must be an enum or a built-in type written by PostgreSQL's own output
+ * function, whose text depends only on the settings the trigger pins (RENDER_SETTINGS in sql.ts).
+ */
+export function renderableProblem(steps: readonly TypeStep[]): string | undefined {
+  const leaf = steps[steps.length - 1];
+  if (!leaf) return 'its type could not be read';
+  if (leaf.kind === 'c') return `its text is a row of ${leaf.type}, whose fields' types are not checked`;
+  if (leaf.kind === 'p') return `${leaf.type} is a pseudo-type`;
+  if (leaf.kind === 'e') return undefined;
+  if (!leaf.output_builtin) return `${leaf.type} is written as text by a function outside PostgreSQL's own (an extension's type), whose text may depend on what no setting pins`;
+  if (leaf.schema === 'pg_catalog' && CATALOG_TYPES.has(leaf.name)) return `${leaf.type}'s text depends on the catalog (names looked up), which no setting pins`;
+  return undefined;
+}
+
+/** For each of `columns` whose type invalidateOn refuses: the column, its type and why. */
+async function unrenderable(context: StoreContext, schema: string, table: string, columns: readonly string[]): Promise<string[]> {
+  if (columns.length === 0) return [];
+  const rows = await context.exec.query<{ column: string; declared: string | null; walk: TypeStep[] }>(context.sql.columnTypes, [qualifiedName(schema, table), columns]);
+  const refused: string[] = [];
+  for (const row of rows) {
+    const problem = renderableProblem(row.walk);
+    if (problem) refused.push(`column ${show(row.column)} of ${schema}.${table} is of type ${row.declared ?? '?'}: ${problem}`);
+  }
+  return refused;
 }
 
 function refuseDistributed(context: StoreContext, what: string): void {

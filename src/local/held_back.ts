@@ -33,18 +33,15 @@ export class HeldBack {
     }
   }
 
-  /** The notice of transaction `sender` was heard (its commit): what it held back is released. */
-  heard(sender: string, keys: readonly string[] | 'all'): void {
+  /**
+   * A notice of transaction `sender` was heard: it committed (PostgreSQL delivers a transaction's notices
+   * at its commit, never before), so everything it held back is released, whichever keys that notice
+   * names (notices name digests, and a savepoint rolled back drops some of them).
+   */
+  heard(sender: string): void {
     if (this.empty) return;
-    if (keys === 'all' || this.#all.has(sender)) {
-      this.#all.delete(sender);
-      for (const [id, senders] of this.#keys) if (senders.delete(sender) && senders.size === 0) this.#keys.delete(id);
-      return;
-    }
-    for (const id of keys) {
-      const senders = this.#keys.get(id);
-      if (senders?.delete(sender) && senders.size === 0) this.#keys.delete(id);
-    }
+    this.#all.delete(sender);
+    for (const [id, senders] of this.#keys) if (senders.delete(sender) && senders.size === 0) this.#keys.delete(id);
   }
 
   /** True while `id` is held back at `now` (deadlines passed are forgotten on the way). */

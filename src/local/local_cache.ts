@@ -1,3 +1,5 @@
+import { keyDigest } from '../key_digest.js';
+
 /**
  * The in-process tier's memory: recently read values by key, least recently used first out, each
  * with the moment it stops being served (its row's expiry or the tier's ttl, whichever is first).
@@ -32,8 +34,13 @@ export class LocalCache {
   #bytes = 0;
   #tick = 0;
   readonly #invalidatedAt = new Map<string, number>();
-  /** The same marks, for invalidations heard from other stores only. */
+  /**
+   * The same marks for invalidations heard from other stores, by key digest: notices name digests, never
+   * keys (see key_digest.ts).
+   */
   readonly #heardAt = new Map<string, number>();
+  /** The entries held, by their key's digest (one a digest: a notice for it drops whichever is held). */
+  readonly #byDigest = new Map<string, Entry>();
   #flushedAt = 0;
   /** Off while invalidations from other processes cannot be heard. */
   #enabled = false;
@@ -153,7 +160,10 @@ export class LocalCache {
     if (!this.#enabled || expiresAt === null || stamp < this.#flushedAt) return;
     const invalidated = this.#invalidatedAt.get(key);
     if (invalidated !== undefined && invalidated > stamp) return;
-    this.#hold(key, value, expiresAt, now, slide);
+    const digest = keyDigest(key);
+    const heard = this.#heardAt.get(digest);
+    if (heard !== undefined && heard > stamp) return;
+    this.#hold(key, digest, value, expiresAt, now, slide);
   }
 
   /**
@@ -164,22 +174,26 @@ export class LocalCache {
    * writes of one key land in issue order: each replaces the one before.)
    */
   replace(key: string, value: Buffer | string, expiresAt: number | null, stamp: number, now: number, slide?: Slide): void {
-    const heardAt = this.#heardAt.get(key);
+    const digest = keyDigest(key);
+    const heardAt = this.#heardAt.get(digest);
     const heard = stamp < this.#flushedAt || (heardAt !== undefined && heardAt > stamp);
     this.invalidate([key]);
-    if (this.#enabled && !heard && expiresAt !== null) this.#hold(key, value, expiresAt, now, slide);
+    if (this.#enabled && !heard && expiresAt !== null) this.#hold(key, digest, value, expiresAt, now, slide);
   }
 
-  #hold(key: string, value: Buffer | string, expires: number, now: number, slide: Slide | undefined): void {
+  #hold(key: string, digest: string, value: Buffer | string, expires: number, now: number, slide: Slide | undefined): void {
     const until = now + this.#ttlMs;
     if (expires <= now) return;
     this.#drop(key);
     const size = value.length;
     if (size > this.#maxBytes) return;
-    const entry: Entry = { key, until, expires, slide, touching: false, size, older: undefined, newer: undefined };
+    const sharing = this.#byDigest.get(digest);
+    if (sharing) this.#drop(sharing.key); // another key of the same digest: a notice for either must drop what is held
+    const entry: Entry = { key, digest, until, expires, slide, touching: false, size, older: undefined, newer: undefined };
     if (typeof value === 'string') entry.text = value;
     else entry.bytes = Buffer.from(value);
     this.#entries.set(key, entry);
+    this.#byDigest.set(digest, entry);
     this.#link(entry);
     this.#bytes += size;
     while (this.#oldest && (this.#entries.size > this.#maxEntries || this.#bytes > this.#maxBytes)) this.#drop(this.#oldest.key);
@@ -189,6 +203,7 @@ export class LocalCache {
     const entry = this.#entries.get(key);
     if (!entry) return;
     this.#entries.delete(key);
+    if (this.#byDigest.get(entry.digest) === entry) this.#byDigest.delete(entry.digest);
     this.#unlink(entry);
     this.#bytes -= entry.size;
   }
@@ -211,22 +226,37 @@ export class LocalCache {
     entry.newer = undefined;
   }
 
-  /**
-   * Drops `keys` and refuses values of reads (and, when `heard`, of this store's writes) that started
-   * before now.
-   * @param heard the keys were written by another store (a notification): this store's writes of them
-   *   in flight can no longer tell whether theirs is the last
-   */
-  invalidate(keys: Iterable<string>, heard = false): void {
+  /** Drops `keys` (written by this store) and refuses values of reads that started before now. */
+  invalidate(keys: Iterable<string>): void {
     const tick = ++this.#tick;
     for (const key of keys) {
       this.#drop(key);
       this.#invalidatedAt.set(key, tick);
-      if (heard) this.#heardAt.set(key, tick);
     }
-    // The per-key marks only matter to calls in flight; when they pile up, one mark refusing every call
-    // begun before now replaces them. The entries held stay: each is as fresh as the marks made it.
-    if (this.#invalidatedAt.size > this.#maxEntries) {
+    this.#boundMarks(tick);
+  }
+
+  /**
+   * Another store wrote the keys of these digests (a notice): what is held under them is dropped, and
+   * values of reads, and of this store's writes, that started before now are refused (a write in flight
+   * can no longer tell whether its own is the last).
+   */
+  heard(digests: Iterable<string>): void {
+    const tick = ++this.#tick;
+    for (const digest of digests) {
+      const entry = this.#byDigest.get(digest);
+      if (entry) this.#drop(entry.key);
+      this.#heardAt.set(digest, tick);
+    }
+    this.#boundMarks(tick);
+  }
+
+  /**
+   * The per-key marks only matter to calls in flight; when they pile up, one mark refusing every call
+   * begun before now replaces them. The entries held stay: each is as fresh as the marks made it.
+   */
+  #boundMarks(tick: number): void {
+    if (this.#invalidatedAt.size + this.#heardAt.size > this.#maxEntries) {
       this.#flushedAt = tick;
       this.#invalidatedAt.clear();
       this.#heardAt.clear();
@@ -237,6 +267,7 @@ export class LocalCache {
   flush(): void {
     this.#flushedAt = ++this.#tick;
     this.#entries.clear();
+    this.#byDigest.clear();
     this.#oldest = undefined;
     this.#newest = undefined;
     this.#bytes = 0;
@@ -252,6 +283,8 @@ export class LocalCache {
  */
 interface Entry {
   readonly key: string;
+  /** keyDigest(key): what notices name it by. */
+  readonly digest: string;
   /** Neighbours in recency order. */
   older: Entry | undefined;
   newer: Entry | undefined;
@@ -272,17 +305,21 @@ const MAX_PAYLOAD = 7900;
 
 /**
  * The invalidation message between stores: the sender's id (a store ignores its own messages, it has
- * already invalidated) and the keys as a JSON array, or `*` for everything.
+ * already invalidated) and the keys' digests (key_digest.ts: any role may listen, so keys never travel in
+ * clear) as a JSON array, or `*` for everything.
  */
 export function encodeInvalidation(sender: string, keys: readonly string[] | 'all'): string {
   if (keys !== 'all') {
-    const payload = `${sender}\n${JSON.stringify(keys)}`;
+    const payload = `${sender}\n${JSON.stringify(keys.map(keyDigest))}`;
     if (Buffer.byteLength(payload) <= MAX_PAYLOAD) return payload;
   }
   return `${sender}\n*`;
 }
 
-/** Reads a payload of {@link encodeInvalidation}; undefined for anything else on the channel. */
+/**
+ * Reads a payload of {@link encodeInvalidation} (or of a table trigger): the sender and the digests, or
+ * undefined for anything else on the channel.
+ */
 export function decodeInvalidation(payload: string): { sender: string; keys: string[] | 'all' } | undefined {
   const newline = payload.indexOf('\n');
   if (newline < 0) return undefined;

@@ -87,8 +87,9 @@ export class LocalTier {
         const message = decodeInvalidation(payload);
         if (!message) return;
         if (message.keys === 'all') cache.flush();
-        else cache.invalidate(message.keys, true);
-        if (message.sender.startsWith(CALLER_SENDER_PREFIX)) this.#heldBack.heard(message.sender, message.keys);
+        else cache.heard(message.keys);
+        // Any notice of a caller's transaction means it committed (they are delivered at commit only).
+        if (message.sender.startsWith(CALLER_SENDER_PREFIX)) this.#heldBack.heard(message.sender);
       },
       state: (listening) => cache.setEnabled(listening),
       error: (error) => this.#ports.observer.error(error),

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { keyDigest } from '../../src/key_digest.js';
 import { decodeInvalidation, encodeInvalidation, LocalCache } from '../../src/local/local_cache.js';
 
 const bytes = (text: string) => Buffer.from(text);
@@ -125,7 +126,7 @@ describe('LocalCache: sizes, text and written values', () => {
     expect(cache.getText('k', 0)).to.equal('new');
 
     const second = cache.stamp();
-    cache.invalidate(['k'], true); // another store's write of k is heard while ours is on its way
+    cache.heard([keyDigest('k')]); // another store's write of k is heard while ours is on its way
     cache.replace('k', 'ours', Infinity, second, 0);
     expect(cache.getText('k', 0)).to.equal(undefined);
 
@@ -166,6 +167,20 @@ describe('LocalCache: sizes, text and written values', () => {
     expect(cache.getText('a', 249_999)).to.equal(undefined); // never asked for: not touching, nothing moved
   });
 
+  it('a notice drops what is held under its digest, and refuses reads of that key begun before it', () => {
+    const cache = make();
+    cache.keep('a', 'va', Infinity, cache.stamp(), 0);
+    cache.keep('b', 'vb', Infinity, cache.stamp(), 0);
+    const early = cache.stamp();
+    cache.heard([keyDigest('a'), 'ffffffffffffffff']);
+    expect(cache.getText('a', 0)).to.equal(undefined);
+    expect(cache.getText('b', 0)).to.equal('vb');
+    cache.keep('a', 'stale', Infinity, early, 0); // a read that began before the notice answers late
+    expect(cache.getText('a', 0)).to.equal(undefined);
+    cache.keep('a', 'fresh', Infinity, cache.stamp(), 0);
+    expect(cache.getText('a', 0)).to.equal('fresh');
+  });
+
   it('many invalidations drop their marks without dropping what is held', () => {
     const cache = make(3);
     cache.keep('held', 'v', Infinity, cache.stamp(), 0);
@@ -178,8 +193,11 @@ describe('LocalCache: sizes, text and written values', () => {
 });
 
 describe('invalidation messages', () => {
-  it('round-trip keys, and turn a list too long for NOTIFY into "everything"', () => {
-    expect(decodeInvalidation(encodeInvalidation('me', ['a', 'b\nc']))).to.deep.equal({ sender: 'me', keys: ['a', 'b\nc'] });
+  it('carry the keys\' digests, never the keys, and turn a list too long for NOTIFY into "everything"', () => {
+    const payload = encodeInvalidation('me', ['session:alice:tok_8f3a9c', 'b\nc']);
+    expect(payload).not.to.include('alice');
+    expect(decodeInvalidation(payload)).to.deep.equal({ sender: 'me', keys: [keyDigest('session:alice:tok_8f3a9c'), keyDigest('b\nc')] });
+    expect(keyDigest('session:alice:tok_8f3a9c')).to.match(/^[0-9a-f]{16}$/);
     expect(decodeInvalidation(encodeInvalidation('me', 'all'))).to.deep.equal({ sender: 'me', keys: 'all' });
     const many = Array.from({ length: 2000 }, (_, i) => `key:${i}`);
     expect(decodeInvalidation(encodeInvalidation('me', many))).to.deep.equal({ sender: 'me', keys: 'all' });

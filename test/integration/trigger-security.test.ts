@@ -1,0 +1,256 @@
+import { expect } from 'chai';
+import pg from 'pg';
+import { InvalidValueError, PgStore, type PgStoreOptions } from '../../src/index.js';
+import { keyDigest } from '../../src/key_digest.js';
+import { buildSql } from '../../src/sql.js';
+import { rejects } from '../helpers/assert.js';
+import { sql, testDistributed, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
+import { useCacheTable } from '../helpers/fixture.js';
+import { tieredStore } from '../helpers/local-tier.js';
+
+/**
+ * The triggers in a database shared with roles that do not trust each other (issue 26): a role that owns an
+ * application table with invalidateOn installed (not a superuser) tries to run its own code as the
+ * installer, writers' sessions try to render other tags, a role with no right on the cache table listens
+ * on the channel, and writers take the cache rows' locks in orders of their own.
+ */
+describe('triggers among roles that do not trust each other', function () {
+  this.timeout(60_000);
+  before(function () {
+    if (testDistributed()) this.skip(); // both trigger features are refused on a distributed table (invalidation.test.ts)
+  });
+  const fx = useCacheTable('cp_trsec');
+  const own: PgStore[] = [];
+  afterEach(async () => {
+    await Promise.all(own.splice(0).map((store) => store.disconnect()));
+  });
+
+  /** A LOGIN role (no superuser) and a client connected as it; `drop()` removes both and what it owns. */
+  async function role(prefix: string): Promise<{ name: string; client: pg.Client; drop(): Promise<void> }> {
+    const name = uniqueTable(prefix);
+    const password = `pw_${name}`;
+    await sql(`CREATE ROLE ${name} LOGIN NOSUPERUSER PASSWORD '${password}'`);
+    const url = new URL(testUrl());
+    url.username = name;
+    url.password = password;
+    const client = new pg.Client({ connectionString: url.toString() });
+    client.on('error', () => {});
+    await client.connect();
+    return {
+      name,
+      client,
+      async drop() {
+        await client.end().catch(() => {});
+        await sql(`DROP OWNED BY ${name} CASCADE`);
+        await sql(`DROP ROLE ${name}`);
+      },
+    };
+  }
+
+  describe('a table owner against the installer of invalidateOn', () => {
+    let attacker: Awaited<ReturnType<typeof role>>;
+    let schema: string;
+    let store: PgStore;
+    beforeEach(async () => {
+      attacker = await role('cp_owner');
+      schema = uniqueTable('cp_trsec_app');
+      await sql(`CREATE SCHEMA ${schema} AUTHORIZATION ${attacker.name}`);
+      await attacker.client.query(`CREATE TABLE ${schema}.items (id int, name text)`);
+      // What the attacker's function leaves when it runs: who ran it.
+      await attacker.client.query(`CREATE TABLE ${schema}.ran (who text)`);
+      await attacker.client.query(`GRANT INSERT ON ${schema}.ran TO PUBLIC`);
+      await attacker.client.query(`CREATE FUNCTION ${schema}.escalate() RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO ${schema}.ran VALUES (current_user);
+  BEGIN
+    EXECUTE 'ALTER ROLE ${attacker.name} SUPERUSER';
+  EXCEPTION WHEN insufficient_privilege THEN NULL;
+  END;
+  RETURN 'x';
+END $$`);
+      store = fx.make();
+      // The installer: the test's own role, a superuser, as a migration or an administrator would run it.
+      await store.ext.invalidateOn({ schema, table: 'items', tags: ['item:{id}'] });
+      await store.ext.set('item:1', 'v', { absoluteExpirationRelative: '1h', tags: ['item:1'] });
+    });
+    afterEach(async () => {
+      await store.ext.dropInvalidation({ schema, table: 'items' });
+      await sql(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await attacker.drop();
+    });
+    const superuser = async () => (await sql<{ s: boolean }>('SELECT rolsuper AS s FROM pg_roles WHERE rolname = $1', [attacker.name]))[0]!.s;
+    const ran = async () => (await sql<{ who: string }>(`SELECT who FROM ${schema}.ran`)).map((r) => r.who);
+
+    it('a column retyped to a type of its own with a CAST to text: its function never runs as the installer', async () => {
+      const { client } = attacker;
+      await client.query(`CREATE TYPE ${schema}.evil AS (v int)`);
+      await client.query(`CREATE FUNCTION ${schema}.evil_text(${schema}.evil) RETURNS text LANGUAGE sql AS $$ SELECT ${schema}.escalate() $$`);
+      await client.query(`CREATE CAST (${schema}.evil AS text) WITH FUNCTION ${schema}.evil_text(${schema}.evil)`);
+      await client.query(`ALTER TABLE ${schema}.items ALTER COLUMN id TYPE ${schema}.evil USING ROW(id)::${schema}.evil`);
+      await client.query(`INSERT INTO ${schema}.items VALUES (ROW(1)::${schema}.evil, 'n')`);
+      expect(await superuser()).to.equal(false);
+      expect(await ran()).to.deep.equal([]);
+      // And the check says what is wrong with the table now.
+      const [status] = await store.ext.invalidations();
+      expect(status!.ok).to.equal(false);
+      expect(status!.problems.join('\n')).to.match(/column "id" of .*items is of type .*evil: its text is a row of .*evil/);
+    });
+
+    it('an enum of its own with a CAST to text: the tag is the label (the type\'s output), the cast is never called', async () => {
+      const { client } = attacker;
+      await client.query(`CREATE TYPE ${schema}.mood AS ENUM ('1', '2')`);
+      await client.query(`CREATE FUNCTION ${schema}.mood_text(${schema}.mood) RETURNS text LANGUAGE sql AS $$ SELECT ${schema}.escalate() $$`);
+      await client.query(`CREATE CAST (${schema}.mood AS text) WITH FUNCTION ${schema}.mood_text(${schema}.mood)`);
+      await client.query(`ALTER TABLE ${schema}.items ALTER COLUMN id TYPE ${schema}.mood USING id::text::${schema}.mood`);
+      await client.query(`INSERT INTO ${schema}.items VALUES ('1', 'n')`);
+      expect(await superuser()).to.equal(false);
+      expect(await ran()).to.deep.equal([]);
+      expect(await fx.ids()).to.deep.equal([]); // item:1 rendered from the label, and deleted
+      expect((await store.ext.invalidations())[0]!.ok).to.equal(true);
+    });
+
+    it('a column default, a domain and an operator of its own are evaluated as the writer, never as the installer', async () => {
+      const { client } = attacker;
+      await client.query(`CREATE DOMAIN ${schema}.checked AS int CHECK (${schema}.escalate() = 'x')`);
+      await client.query(`CREATE FUNCTION ${schema}.same(int, int) RETURNS boolean LANGUAGE sql AS $$ SELECT ${schema}.escalate() = 'x' $$`);
+      await client.query(`CREATE OPERATOR ${schema}.= (LEFTARG = int, RIGHTARG = int, FUNCTION = ${schema}.same)`);
+      await client.query(`ALTER TABLE ${schema}.items ALTER COLUMN id TYPE ${schema}.checked, ALTER COLUMN name SET DEFAULT ${schema}.escalate()`);
+      await client.query(`SET search_path = ${schema}, pg_catalog`);
+      await client.query(`INSERT INTO ${schema}.items (id) VALUES (1)`);
+      expect(await superuser()).to.equal(false);
+      // Every run was the attacker's own (its INSERT checking the domain, its default): none as the installer.
+      expect(new Set(await ran())).to.deep.equal(new Set([attacker.name]));
+      expect(await fx.ids()).to.deep.equal([]);
+    });
+
+    it('refuses at install a column whose text no setting can pin: a row type, a catalog name (regclass)', async () => {
+      await attacker.client.query(`CREATE TYPE ${schema}.pair AS (a int, b int)`);
+      await attacker.client.query(`ALTER TABLE ${schema}.items ADD COLUMN p ${schema}.pair, ADD COLUMN rel regclass, ADD COLUMN ok int[]`);
+      await rejects(store.ext.invalidateOn({ schema, table: 'items', tags: ['p:{p}'] }), InvalidValueError, /column "p" of .*items is of type .*pair: its text is a row of/);
+      await rejects(store.ext.invalidateOn({ schema, table: 'items', tags: ['r:{rel}'] }), InvalidValueError, /column "rel" .* regclass's text depends on the catalog/);
+      // Refused before anything is installed: the table keeps the triggers it had.
+      expect((await store.ext.invalidations()).map((s) => s.tags)).to.deep.equal([['item:{id}']]);
+      await store.ext.invalidateOn({ schema, table: 'items', tags: ['ok:{ok}'] });
+    });
+  });
+
+  it('renders one tag whatever the writer\'s session says of bytea, intervals, dates and floats', async () => {
+    const store = fx.make();
+    const app = uniqueTable('cp_trsec_render');
+    await sql(`CREATE TABLE public.${app} (id int PRIMARY KEY, b bytea, i interval, d date, f float8)`);
+    try {
+      await sql(`INSERT INTO public.${app} VALUES (1, '\\x0102', '1 day 2 hours', '2026-01-02', 0.1)`);
+      await store.ext.invalidateOn({ table: app, tags: ['b:{b}', 'i:{i}', 'd:{d}', 'f:{f}'] });
+      const tags = ['b:\\x0102', 'i:1 day 02:00:00', 'd:2026-01-02', 'f:0.1'];
+      const writer = new pg.Client({ connectionString: testUrl() });
+      await writer.connect();
+      try {
+        await writer.query("SET bytea_output = 'escape'; SET IntervalStyle = 'sql_standard'; SET DateStyle = 'SQL, DMY'; SET extra_float_digits = 3");
+        // Its own text of each value differs from the tags above.
+        const [own] = (await writer.query(`SELECT b::text, i::text, d::text, f::text FROM public.${app}`)).rows as Array<Record<string, string>>;
+        expect(Object.values(own!)).to.not.include.members(tags.map((tag) => tag.slice(2)));
+        for (const [n, tag] of tags.entries()) await store.ext.set(`k${n}`, 'v', { absoluteExpirationRelative: '1h', tags: [tag] });
+        await writer.query(`UPDATE public.${app} SET id = id WHERE id = 1`);
+      } finally {
+        await writer.end();
+      }
+      expect(await fx.ids()).to.deep.equal([]);
+    } finally {
+      await store.ext.dropInvalidation({ table: app });
+      await sql(`DROP TABLE public.${app}`);
+    }
+  });
+
+  it('two writers whose tags reach the same entries in opposite orders do not deadlock (victims locked in key order)', async function () {
+    const store = fx.make();
+    const app = uniqueTable('cp_trsec_order');
+    await sql(`CREATE TABLE public.${app} (id int PRIMARY KEY, t1 text, t2 text)`);
+    const clients = [0, 1, 2].map(() => new pg.Client({ connectionString: testUrl() }));
+    await Promise.all(clients.map((client) => client.connect()));
+    const [holder, first, second] = clients as [pg.Client, pg.Client, pg.Client];
+    try {
+      await store.ext.invalidateOn({ table: app, tags: ['{t1}', '{t2}'] });
+      // Tags in sorted order reach entry b before a for the first writer (w < x), and a before b for the second (y < z).
+      await store.ext.set('a', 'v', { absoluteExpirationRelative: '1h', tags: ['x', 'y'] });
+      await store.ext.set('b', 'v', { absoluteExpirationRelative: '1h', tags: ['w', 'z'] });
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM public.${fx.table} WHERE id = 'a' FOR UPDATE`);
+      const waiting = async (client: pg.Client) => {
+        const pid = (client as unknown as { processID: number }).processID;
+        await waitFor(async () => (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'`, [pid]))[0]!.n === 1, 10_000, 'a writer to wait');
+      };
+      // The second waits for a (it locks nothing before it); then the first, which in tag order took b first.
+      await second.query('BEGIN');
+      const secondInsert = second.query(`INSERT INTO public.${app} VALUES (2, 'y', 'z')`);
+      await waiting(second);
+      await first.query('BEGIN');
+      const firstInsert = first.query(`INSERT INTO public.${app} VALUES (1, 'w', 'x')`);
+      await waiting(first);
+      await holder.query('COMMIT');
+      const outcomes = await Promise.allSettled([
+        secondInsert.then(() => second.query('COMMIT')),
+        firstInsert.then(() => first.query('COMMIT')),
+      ]);
+      expect(outcomes.map((outcome) => (outcome.status === 'rejected' ? String((outcome.reason as Error).message) : 'ok'))).to.deep.equal(['ok', 'ok']);
+      expect(await fx.ids()).to.deep.equal([]);
+    } finally {
+      for (const client of [first, second]) await client.query('ROLLBACK').catch(() => {});
+      await Promise.all(clients.map((client) => client.end()));
+      await store.ext.dropInvalidation({ table: app });
+      await sql(`DROP TABLE public.${app}`);
+    }
+  });
+
+  describe('the channel, heard by a role with no right on the cache table', () => {
+    let listener: Awaited<ReturnType<typeof role>>;
+    const heard: string[] = [];
+    beforeEach(async () => {
+      listener = await role('cp_listener');
+      heard.length = 0;
+      listener.client.on('notification', (message) => heard.push(message.payload ?? ''));
+    });
+    afterEach(async () => {
+      await listener.drop();
+      const cleaner = new PgStore({ uri: testUrl(), table: fx.table, enableExpirationScan: false });
+      await cleaner.ext.dropNotifyTrigger();
+      await cleaner.disconnect();
+    });
+    const secret = 'session:alice:tok_8f3a9c';
+
+    for (const [what, options] of [
+      ['a store\'s own notices', { localCache: { ttl: '1h' } }],
+      ['the notify trigger\'s notices', { localCache: { ttl: '1h', notifyTrigger: true } }],
+    ] as Array<[string, Omit<PgStoreOptions, 'table'>]>) {
+      it(`${what} carry digests, never keys, and still reach the tiers`, async () => {
+        const reader = await tieredStore(fx.table, own, options);
+        const writer = await tieredStore(fx.table, own, options);
+        // The channel's name is computed from the table's, as any role can.
+        await listener.client.query(`LISTEN ${buildSql('public', fx.table).channel}`);
+        await reader.ext.set(secret, 'v1', { absoluteExpirationRelative: '1h' });
+        await waitFor(async () => (await reader.ext.getString(secret)) === 'v1', 5000, 'the reader to hold v1');
+        await writer.ext.set(secret, 'v2', { absoluteExpirationRelative: '1h' });
+        await waitFor(async () => (await reader.ext.getString(secret)) === 'v2', 5000, 'the notice to reach the reader');
+        await waitFor(() => heard.some((payload) => payload.includes(keyDigest(secret))), 5000, 'the listener to hear the digest');
+        expect(heard.join('\n')).to.not.include('alice');
+        expect(heard.join('\n')).to.not.include('probe');
+      });
+    }
+
+    it('the notify trigger runs as the writer (SECURITY INVOKER), the invalidation function as its installer', async () => {
+      const store = await tieredStore(fx.table, own, { localCache: { ttl: '1h', notifyTrigger: true } });
+      const app = uniqueTable('cp_trsec_kind');
+      await sql(`CREATE TABLE public.${app} (id int)`);
+      try {
+        await store.ext.invalidateOn({ table: app, tags: ['x:{id}'] });
+        const definer = async (table: string) =>
+          (await sql<{ d: boolean }>(`SELECT bool_and(p.prosecdef) AS d FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid = $1::regclass AND NOT t.tgisinternal`, [table]))[0]!.d;
+        expect(await definer(`public.${fx.table}`)).to.equal(false);
+        expect(await definer(`public.${app}`)).to.equal(true);
+      } finally {
+        await store.ext.dropInvalidation({ table: app });
+        await sql(`DROP TABLE public.${app}`);
+      }
+    });
+  });
+});
+
