@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { type Duration, durationOption, MAX_WAIT_MS, parseDuration } from './duration.js';
 import { CachePostgresError, InvalidOptionError, show } from './errors.js';
+import { DatabaseClock } from './clock.js';
 
 /** Options of {@link PgStore}. Every field is optional: `new PgStore()` reads `DATABASE_URL` or the `PG*` variables. */
 export interface PgStoreOptions {
@@ -175,9 +176,11 @@ export interface PgStoreOptions {
    */
   logger?: CacheLogger | undefined;
   /**
-   * The application clock, in epoch milliseconds. Every statement is passed this time as `now`
-   * (never the server's NOW()), exactly as .NET and Python do. Inject one in tests to move time.
-   * @default Date.now
+   * A clock to decide expiry, leases and lock takeovers on, in epoch milliseconds, in place of the
+   * database's: for tests that move time. Without it the store decides on PostgreSQL's clock, read on its
+   * first call and every 30 s (see `DatabaseClock`), so clock skew between application servers changes
+   * nothing. Every statement is passed this time as `now`, as .NET and Python pass theirs.
+   * @default the database's clock
    */
   clock?: (() => number) | undefined;
 }
@@ -258,6 +261,8 @@ export interface ResolvedOptions {
   /** Undefined when the in-process tier is off. */
   readonly localCache: { readonly maxEntries: number; readonly ttlMs: number; readonly maxBytes: number; readonly notifyTrigger: boolean } | undefined;
   readonly clock: () => number;
+  /** The database's clock that `clock` reads, unless a clock was given: the store takes its readings. */
+  readonly databaseClock: DatabaseClock | undefined;
   readonly logger: CacheLogger | undefined;
   readonly lockProtocol: 'lease-table' | 'python';
 }
@@ -342,7 +347,7 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
     preparedStatements: boolean(raw, 'preparedStatements', true),
     pipelining: boolean(raw, 'pipelining', true),
     localCache: localCache(raw.localCache),
-    clock: clock(raw),
+    ...clock(raw),
     logger: logger(raw),
     lockProtocol: lockProtocol(raw.lockProtocol),
   };
@@ -522,9 +527,11 @@ function logger(raw: PgStoreOptions): CacheLogger | undefined {
   });
 }
 
-function clock(raw: PgStoreOptions): () => number {
-  // Looked up at call time, not captured: fake timers (timekeeper, sinon) replace the global Date.
-  if (raw.clock === undefined) return () => Date.now();
+function clock(raw: PgStoreOptions): Pick<ResolvedOptions, 'clock' | 'databaseClock'> {
+  if (raw.clock === undefined) {
+    const databaseClock = new DatabaseClock();
+    return { clock: databaseClock.now, databaseClock };
+  }
   if (typeof raw.clock !== 'function') throw new InvalidOptionError('clock', 'expected a function returning epoch milliseconds.');
-  return raw.clock;
+  return { clock: raw.clock, databaseClock: undefined };
 }

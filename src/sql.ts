@@ -161,6 +161,8 @@ export interface Sql {
   /** Citus: distributes the lock table by name, beside the cache table's shards. */
   readonly distributeLocksTable: string;
   readonly ddlLock: Statement;
+  /** The server's clock (`clock_timestamp()`), in epoch milliseconds, as `ms`: see DatabaseClock. */
+  readonly clock: Statement;
   /** The columns of table $1 (a regclass text: quoted schema.table), and whether it exists; for invalidateOn. */
   readonly tableColumns: Statement;
   /**
@@ -578,6 +580,8 @@ WHERE id = $1 AND value = $2::bytea AND expiresattime = $3::timestamptz
   obj_description(to_regclass($1), 'pg_class') AS comment,
   (SELECT json_object_agg(attname, format_type(atttypid, atttypmod)) FROM pg_attribute
     WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped) AS columns`),
+
+    clock: named('clock', `SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms`),
 
     ddlLock: named('ddl_lock', `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1))`),
 

@@ -181,9 +181,9 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async set(key: string, value: string, ttl?: number): Promise<boolean> {
     validateKey(key);
     const bytes = toBytes(value);
-    const now = this.#options.clock();
-    const expires = expiry(ttl, now);
     if (!this.#usable()) await this.#prepare('set');
+    // After the readiness gate: it reads the database's clock (clock.ts).
+    const expires = expiry(ttl, this.#options.clock());
     await this.#rows.set({ id: key, value: bytes, text: value, expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null });
     return true;
   }
@@ -194,14 +194,18 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * documents a `boolean[]`: the intersection satisfies both.)
    */
   async setMany(entries: Array<{ key: string; value: string; ttl?: number | undefined }>): Promise<boolean[] & void> {
-    const now = this.#options.clock();
-    const rows: RowWrite[] = entries.map((entry) => {
-      validateKey(entry.key);
-      const expires = expiry(entry.ttl, now);
-      return { id: entry.key, value: toBytes(entry.value), expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null };
-    });
+    const timed = () => {
+      const now = this.#options.clock();
+      return entries.map((entry): RowWrite => {
+        validateKey(entry.key);
+        const expires = expiry(entry.ttl, now);
+        return { id: entry.key, value: toBytes(entry.value), expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null };
+      });
+    };
+    let rows = timed();
     if (rows.length > 0) {
-      if (!this.#usable()) await this.#prepare('setMany');
+      // Checked at once, timed again once ready: the readiness gate reads the database's clock (clock.ts).
+      if (!this.#usable()) rows = (await this.#prepare('setMany'), timed());
       await this.#rows.setMany(rows);
     }
     return entries.map(() => true) as boolean[] & void;
@@ -338,6 +342,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   }
 
   async #close(): Promise<void> {
+    this.#options.databaseClock?.stop();
     await this.#scanner?.stop();
     this.#closing.abort();
     await this.#rows.close();
@@ -363,8 +368,15 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async #prepare(operation: string): Promise<void> {
     if (this.#closed) throw new StoreClosedError(operation);
     if (this.#isReady) return;
-    this.#ready ??= ensureSchema(this.#exec.setup, this.#sql, { ...this.#options, notifyTrigger: this.#options.localCache?.notifyTrigger }).then(
-      (shape) => {
+    this.#ready ??= Promise.all([
+      ensureSchema(this.#exec.setup, this.#sql, { ...this.#options, notifyTrigger: this.#options.localCache?.notifyTrigger }),
+      // The database's clock, read before the first statement that is passed `now`.
+      this.#options.databaseClock?.sync(async () => {
+        const [row] = await this.#exec.setup.query<{ ms: number }>(this.#sql.clock, []);
+        return Number(row?.ms);
+      }),
+    ]).then(
+      ([shape]) => {
         this.#exec.distributed = shape.distributed;
         this.#isReady = true;
         this.#startScanner();

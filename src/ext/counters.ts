@@ -27,9 +27,10 @@ export async function increment(
   by: number | bigint,
   options: CounterOptions | undefined,
 ): Promise<number | bigint> {
-  const { delta, create } = counterCall(context, key, by, options);
+  let { delta, create } = counterCall(context, key, by, options);
   const preparing = context.prepare('incr');
-  if (preparing) await preparing;
+  // The expiry again once ready: before its first call the store has only the host's clock (see clock.ts).
+  if (preparing) ({ delta, create } = (await preparing, counterCall(context, key, by, options)));
   let value: bigint;
   try {
     value = await context.rows.incr(key, delta, create);

@@ -35,9 +35,10 @@ export async function getEntry(context: StoreContext, key: string): Promise<Buff
 }
 
 export async function setEntry(context: StoreContext, key: string, value: EntryValue, options?: EntryOptions): Promise<void> {
-  const row = entryRow(context, key, value, options);
+  let row = entryRow(context, key, value, options);
   const preparing = context.prepare('ext.set');
-  if (preparing) await preparing;
+  // Checked at once, timed again once ready: before its first call the store has only the host's clock (clock.ts).
+  if (preparing) row = (await preparing, entryRow(context, key, value, options));
   await context.rows.set(row);
 }
 
@@ -102,10 +103,15 @@ export async function setEntries(
   entries: Map<string, EntryValue> | Record<string, EntryValue> | Iterable<readonly [string, EntryValue]>,
   options?: EntryOptions,
 ): Promise<void> {
-  const rows = entryRows(context, entries, options);
+  let rows = entryRows(context, entries, options);
   if (rows.length === 0) return;
   const preparing = context.prepare('ext.setMany');
-  if (preparing) await preparing;
+  if (preparing) {
+    // Timed again once ready: before its first call the store has only the host's clock (clock.ts).
+    await preparing;
+    const timing = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
+    rows = rows.map((row) => ({ ...row, ...timing }));
+  }
   await context.rows.setMany(rows);
 }
 
