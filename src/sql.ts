@@ -281,9 +281,8 @@ SELECT ${select} FROM hit`;
 
   /**
    * One batch of a large delete. Victims are locked in one order that every concurrent batch delete
-   * shares (key order for key ranges; physical order for the tag index's bitmap scan, which an
-   * ORDER BY would trade for a walk of the whole primary key in a generic plan), so they never
-   * deadlock each other; a row changed meanwhile is re-checked against `where`. "selected" (not
+   * shares (key order; for tags byte order, COLLATE "C", as invalidateOn's triggers take them), so they
+   * never deadlock each other; a row changed meanwhile is re-checked against `where`. "selected" (not
    * "deleted") tells whether another batch is needed: rows someone else deleted meanwhile must not end
    * the loop early. "live" counts rows that had not expired.
    */
@@ -428,8 +427,10 @@ SELECT id, ${VALUE} FROM ${t} WHERE id IN (SELECT id FROM hit) ORDER BY id`,
 
     // && (any tag) and @> (all tags) are both served by the GIN index on tags, but only a plan made for
     // the actual tags knows that a rare tag wants the index: a generic plan guesses 1% and scans the table.
-    deleteTagsAnyBatch: batchDelete('delete_tags_any_batch', 'tags && $1::text[]', '$2', '$3', '', false),
-    deleteTagsAllBatch: batchDelete('delete_tags_all_batch', 'tags @> $1::text[]', '$2', '$3', '', false),
+    // Victims in key order, byte for byte, as invalidateOn's triggers lock them: a tag delete and an application
+    // write invalidating the same entries cannot deadlock (the plan for the actual tags sorts the index's few hits).
+    deleteTagsAnyBatch: batchDelete('delete_tags_any_batch', 'tags && $1::text[]', '$2', '$3', ' ORDER BY id COLLATE "C"', false),
+    deleteTagsAllBatch: batchDelete('delete_tags_all_batch', 'tags @> $1::text[]', '$2', '$3', ' ORDER BY id COLLATE "C"', false),
 
     // The Python library's counter, fixed: an expired row restarts from $2 with fresh expiry columns
     // and tags (Python keeps the old sliding/absolute columns, so its "infinite" counter slides again).
