@@ -256,6 +256,29 @@ export class NotInTransactionError extends CachePostgresError {
   }
 }
 
+/**
+ * A statement's answer the store cannot read, or one that cannot be true: most often from a client given to
+ * `ext.in(client)` that answers otherwise than node-postgres does by default (rows as arrays, as in
+ * `rowMode: 'array'`; a missing column; a number as a string; no rows at all), or a batch delete whose answers say
+ * there is always one more full batch. `ran` says whether anything was sent that could have written.
+ */
+export class UnreadableResultError extends CachePostgresError {
+  static readonly code = 'E_UNREADABLE_RESULT';
+  /** The statement whose answer could not be read (its label, e.g. `incr`), or `probe` for the up-front check. */
+  readonly statement: string;
+  /**
+   * False when nothing was written: the client was refused by the read-only check made before its first
+   * statement. True when the statement ran first: with `ext.in(client)`, what it wrote is part of your
+   * transaction (roll it back, or back to a savepoint taken before the call).
+   */
+  readonly ran: boolean;
+  constructor(statement: string, ran: boolean, message: string) {
+    super(UnreadableResultError.code, message);
+    this.statement = statement;
+    this.ran = ran;
+  }
+}
+
 export const errors = {
   E_INVALID_OPTION: InvalidOptionError,
   E_INVALID_DURATION: InvalidDurationError,
@@ -273,4 +296,5 @@ export const errors = {
   E_FACTORY_HARD_TIMEOUT: FactoryTimeoutError,
   E_VALUE_TOO_LARGE: ValueTooLargeError,
   E_NOT_IN_TRANSACTION: NotInTransactionError,
+  E_UNREADABLE_RESULT: UnreadableResultError,
 } as const;

@@ -1,6 +1,8 @@
 import pg from 'pg';
 import { Connections, type Lease, NO_ANSWER_GRACE_MS } from './connections.js';
-import { type CachePostgresError, ConnectionError, InvalidValueError, queryError, type QueryError, show } from './errors.js';
+import type { RunStatement } from './batch_delete.js';
+import { callerRows, checkReadable, PROBE, type RowShape } from './caller_answers.js';
+import { type CachePostgresError, ConnectionError, queryError, type QueryError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { Statement } from './sql.js';
 
@@ -331,20 +333,30 @@ export class Executor {
    * session it does not own (nor trips a pooler that forbids them). No watchdog either: the caller's
    * connection runs under the caller's limits (its statement_timeout), and a lost one is the caller's
    * to handle; the error says so.
+   *
+   * Before a client's first statement, a read-only check (one `SELECT` of constants, remembered per client
+   * object) refuses a client whose answers the store could not read, so nothing is written through it; every
+   * answer is then checked against `shape`, what its statement returns (see caller_answers.ts).
    */
-  onClient(client: CallerClient): <R extends object = Record<string, unknown>>(statement: Statement, values: unknown[]) => Promise<R[]> {
-    return async <R extends object>(statement: Statement, values: unknown[]): Promise<R[]> => {
+  onClient(client: CallerClient): RunStatement {
+    return async <R extends object>(statement: Statement, values: unknown[], shape?: RowShape): Promise<R[]> => {
       const opening = this.#gate(statement.label);
       if (opening) await opening;
-      this.#roundTrips++;
-      let result: unknown;
-      try {
-        result = await client.query(this.#form(statement).text, values);
-      } catch (error) {
-        throw queryError(statement.label, this.#table, error);
-      }
-      return rowsOf<R>(result, statement.label);
+      const checked = checkReadable(client, () => this.#send(client, 'probe', PROBE.text, []));
+      if (checked) await checked;
+      const result = await this.#send(client, statement.label, this.#form(statement).text, values);
+      return rowsOf<R>(result, statement.label, shape);
     };
+  }
+
+  /** One statement on a caller's client: counted, and its failure typed. */
+  async #send(client: CallerClient, label: string, text: string, values: unknown[]): Promise<unknown> {
+    this.#roundTrips++;
+    try {
+      return await client.query(text, values);
+    } catch (error) {
+      throw queryError(label, this.#table, error);
+    }
   }
 
   /**
@@ -461,14 +473,12 @@ function send<R = unknown>(client: pg.ClientBase, config: Sendable): Promise<R[]
   });
 }
 
-/** The rows of what a caller's client answered: an array of rows, or node-postgres' `{ rows }`. */
-function rowsOf<R>(result: unknown, label: string): R[] {
-  if (Array.isArray(result)) return result as R[];
-  const rows = (result as { rows?: unknown } | null | undefined)?.rows;
-  if (Array.isArray(rows)) return rows as R[];
-  throw new InvalidValueError(
-    `The client given to ext.in() answered ${label} with ${show(result)}, not rows: its query(text, values) must resolve to an array of rows or to { rows } (as node-postgres does).`,
-  );
+/**
+ * The rows of what a caller's client answered: an array of rows, or node-postgres' `{ rows }`, of `shape`.
+ * @throws {UnreadableResultError} saying what was wrong, what is read, and that the statement ran
+ */
+function rowsOf<R>(result: unknown, label: string, shape: RowShape | undefined): R[] {
+  return callerRows<R>(result, label, shape);
 }
 
 /** A pipeline's outcome: each part's rows or its typed error (a QueryError, or StoreClosedError after disconnect()). */

@@ -61,5 +61,6 @@ export {
   FactoryTimeoutError,
   ValueTooLargeError,
   NotInTransactionError,
+  UnreadableResultError,
   errors,
 } from './errors.js';

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { RunStatement } from '../batch_delete.js';
 import { deleteInBatches } from '../batch_delete.js';
 import { incrValues, type RowWrite, rowArrays } from '../batching/rows.js';
+import { SHAPES } from '../caller_answers.js';
 import { isoNow, type StoreContext } from '../context.js';
-import { CounterOverflowError, InvalidValueError, NotInTransactionError, show } from '../errors.js';
+import { CounterOverflowError, InvalidValueError, NotInTransactionError, show, type UnreadableResultError } from '../errors.js';
 import type { CallerClient } from '../executor.js';
 import { validateKey } from '../keys.js';
 import { CALLER_SENDER_PREFIX } from '../local/local_tier.js';
@@ -30,6 +31,12 @@ import type { EntryValue } from './values.js';
  * Reads (`get`) see the transaction's own uncommitted writes, and so are never kept in memory either.
  * Every statement is sent unnamed, under the connection's own limits; the store's pool, batching and
  * issue order are not involved.
+ *
+ * The client must answer as node-postgres does by default (object rows keyed by column name, or `{ rows }` of
+ * them). Before its first statement a read-only `SELECT` of constants checks that it does, once per client
+ * object, so a client the store cannot read (`rowMode: 'array'`, type parsers of its own, an adapter that
+ * loses columns) is refused with {@link UnreadableResultError} (`ran: false`) before anything is written. Each
+ * answer is checked too: one that is still wrong fails its call with that error (`ran: true`: roll back).
  */
 export class CacheTransaction {
   readonly #context: StoreContext;
@@ -46,7 +53,7 @@ export class CacheTransaction {
   /** The value's bytes as this transaction sees them, or `undefined`. A sliding entry is extended, in the transaction. */
   async get(key: string): Promise<Buffer | undefined> {
     validateKey(key);
-    const [row] = await this.#run<{ b64: string }>(this.#context.sql.get, [key, isoNow(this.#context)]);
+    const [row] = await this.#run<{ b64: string }>(this.#context.sql.get, [key, isoNow(this.#context)], SHAPES.get);
     return row ? bytesOf(row) : undefined;
   }
 
@@ -68,7 +75,7 @@ export class CacheTransaction {
   /** `store.ext.delete`, in the transaction: true when a live entry was deleted. */
   async delete(key: string): Promise<boolean> {
     validateKey(key);
-    const rows = await this.#run<{ live: boolean }>(this.#context.sql.delete, [key, isoNow(this.#context)]);
+    const rows = await this.#run<{ live: boolean }>(this.#context.sql.delete, [key, isoNow(this.#context)], SHAPES.delete);
     await this.#notify([key]);
     return rows[0]?.live === true;
   }
@@ -77,7 +84,7 @@ export class CacheTransaction {
   async deleteMany(keys: Iterable<string>): Promise<number> {
     const unique = uniqueKeys(keys);
     if (unique.length === 0) return 0;
-    const rows = await this.#run<{ live: boolean }>(this.#context.sql.deleteMany, [unique, isoNow(this.#context)]);
+    const rows = await this.#run<{ live: boolean }>(this.#context.sql.deleteMany, [unique, isoNow(this.#context)], SHAPES.deleteMany(unique.length));
     await this.#notify(unique);
     return rows.filter((row) => row.live === true).length;
   }
@@ -107,13 +114,13 @@ export class CacheTransaction {
     const { delta, create } = counterCall(this.#context, key, by, options);
     let rows: Array<{ value: string }>;
     try {
-      rows = await this.#run<{ value: string }>(this.#context.sql.incr, incrValues(key, delta, create, isoNow(this.#context)));
+      rows = await this.#run<{ value: string }>(this.#context.sql.incr, incrValues(key, delta, create, isoNow(this.#context)), SHAPES.incr);
     } catch (error) {
       throw counterError(key, error);
     }
     if (rows[0] === undefined) throw new CounterOverflowError(key, undefined);
     await this.#notify([key]);
-    return counterValue(BigInt(String(rows[0].value).trim()));
+    return counterValue(BigInt(rows[0].value.trim()));
   }
 
   /** `store.ext.decr`, in the transaction. */

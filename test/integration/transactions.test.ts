@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import pg from 'pg';
-import { CacheTransaction, ConnectionError, InvalidValueError, NotACounterError, NotInTransactionError, PgStore, type PgStoreOptions } from '../../src/index.js';
+import { CacheTransaction, ConnectionError, InvalidValueError, NotACounterError, NotInTransactionError, PgStore, type PgStoreOptions, UnreadableResultError } from '../../src/index.js';
 import { manualClock, rejects } from '../helpers/assert.js';
 import { dropTables, sql, testDistributed, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
@@ -254,8 +254,9 @@ describe('ext.in(client): cache writes in the caller\'s transaction', function (
       expect(() => store.ext.in(bad as never), String(bad)).to.throw(InvalidValueError, /connection your transaction runs on/);
     }
     expect(() => store.ext.in(fx.pool)).to.throw(InvalidValueError, /pg\.Pool/);
+    // Answers it cannot read: refused by the check sent before its first statement (in-client-shapes.test.ts).
     const weird = store.ext.in({ query: async () => 42 });
-    await rejects(weird.set('k', 'v'), InvalidValueError);
+    await rejects(weird.set('k', 'v'), UnreadableResultError, /42, not rows/);
   });
 
   it('checks its input as ext does, before anything runs, and types failures of the statement', async () => {
