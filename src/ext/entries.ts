@@ -35,11 +35,20 @@ export async function getEntry(context: StoreContext, key: string): Promise<Buff
 }
 
 export async function setEntry(context: StoreContext, key: string, value: EntryValue, options?: EntryOptions): Promise<void> {
-  let row = entryRow(context, key, value, options);
-  const preparing = context.prepare('ext.set');
-  // Checked at once, timed again once ready: before its first call the store has only the host's clock (clock.ts).
-  if (preparing) row = (await preparing, entryRow(context, key, value, options));
-  await context.rows.set(row);
+  const [row] = await timedWhenReady(context, 'ext.set', [entryRow(context, key, value, options)], options);
+  await context.rows.set(row!);
+}
+
+/**
+ * `rows` (checked, timed), once the store is ready. When it had to wait, their expiry is computed again:
+ * the readiness gate reads the database's clock, and before it the store has only the host's (clock.ts).
+ */
+export async function timedWhenReady(context: StoreContext, operation: string, rows: RowWrite[], options: EntryOptions | undefined): Promise<RowWrite[]> {
+  const preparing = context.prepare(operation);
+  if (!preparing) return rows;
+  await preparing;
+  const timing = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
+  return rows.map((row) => ({ ...row, ...timing }));
 }
 
 /** The row a set call writes, checked. */
@@ -103,16 +112,9 @@ export async function setEntries(
   entries: Map<string, EntryValue> | Record<string, EntryValue> | Iterable<readonly [string, EntryValue]>,
   options?: EntryOptions,
 ): Promise<void> {
-  let rows = entryRows(context, entries, options);
+  const rows = entryRows(context, entries, options);
   if (rows.length === 0) return;
-  const preparing = context.prepare('ext.setMany');
-  if (preparing) {
-    // Timed again once ready: before its first call the store has only the host's clock (clock.ts).
-    await preparing;
-    const timing = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
-    rows = rows.map((row) => ({ ...row, ...timing }));
-  }
-  await context.rows.setMany(rows);
+  await context.rows.setMany(await timedWhenReady(context, 'ext.setMany', rows, options));
 }
 
 /** The rows a set call writes, checked: one, or (setMany) one per distinct key, a later duplicate winning. */

@@ -10,7 +10,7 @@ import { validateKey } from '../keys.js';
 import { CALLER_SENDER_PREFIX } from '../local/local_tier.js';
 import { bytesOf } from '../sql.js';
 import { type CounterOptions, counterCall, counterError, counterValue } from './counters.js';
-import { entryRow, entryRows, uniqueKeys } from './entries.js';
+import { entryRow, entryRows, timedWhenReady, uniqueKeys } from './entries.js';
 import type { EntryOptions } from './entry_options.js';
 import { type DeletePatternOptions, patternDeletion } from './patterns.js';
 import { type DeleteTagsOptions, tagDeletion } from './tags.js';
@@ -59,8 +59,7 @@ export class CacheTransaction {
 
   /** `store.ext.set`, in the transaction. */
   async set(key: string, value: EntryValue, options?: EntryOptions): Promise<void> {
-    const row = entryRow(this.#context, key, value, options);
-    await this.#write([row]);
+    await this.#write(await timedWhenReady(this.#context, 'ext.in.set', [entryRow(this.#context, key, value, options)], options));
   }
 
   /** `store.ext.setMany`, in the transaction (one statement). */
@@ -69,7 +68,7 @@ export class CacheTransaction {
     options?: EntryOptions,
   ): Promise<void> {
     const rows = entryRows(this.#context, entries, options);
-    if (rows.length > 0) await this.#write(rows);
+    if (rows.length > 0) await this.#write(await timedWhenReady(this.#context, 'ext.in.setMany', rows, options));
   }
 
   /** `store.ext.delete`, in the transaction: true when a live entry was deleted. */
@@ -111,7 +110,10 @@ export class CacheTransaction {
 
   /** `store.ext.incr`, in the transaction. The counter's row stays locked until the transaction ends. */
   async incr(key: string, by: number | bigint = 1, options?: CounterOptions): Promise<number | bigint> {
-    const { delta, create } = counterCall(this.#context, key, by, options);
+    let { delta, create } = counterCall(this.#context, key, by, options);
+    const preparing = this.#context.prepare('ext.in.incr');
+    // Timed again once ready: the readiness gate reads the database's clock (clock.ts).
+    if (preparing) ({ delta, create } = (await preparing, counterCall(this.#context, key, by, options)));
     let rows: Array<{ value: string }>;
     try {
       rows = await this.#run<{ value: string }>(this.#context.sql.incr, incrValues(key, delta, create, isoNow(this.#context)), SHAPES.incr);

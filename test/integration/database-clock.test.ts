@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { DatabaseClock, RESYNC_MS } from '../../src/clock.js';
-import { sql } from '../helpers/db.js';
+import pg from 'pg';
+import { sql, testUrl } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
 
 /**
@@ -56,9 +57,21 @@ describe('one clock: expiry, leases and lock takeovers decided on the database\'
     await skewed(-60_000, () => other.ext.set('ext-first', 'v', { absoluteExpirationRelative: '30s' }));
     await skewed(-60_000, () => other.ext.setMany({ 'ext-many': 'v' }, { absoluteExpirationRelative: '30s' }));
     await skewed(-60_000, () => other.ext.incr('counter', 1, { ttl: '30s' }));
+    // In the caller's transaction, as a store's first call too.
+    const client = new pg.Client({ connectionString: testUrl() });
+    await client.connect();
+    try {
+      await client.query('BEGIN');
+      const tx = fx.make().ext.in(client);
+      await skewed(-60_000, () => tx.set('tx-first', 'v', { absoluteExpirationRelative: '30s' }));
+      await skewed(-60_000, () => tx.incr('tx-counter', 1, { ttl: '30s' }));
+      await client.query('COMMIT');
+    } finally {
+      await client.end();
+    }
     const reader = fx.make();
     for (const key of ['first', 'later', 'many']) expect(await reader.get(key)).to.equal('v');
-    for (const key of ['first', 'later', 'many', 'ext-first', 'ext-many', 'counter']) {
+    for (const key of ['first', 'later', 'many', 'ext-first', 'ext-many', 'counter', 'tx-first', 'tx-counter']) {
       expect(await secondsLeft(fx.table, key), key).to.be.within(20, 31);
     }
   });
