@@ -368,25 +368,23 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async #prepare(operation: string): Promise<void> {
     if (this.#closed) throw new StoreClosedError(operation);
     if (this.#isReady) return;
-    this.#ready ??= Promise.all([
-      ensureSchema(this.#exec.setup, this.#sql, { ...this.#options, notifyTrigger: this.#options.localCache?.notifyTrigger }),
-      // The database's clock, read before the first statement that is passed `now`.
-      this.#options.databaseClock?.sync(async () => {
-        const [row] = await this.#exec.setup.query<{ ms: number }>(this.#sql.clock, []);
-        return Number(row?.ms);
-      }),
-    ]).then(
-      ([shape]) => {
+    this.#ready ??= ensureSchema(this.#exec.setup, this.#sql, { ...this.#options, notifyTrigger: this.#options.localCache?.notifyTrigger })
+      .then(async (shape) => {
+        // The database's clock, read before the first statement that is passed `now` (after the schema step, on
+        // the connection it used: read beside it, it took a second one, left idle).
+        await this.#options.databaseClock?.sync(async () => {
+          const [row] = await this.#exec.setup.query<{ ms: number }>(this.#sql.clock, []);
+          return Number(row?.ms);
+        });
         this.#exec.distributed = shape.distributed;
         this.#isReady = true;
         this.#startScanner();
         if (!this.#closed) this.#rows.start();
-      },
-      (error: unknown) => {
-        this.#ready = undefined;
+      })
+      .catch((error: unknown) => {
+        this.#ready = undefined; // the next call tries again
         throw error;
-      },
-    );
+      });
     await this.#ready;
   }
 
