@@ -35,18 +35,19 @@ export async function getEntry(context: StoreContext, key: string): Promise<Buff
 }
 
 export async function setEntry(context: StoreContext, key: string, value: EntryValue, options?: EntryOptions): Promise<void> {
-  const [row] = await timedWhenReady(context, 'ext.set', [entryRow(context, key, value, options)], options);
-  await context.rows.set(row!);
+  let row = entryRow(context, key, value, options);
+  const preparing = context.prepare('ext.set');
+  if (preparing) row = (await preparing, retimed(context, [row], options)[0]!);
+  await context.rows.set(row);
 }
 
 /**
- * `rows` (checked, timed), once the store is ready. When it had to wait, their expiry is computed again:
- * the readiness gate reads the database's clock, and before it the store has only the host's (clock.ts).
+ * `rows` (checked and timed before the store was ready) with their expiry computed again, for a call that
+ * waited for the readiness gate: it reads the database's clock, and before it the store has only the host's
+ * (clock.ts). Callers await the gate's own promise, then call this: calls waiting on it resume in the order
+ * they were issued, and so issue their writes in that order (issue order).
  */
-export async function timedWhenReady(context: StoreContext, operation: string, rows: RowWrite[], options: EntryOptions | undefined): Promise<RowWrite[]> {
-  const preparing = context.prepare(operation);
-  if (!preparing) return rows;
-  await preparing;
+export function retimed(context: StoreContext, rows: RowWrite[], options: EntryOptions | undefined): RowWrite[] {
   const timing = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
   return rows.map((row) => ({ ...row, ...timing }));
 }
@@ -112,9 +113,11 @@ export async function setEntries(
   entries: Map<string, EntryValue> | Record<string, EntryValue> | Iterable<readonly [string, EntryValue]>,
   options?: EntryOptions,
 ): Promise<void> {
-  const rows = entryRows(context, entries, options);
+  let rows = entryRows(context, entries, options);
   if (rows.length === 0) return;
-  await context.rows.setMany(await timedWhenReady(context, 'ext.setMany', rows, options));
+  const preparing = context.prepare('ext.setMany');
+  if (preparing) rows = (await preparing, retimed(context, rows, options));
+  await context.rows.setMany(rows);
 }
 
 /** The rows a set call writes, checked: one, or (setMany) one per distinct key, a later duplicate winning. */

@@ -10,7 +10,7 @@ import { validateKey } from '../keys.js';
 import { CALLER_SENDER_PREFIX } from '../local/local_tier.js';
 import { bytesOf } from '../sql.js';
 import { type CounterOptions, counterCall, counterError, counterValue } from './counters.js';
-import { entryRow, entryRows, timedWhenReady, uniqueKeys } from './entries.js';
+import { entryRow, entryRows, retimed, uniqueKeys } from './entries.js';
 import type { EntryOptions } from './entry_options.js';
 import { type DeletePatternOptions, patternDeletion } from './patterns.js';
 import { type DeleteTagsOptions, tagDeletion } from './tags.js';
@@ -59,7 +59,10 @@ export class CacheTransaction {
 
   /** `store.ext.set`, in the transaction. */
   async set(key: string, value: EntryValue, options?: EntryOptions): Promise<void> {
-    await this.#write(await timedWhenReady(this.#context, 'ext.in.set', [entryRow(this.#context, key, value, options)], options));
+    let rows = [entryRow(this.#context, key, value, options)];
+    const preparing = this.#context.prepare('ext.in.set');
+    if (preparing) rows = (await preparing, retimed(this.#context, rows, options));
+    await this.#write(rows);
   }
 
   /** `store.ext.setMany`, in the transaction (one statement). */
@@ -67,8 +70,11 @@ export class CacheTransaction {
     entries: Map<string, EntryValue> | Record<string, EntryValue> | Iterable<readonly [string, EntryValue]>,
     options?: EntryOptions,
   ): Promise<void> {
-    const rows = entryRows(this.#context, entries, options);
-    if (rows.length > 0) await this.#write(await timedWhenReady(this.#context, 'ext.in.setMany', rows, options));
+    let rows = entryRows(this.#context, entries, options);
+    if (rows.length === 0) return;
+    const preparing = this.#context.prepare('ext.in.setMany');
+    if (preparing) rows = (await preparing, retimed(this.#context, rows, options));
+    await this.#write(rows);
   }
 
   /** `store.ext.delete`, in the transaction: true when a live entry was deleted. */

@@ -6,7 +6,7 @@ import { buildSql } from '../../src/sql.js';
 import { rejects } from '../helpers/assert.js';
 import { sql, testDistributed, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
-import { tieredStore } from '../helpers/local-tier.js';
+import { fromMemory, tieredStore } from '../helpers/local-tier.js';
 
 /**
  * The triggers in a database shared with roles that do not trust each other (issue 26): a role that owns an
@@ -123,6 +123,21 @@ END $$`);
       expect(await fx.ids()).to.deep.equal([]);
     });
 
+    it('its session\'s bytea_output, IntervalStyle, DateStyle, TimeZone and extra_float_digits render no other tag', async () => {
+      const { client } = attacker;
+      await client.query(`ALTER TABLE ${schema}.items ADD COLUMN b bytea, ADD COLUMN i interval, ADD COLUMN d date, ADD COLUMN t timestamptz, ADD COLUMN f float8`);
+      await store.ext.invalidateOn({ schema, table: 'items', tags: ['b:{b}', 'i:{i}', 'd:{d}', 't:{t}', 'f:{f}'] });
+      const tags = ['b:\\x0102', 'i:1 day 02:00:00', 'd:2026-01-02', 't:2026-01-01 00:00:00+00', 'f:0.30000000000000004'];
+      for (const [n, tag] of tags.entries()) await store.ext.set(`k${n}`, 'v', { absoluteExpirationRelative: '1h', tags: [tag] });
+      await client.query("SET bytea_output = 'escape'; SET IntervalStyle = 'sql_standard'; SET DateStyle = 'SQL, DMY'; SET TimeZone = 'America/New_York'; SET extra_float_digits = 0");
+      const values = `'\\x0102'::bytea, '1 day 2 hours'::interval, '2026-01-02'::date, '2026-01-01 00:00:00+00'::timestamptz, (0.1::float8 + 0.2::float8)`;
+      // Its own text of each value differs from the tags above.
+      const [own] = (await client.query({ text: `SELECT ${values.split(', ').map((value) => `(${value})::text`).join(', ')}`, rowMode: 'array' })).rows as string[][];
+      expect(own!.filter((text, i) => text === tags[i]!.slice(2))).to.deep.equal([]);
+      await client.query(`INSERT INTO ${schema}.items (id, b, i, d, t, f) VALUES (2, ${values})`);
+      expect(await fx.ids()).to.deep.equal(['item:1']);
+    });
+
     it('refuses at install a column whose text no setting can pin: a row type, a catalog name (regclass)', async () => {
       await attacker.client.query(`CREATE TYPE ${schema}.pair AS (a int, b int)`);
       await attacker.client.query(`ALTER TABLE ${schema}.items ADD COLUMN p ${schema}.pair, ADD COLUMN rel regclass, ADD COLUMN ok int[]`);
@@ -132,33 +147,6 @@ END $$`);
       expect((await store.ext.invalidations()).map((s) => s.tags)).to.deep.equal([['item:{id}']]);
       await store.ext.invalidateOn({ schema, table: 'items', tags: ['ok:{ok}'] });
     });
-  });
-
-  it('renders one tag whatever the writer\'s session says of bytea, intervals, dates and floats', async () => {
-    const store = fx.make();
-    const app = uniqueTable('cp_trsec_render');
-    await sql(`CREATE TABLE public.${app} (id int PRIMARY KEY, b bytea, i interval, d date, f float8)`);
-    try {
-      await sql(`INSERT INTO public.${app} VALUES (1, '\\x0102', '1 day 2 hours', '2026-01-02', 0.1)`);
-      await store.ext.invalidateOn({ table: app, tags: ['b:{b}', 'i:{i}', 'd:{d}', 'f:{f}'] });
-      const tags = ['b:\\x0102', 'i:1 day 02:00:00', 'd:2026-01-02', 'f:0.1'];
-      const writer = new pg.Client({ connectionString: testUrl() });
-      await writer.connect();
-      try {
-        await writer.query("SET bytea_output = 'escape'; SET IntervalStyle = 'sql_standard'; SET DateStyle = 'SQL, DMY'; SET extra_float_digits = 3");
-        // Its own text of each value differs from the tags above.
-        const [own] = (await writer.query(`SELECT b::text, i::text, d::text, f::text FROM public.${app}`)).rows as Array<Record<string, string>>;
-        expect(Object.values(own!)).to.not.include.members(tags.map((tag) => tag.slice(2)));
-        for (const [n, tag] of tags.entries()) await store.ext.set(`k${n}`, 'v', { absoluteExpirationRelative: '1h', tags: [tag] });
-        await writer.query(`UPDATE public.${app} SET id = id WHERE id = 1`);
-      } finally {
-        await writer.end();
-      }
-      expect(await fx.ids()).to.deep.equal([]);
-    } finally {
-      await store.ext.dropInvalidation({ table: app });
-      await sql(`DROP TABLE public.${app}`);
-    }
   });
 
   it('two writers whose tags reach the same entries in opposite orders do not deadlock (victims locked in key order)', async function () {
@@ -235,6 +223,24 @@ END $$`);
         expect(heard.join('\n')).to.not.include('probe');
       });
     }
+
+    it('a forged notice from it only makes the tiers read PostgreSQL again: no value comes from a notice', async () => {
+      const reader = await tieredStore(fx.table, own);
+      for (const key of [secret, 'other']) {
+        await reader.ext.set(key, 'v1', { absoluteExpirationRelative: '1h' });
+        await waitFor(async () => (await fromMemory(reader, key)).fromMemory, 5000, `the reader to hold ${key}`);
+      }
+      const channel = buildSql('public', fx.table).channel;
+      // The old clear-key form, a value in the payload, junk: nothing is dropped by them, nothing is taken from them.
+      for (const payload of ['x\n["other"]', 'x\n{"other":"forged"}', 'junk']) await listener.client.query('SELECT pg_notify($1, $2)', [channel, payload]);
+      await listener.client.query('SELECT pg_notify($1, $2)', [channel, `x\n["${keyDigest(secret)}"]`]); // heard after them
+      await waitFor(async () => !(await fromMemory(reader, secret)).fromMemory, 5000, 'the forged notice to drop the entry');
+      expect(await fromMemory(reader, 'other')).to.deep.equal({ value: 'v1', fromMemory: true });
+      expect(await reader.ext.getString(secret)).to.equal('v1');
+      await listener.client.query('SELECT pg_notify($1, $2)', [channel, 'x\n*']);
+      expect(await reader.ext.getString(secret)).to.equal('v1');
+      expect(await fx.ids()).to.include(secret);
+    });
 
     it('the notify trigger runs as the writer (SECURITY INVOKER), the invalidation function as its installer', async () => {
       const store = await tieredStore(fx.table, own, { localCache: { ttl: '1h', notifyTrigger: true } });
