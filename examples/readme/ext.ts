@@ -17,7 +17,7 @@ await ext.deleteTags(['products', 'category:books']); // any of them (or { match
 
 for await (const key of ext.scan('user:*')) console.log(key); // keyset pagination
 await ext.getPattern('session:??:x');               // Map
-await ext.deletePattern('tmp:*');                   // batched; '*' alone needs { all: true }
+await ext.deletePattern('tmp:*');                   // batched; wildcards alone ('*', '?*') need { all: true }
 
 await ext.incr('hits');                             // 1, atomic, stored as the text "1"
 await ext.incr('rate:42', 1, { ttl: '1m' });        // ttl applies when the counter is created
