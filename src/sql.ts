@@ -826,7 +826,7 @@ export interface InvalidationSpec {
 }
 
 /** Bumped when the trigger functions' text changes: an installed one of another version is replaced. */
-const TRIGGER_VERSION = 3;
+export const TRIGGER_VERSION = 3;
 
 /** What the triggers' notices carry for a key: its digest (key_digest.ts), never the key itself. */
 const DIGEST = keyDigestSql('id');

@@ -1,7 +1,7 @@
 import type { StoreContext } from '../context.js';
 import { InvalidValueError, SchemaError, show } from '../errors.js';
 import { ensureTriggers, type TriggerState, triggerProblems } from '../schema.js';
-import { INVALIDATION_MARK, type InvalidationSpec, invalidationSql, notifyTriggerSql, qualifiedName, type TriggerSql } from '../sql.js';
+import { INVALIDATION_MARK, type InvalidationSpec, invalidationSql, notifyTriggerSql, qualifiedName, TRIGGER_VERSION, type TriggerSql } from '../sql.js';
 import { checkOptions } from './entry_options.js';
 
 /** What `invalidateOn` installs: on writes to `table`, delete the entries carrying the tags its rows render. */
@@ -87,7 +87,7 @@ export async function listInvalidations(context: StoreContext): Promise<Invalida
   const rows = await context.exec.query<{ comment: string }>(context.sql.listInvalidations, []);
   const found: InvalidationStatus[] = [];
   for (const { comment } of rows) {
-    let described: { cache?: unknown; schema?: unknown; table?: unknown; tags?: unknown };
+    let described: { v?: unknown; cache?: unknown; schema?: unknown; table?: unknown; tags?: unknown };
     try {
       described = JSON.parse(comment.slice(INVALIDATION_MARK.length)) as typeof described;
     } catch {
@@ -96,7 +96,14 @@ export async function listInvalidations(context: StoreContext): Promise<Invalida
     if (described.cache !== context.sql.display || typeof described.schema !== 'string' || typeof described.table !== 'string') continue;
     const tags = Array.isArray(described.tags) ? described.tags.map(String) : [];
     const set = invalidationSql(context.sql, checkSpec({ schema: described.schema, table: described.table } as InvalidateOnOptions, false));
-    found.push(await status(context, set, described.schema, described.table, tags));
+    const entry = await status(context, set, described.schema, described.table, tags);
+    if (described.v !== TRIGGER_VERSION) {
+      entry.problems.push(
+        `installed by an older cache-postgres (trigger version ${String(described.v)}, now ${TRIGGER_VERSION}): before version 3 its SECURITY DEFINER function rendered columns through casts the table's owner can replace (a privilege escalation); call invalidateOn again to reinstall it`,
+      );
+      entry.ok = false;
+    }
+    found.push(entry);
   }
   return found;
 }

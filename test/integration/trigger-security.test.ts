@@ -138,6 +138,19 @@ END $$`);
       expect(await fx.ids()).to.deep.equal(['item:1']);
     });
 
+    it('invalidations() reports a function installed by a version before the fix, until invalidateOn reinstalls it', async () => {
+      const [fn] = await sql<{ oid: string; comment: string }>(
+        `SELECT p.oid::regprocedure::text AS oid, obj_description(p.oid, 'pg_proc') AS comment FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid = $1::regclass LIMIT 1`,
+        [`${schema}.items`],
+      );
+      await sql(`COMMENT ON FUNCTION ${fn!.oid} IS ${pg.escapeLiteral(fn!.comment.replace('"v":3', '"v":2'))}`);
+      const [old] = await store.ext.invalidations();
+      expect(old!.ok).to.equal(false);
+      expect(old!.problems.join('\n')).to.match(/older cache-postgres \(trigger version 2, now 3\).*call invalidateOn again/);
+      await store.ext.invalidateOn({ schema, table: 'items', tags: ['item:{id}'] });
+      expect((await store.ext.invalidations())[0]!.ok).to.equal(true);
+    });
+
     it('refuses at install a column whose text no setting can pin: a row type, a catalog name (regclass)', async () => {
       await attacker.client.query(`CREATE TYPE ${schema}.pair AS (a int, b int)`);
       await attacker.client.query(`ALTER TABLE ${schema}.items ADD COLUMN p ${schema}.pair, ADD COLUMN rel regclass, ADD COLUMN ok int[]`);
