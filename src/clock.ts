@@ -64,7 +64,6 @@ export class DatabaseClock {
    */
   async sync(serverTime: ServerTime): Promise<void> {
     this.#serverTime = serverTime;
-    this.#stopped = false;
     await this.#take(serverTime);
   }
 

@@ -823,10 +823,19 @@ export interface InvalidationSpec {
   readonly tags: ReadonlyArray<ReadonlyArray<string | { readonly column: string }>>;
   /** The templates as given (kept in the function's comment, for `invalidations()`). */
   readonly templates: readonly string[];
+  /**
+   * Columns whose text a cast to text wrote otherwise than their type's output function (boolean: `true`
+   * not `t`; character(n): without its padding; inet: always with its mask), rendered as the cast did,
+   * from the output's text: tags stay those the former `(column)::text` rendered.
+   */
+  readonly castText?: ReadonlyMap<string, CastText>;
 }
 
+/** The built-in types whose cast to text differs from their output function (see InvalidationSpec.castText). */
+export type CastText = 'boolean' | 'character' | 'inet';
+
 /** Bumped when the trigger functions' text changes: an installed one of another version is replaced. */
-export const TRIGGER_VERSION = 3;
+export const TRIGGER_VERSION = 4;
 
 /** What the triggers' notices carry for a key: its digest (key_digest.ts), never the key itself. */
 const DIGEST = keyDigestSql('id');
@@ -865,9 +874,20 @@ export function invalidationSql(sql: Sql, spec: InvalidationSpec): TriggerSql {
   // function its type's owner wrote (CREATE CAST ... WITH FUNCTION), which this SECURITY DEFINER body would run
   // as its installer. An output function is C, which only a superuser (or an extension's script) can create.
   // NULL renders no tag (format would give '').
-  const columnText = (column: string) => `CASE WHEN r.${column} IS NULL THEN NULL ELSE format('%s', r.${column}) END`;
+  // The text of the few built-in types whose cast to text writes otherwise is made from the output's, in text.
+  const asCast: Record<CastText, (out: string) => string> = {
+    boolean: (out) => `CASE ${out} WHEN 't' THEN 'true' ELSE 'false' END`,
+    character: (out) => `rtrim(${out}, ' ')`,
+    inet: (out) => `(SELECT CASE WHEN strpos(o.s, '/') > 0 THEN o.s WHEN strpos(o.s, ':') > 0 THEN o.s || '/128' ELSE o.s || '/32' END FROM (SELECT ${out} AS s) AS o)`,
+  };
+  const columnText = (name: string) => {
+    const column = pg.escapeIdentifier(name);
+    const out = `format('%s', r.${column})`;
+    const cast = spec.castText?.get(name);
+    return `CASE WHEN r.${column} IS NULL THEN NULL ELSE ${cast ? asCast[cast](out) : out} END`;
+  };
   const rendered = spec.tags.map((parts) =>
-    parts.length === 0 ? "''" : parts.map((part) => (typeof part === 'string' ? pg.escapeLiteral(part) : columnText(pg.escapeIdentifier(part.column)))).join(' || '),
+    parts.length === 0 ? "''" : parts.map((part) => (typeof part === 'string' ? pg.escapeLiteral(part) : columnText(part.column))).join(' || '),
   );
   const columns = [...new Set(spec.tags.flatMap((parts) => parts.flatMap((part) => (typeof part === 'string' ? [] : [pg.escapeIdentifier(part.column)]))))];
   const only = (rows: string) => `(SELECT ${columns.length ? columns.join(', ') : '1'} FROM ${rows})`;
@@ -925,7 +945,13 @@ END`;
   // The settings a column's text depends on, pinned so that every writer renders the same tag. Only here: each
   // SET costs every call, and the notify trigger renders ids only.
   const settings = RENDER_SETTINGS.map(([name, value]) => ` SET ${pg.escapeIdentifier(name)} = ${pg.escapeLiteral(value)}`).join('');
-  return triggerSet(table, fn, fnName, sql.schema, body, triggers, comment, { definer: true, settings });
+  // Owned by the cache table's owner: the DELETE above fires the cache table's own triggers, rules and policies,
+  // which that owner (or a role it let) controls; run as anyone else (a superuser who installed it), they would
+  // run that role's code as the installer. As its owner, they run as themselves. (A no-op when the owner installs.)
+  const owner = `DO ${dollarQuoted(`BEGIN
+  EXECUTE format('ALTER FUNCTION %s() OWNER TO %I', ${pg.escapeLiteral(fn)}, (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = ${pg.escapeLiteral(sql.qualified)}::regclass));
+END`)}`;
+  return triggerSet(table, fn, fnName, sql.schema, body, triggers, comment, { definer: true, settings, owner });
 }
 
 /** `"schema"."table"`, each part quoted: for SQL text, and for to_regclass() (which parses quoted names). */
@@ -946,7 +972,7 @@ function triggerSet(
   body: string,
   triggers: ReadonlyArray<readonly [(typeof TRIGGER_EVENTS)[number], string]>,
   comment: string,
-  { definer, settings = '' }: { definer: boolean; settings?: string },
+  { definer, settings = '', owner }: { definer: boolean; settings?: string; owner?: string },
 ): TriggerSql {
   const dropTriggers = triggers.map(([, name]) => `DROP TRIGGER IF EXISTS ${pg.escapeIdentifier(name)} ON ${table}`);
   return Object.freeze({
@@ -962,6 +988,7 @@ function triggerSet(
       // Nobody attaches it to a table of theirs (a temporary one included) to run it as its owner: EXECUTE is
       // checked when a trigger is created, not when it fires, so the triggers installed here fire for every writer.
       `REVOKE ALL ON FUNCTION ${fn}() FROM PUBLIC`,
+      ...(owner ? [owner] : []),
       `COMMENT ON FUNCTION ${fn}() IS ${pg.escapeLiteral(comment)}`,
       ...dropTriggers,
       ...triggers.map(([event, name]) => statementTrigger(name, event, table, fn)),

@@ -37,6 +37,9 @@ import type { EntryValue } from './values.js';
  * object, so a client the store cannot read (`rowMode: 'array'`, type parsers of its own, an adapter that
  * loses columns) is refused with {@link UnreadableResultError} (`ran: false`) before anything is written. Each
  * answer is checked too: one that is still wrong fails its call with that error (`ran: true`: roll back).
+ *
+ * Make one per transaction: any notice of it tells this process's tier that it committed, which releases every
+ * key it held back (one reused across transactions would release the next one's keys at the first's commit).
  */
 export class CacheTransaction {
   readonly #context: StoreContext;
@@ -53,7 +56,7 @@ export class CacheTransaction {
   /** The value's bytes as this transaction sees them, or `undefined`. A sliding entry is extended, in the transaction. */
   async get(key: string): Promise<Buffer | undefined> {
     validateKey(key);
-    const [row] = await this.#run<{ b64: string }>(this.#context.sql.get, [key, isoNow(this.#context)], SHAPES.get);
+    const [row] = await this.#run<{ b64: string }>(this.#context.sql.get, [key, await this.#now('ext.in.get')], SHAPES.get);
     return row ? bytesOf(row) : undefined;
   }
 
@@ -80,7 +83,7 @@ export class CacheTransaction {
   /** `store.ext.delete`, in the transaction: true when a live entry was deleted. */
   async delete(key: string): Promise<boolean> {
     validateKey(key);
-    const rows = await this.#run<{ live: boolean }>(this.#context.sql.delete, [key, isoNow(this.#context)], SHAPES.delete);
+    const rows = await this.#run<{ live: boolean }>(this.#context.sql.delete, [key, await this.#now('ext.in.delete')], SHAPES.delete);
     await this.#notify([key]);
     return rows[0]?.live === true;
   }
@@ -89,7 +92,7 @@ export class CacheTransaction {
   async deleteMany(keys: Iterable<string>): Promise<number> {
     const unique = uniqueKeys(keys);
     if (unique.length === 0) return 0;
-    const rows = await this.#run<{ live: boolean }>(this.#context.sql.deleteMany, [unique, isoNow(this.#context)], SHAPES.deleteMany(unique.length));
+    const rows = await this.#run<{ live: boolean }>(this.#context.sql.deleteMany, [unique, await this.#now('ext.in.deleteMany')], SHAPES.deleteMany(unique.length));
     await this.#notify(unique);
     return rows.filter((row) => row.live === true).length;
   }
@@ -98,6 +101,7 @@ export class CacheTransaction {
   async deleteTags(tags: readonly string[], options?: DeleteTagsOptions): Promise<number> {
     const { list, statement } = tagDeletion(this.#context, tags, options);
     const batch = this.#context.options.deleteBatchSize;
+    await this.#now('ext.in.deleteTags');
     const deleted = await deleteInBatches(this.#run, statement, batch, () => [list, batch, isoNow(this.#context)]);
     await this.#notify('all');
     return deleted;
@@ -107,6 +111,7 @@ export class CacheTransaction {
   async deletePattern(pattern: string, options?: DeletePatternOptions): Promise<number> {
     const compiled = patternDeletion(pattern, options);
     const batch = this.#context.options.deleteBatchSize;
+    await this.#now('ext.in.deletePattern');
     const deleted = await deleteInBatches(this.#run, this.#context.sql.deletePatternBatch, batch, () => [
       compiled.range.lower, compiled.range.upper, compiled.like, batch, isoNow(this.#context),
     ]);
@@ -140,6 +145,13 @@ export class CacheTransaction {
   /** Not available in a transaction: always rejects with {@link NotInTransactionError} (see its message). */
   getOrSet(..._args: unknown[]): Promise<never> {
     return Promise.reject(new NotInTransactionError('getOrSet'));
+  }
+
+  /** `now` for a statement, once the store is ready: the readiness gate reads the database's clock (clock.ts). */
+  async #now(operation: string): Promise<string> {
+    const preparing = this.#context.prepare(operation);
+    if (preparing) await preparing;
+    return isoNow(this.#context);
   }
 
   async #write(rows: readonly RowWrite[]): Promise<void> {

@@ -1,7 +1,7 @@
 import type { StoreContext } from '../context.js';
 import { InvalidValueError, SchemaError, show } from '../errors.js';
 import { ensureTriggers, type TriggerState, triggerProblems } from '../schema.js';
-import { INVALIDATION_MARK, type InvalidationSpec, invalidationSql, notifyTriggerSql, qualifiedName, TRIGGER_VERSION, type TriggerSql } from '../sql.js';
+import { type CastText, INVALIDATION_MARK, type InvalidationSpec, invalidationSql, notifyTriggerSql, qualifiedName, TRIGGER_VERSION, type TriggerSql } from '../sql.js';
 import { checkOptions } from './entry_options.js';
 
 /** What `invalidateOn` installs: on writes to `table`, delete the entries carrying the tags its rows render. */
@@ -61,9 +61,9 @@ export async function invalidateOn(context: StoreContext, options: InvalidateOnO
       }
     }
   }
-  const refused = await unrenderable(context, spec.schema, spec.table, templatedColumns(spec.templates));
+  const { refused, castText } = await columnKinds(context, spec.schema, spec.table, templatedColumns(spec.templates));
   if (refused.length) throw new InvalidValueError(`invalidateOn: ${refused.join('; ')}. Template a column of a built-in type (or an enum, domain, array or range of one), such as a generated column of type text.`);
-  const set = invalidationSql(context.sql, spec);
+  const set = invalidationSql(context.sql, { ...spec, castText });
   // Installed as asked already: nothing is run (DROP/CREATE TRIGGER lock the table against every reader).
   await ensureTriggers(context.exec, context.sql, set, true, 'the invalidation triggers of');
   return status(context, set, spec.schema, spec.table, [...spec.templates]);
@@ -141,7 +141,7 @@ async function status(context: StoreContext, set: TriggerSql, schema: string, na
     const gone = templated.filter((column) => !columns.has(column));
     if (gone.length) problems.push(`${table} has no column ${gone.join(', ')} any more (renamed or dropped): every write to it fails until invalidateOn is called with the new templates or dropInvalidation removes the triggers`);
     // A column retyped since: to a type whose text the trigger cannot render the same for every writer.
-    for (const refusal of await unrenderable(context, schema, name, templated)) {
+    for (const refusal of (await columnKinds(context, schema, name, templated)).refused) {
       problems.push(`${refusal} (retyped since invalidateOn?): tags rendered from it may not match those the application writes; retype it or call invalidateOn with other templates`);
     }
   }
@@ -182,17 +182,27 @@ export function renderableProblem(steps: readonly TypeStep[]): string | undefine
   return undefined;
 }
 
-/** For each of `columns` whose type invalidateOn refuses: the column, its type and why. */
-async function unrenderable(context: StoreContext, schema: string, table: string, columns: readonly string[]): Promise<string[]> {
-  if (columns.length === 0) return [];
-  const rows = await context.exec.query<{ column: string; declared: string | null; walk: TypeStep[] }>(context.sql.columnTypes, [qualifiedName(schema, table), columns]);
+/**
+ * For each of `columns` whose type invalidateOn refuses: the column, its type and why; and the columns whose
+ * type (under domains only) is one whose cast to text writes otherwise than its output function.
+ */
+async function columnKinds(context: StoreContext, schema: string, table: string, columns: readonly string[]): Promise<{ refused: string[]; castText: Map<string, CastText> }> {
   const refused: string[] = [];
+  const castText = new Map<string, CastText>();
+  if (columns.length === 0) return { refused, castText };
+  const rows = await context.exec.query<{ column: string; declared: string | null; walk: TypeStep[] }>(context.sql.columnTypes, [qualifiedName(schema, table), columns]);
   for (const row of rows) {
     const problem = renderableProblem(row.walk);
     if (problem) refused.push(`column ${show(row.column)} of ${schema}.${table} is of type ${row.declared ?? '?'}: ${problem}`);
+    const leaf = row.walk[row.walk.length - 1];
+    const cast = leaf?.schema === 'pg_catalog' && Object.hasOwn(CAST_TEXT, leaf.name) ? CAST_TEXT[leaf.name] : undefined;
+    if (cast && row.walk.slice(0, -1).every((step) => step.kind === 'd')) castText.set(row.column, cast);
   }
-  return refused;
+  return { refused, castText };
 }
+
+/** pg_type names of the built-in types whose cast to text writes otherwise than their output function. */
+const CAST_TEXT: Readonly<Record<string, CastText>> = { bool: 'boolean', bpchar: 'character', inet: 'inet' };
 
 function refuseDistributed(context: StoreContext, what: string): void {
   if (context.exec.distributed) {

@@ -1,4 +1,4 @@
-import { keyDigest } from '../key_digest.js';
+import { KEY_DIGEST_HEX, keyDigest } from '../key_digest.js';
 
 /**
  * The in-process tier's memory: recently read values by key, least recently used first out, each
@@ -300,6 +300,9 @@ interface Entry {
   readonly size: number;
 }
 
+/** What a key's digest looks like in a notice (key_digest.ts). */
+const DIGEST = new RegExp(`^[0-9a-f]{${KEY_DIGEST_HEX}}$`);
+
 /** NOTIFY payloads are limited to 8000 bytes; a longer key list becomes "everything". */
 const MAX_PAYLOAD = 7900;
 
@@ -328,7 +331,10 @@ export function decodeInvalidation(payload: string): { sender: string; keys: str
   if (body === '*') return { sender, keys: 'all' };
   try {
     const keys: unknown = JSON.parse(body);
-    return Array.isArray(keys) && keys.every((key) => typeof key === 'string') ? { sender, keys } : undefined;
+    if (!Array.isArray(keys) || !keys.every((key) => typeof key === 'string')) return undefined;
+    // A list of anything but digests (a store of an earlier version names keys in clear): which entries it
+    // means is unknown here, so everything goes, rather than a tier keeping what another process changed.
+    return keys.every((key) => DIGEST.test(key)) ? { sender, keys } : { sender, keys: 'all' };
   } catch {
     return undefined;
   }

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { InvalidValueError, PgStore, type PgStoreOptions } from '../../src/index.js';
 import { keyDigest } from '../../src/key_digest.js';
-import { buildSql } from '../../src/sql.js';
+import { buildSql, TRIGGER_VERSION } from '../../src/sql.js';
 import { rejects } from '../helpers/assert.js';
 import { sql, testDistributed, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
@@ -143,12 +143,21 @@ END $$`);
         `SELECT p.oid::regprocedure::text AS oid, obj_description(p.oid, 'pg_proc') AS comment FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid = $1::regclass LIMIT 1`,
         [`${schema}.items`],
       );
-      await sql(`COMMENT ON FUNCTION ${fn!.oid} IS ${pg.escapeLiteral(fn!.comment.replace('"v":3', '"v":2'))}`);
+      await sql(`COMMENT ON FUNCTION ${fn!.oid} IS ${pg.escapeLiteral(fn!.comment.replace(`"v":${TRIGGER_VERSION}`, '"v":2'))}`);
       const [old] = await store.ext.invalidations();
       expect(old!.ok).to.equal(false);
-      expect(old!.problems.join('\n')).to.match(/older cache-postgres \(trigger version 2, now 3\).*call invalidateOn again/);
+      expect(old!.problems.join('\n')).to.match(new RegExp(`older cache-postgres \\(trigger version 2, now ${TRIGGER_VERSION}\\).*call invalidateOn again`));
       await store.ext.invalidateOn({ schema, table: 'items', tags: ['item:{id}'] });
       expect((await store.ext.invalidations())[0]!.ok).to.equal(true);
+    });
+
+    it('renders booleans, character(n) and inet as their casts to text did (true, unpadded, with the mask)', async () => {
+      await attacker.client.query(`ALTER TABLE ${schema}.items ADD COLUMN ok boolean, ADD COLUMN code character(5), ADD COLUMN ip inet, ADD COLUMN net inet`);
+      await store.ext.invalidateOn({ schema, table: 'items', tags: ['ok:{ok}', 'code:{code}', 'ip:{ip}', 'net:{net}'] });
+      const tags = ['ok:true', 'code:ab', 'ip:10.0.0.1/32', 'net:10.1.0.0/16'];
+      for (const [n, tag] of tags.entries()) await store.ext.set(`r${n}`, 'v', { absoluteExpirationRelative: '1h', tags: [tag] });
+      await attacker.client.query(`INSERT INTO ${schema}.items (id, ok, code, ip, net) VALUES (3, true, 'ab', '10.0.0.1', '10.1.0.0/16')`);
+      expect(await fx.ids()).to.deep.equal(['item:1']);
     });
 
     it('refuses at install a column whose text no setting can pin: a row type, a catalog name (regclass)', async () => {
@@ -160,6 +169,37 @@ END $$`);
       expect((await store.ext.invalidations()).map((s) => s.tags)).to.deep.equal([['item:{id}']]);
       await store.ext.invalidateOn({ schema, table: 'items', tags: ['ok:{ok}'] });
     });
+  });
+
+  it('the cache table\'s owner, not a superuser, cannot run its code as a superuser who installed invalidateOn', async () => {
+    const owner = await role('cp_cacheowner');
+    const cache = uniqueTable('cp_trsec_owned');
+    const app = uniqueTable('cp_trsec_app2');
+    const store = new PgStore({ uri: testUrl(), table: cache, enableExpirationScan: false });
+    try {
+      await store.ext.set('item:1', 'v', { absoluteExpirationRelative: '1h', tags: ['item:1'] });
+      await sql(`GRANT CREATE ON SCHEMA public TO ${owner.name}`);
+      await sql(`ALTER TABLE public.${cache} OWNER TO ${owner.name}`);
+      await sql(`CREATE TABLE public.${app} (id int)`);
+      await store.ext.invalidateOn({ table: app, tags: ['item:{id}'] }); // by the superuser
+      // The owner of the cache table puts a trigger of its own on it, as it may.
+      await owner.client.query(`CREATE FUNCTION public.${owner.name}_escalate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN EXECUTE 'ALTER ROLE ${owner.name} SUPERUSER'; EXCEPTION WHEN insufficient_privilege THEN NULL; END;
+  RETURN NULL;
+END $$`);
+      await owner.client.query(`CREATE TRIGGER escalate AFTER DELETE ON public.${cache} FOR EACH STATEMENT EXECUTE FUNCTION public.${owner.name}_escalate()`);
+      await sql(`INSERT INTO public.${app} VALUES (1)`);
+      expect(await sql(`SELECT id FROM public.${cache}`)).to.deep.equal([]);
+      expect((await sql<{ s: boolean }>('SELECT rolsuper AS s FROM pg_roles WHERE rolname = $1', [owner.name]))[0]!.s).to.equal(false);
+    } finally {
+      await store.ext.dropInvalidation({ table: app }).catch(() => {});
+      await store.disconnect();
+      await sql(`DROP TABLE IF EXISTS public.${app}`);
+      await sql(`DROP TABLE IF EXISTS public.${cache}, public.${cache}_locks`);
+      await sql(`REVOKE CREATE ON SCHEMA public FROM ${owner.name}`);
+      await owner.drop();
+    }
   });
 
   it('two writers whose tags reach the same entries in opposite orders do not deadlock (victims locked in key order)', async function () {
@@ -244,12 +284,16 @@ END $$`);
         await waitFor(async () => (await fromMemory(reader, key)).fromMemory, 5000, `the reader to hold ${key}`);
       }
       const channel = buildSql('public', fx.table).channel;
-      // The old clear-key form, a value in the payload, junk: nothing is dropped by them, nothing is taken from them.
-      for (const payload of ['x\n["other"]', 'x\n{"other":"forged"}', 'junk']) await listener.client.query('SELECT pg_notify($1, $2)', [channel, payload]);
+      // A value in the payload, junk: nothing is dropped by them, nothing is taken from them.
+      for (const payload of ['x\n{"other":"forged"}', 'junk', 'x\n[1]']) await listener.client.query('SELECT pg_notify($1, $2)', [channel, payload]);
       await listener.client.query('SELECT pg_notify($1, $2)', [channel, `x\n["${keyDigest(secret)}"]`]); // heard after them
       await waitFor(async () => !(await fromMemory(reader, secret)).fromMemory, 5000, 'the forged notice to drop the entry');
       expect(await fromMemory(reader, 'other')).to.deep.equal({ value: 'v1', fromMemory: true });
       expect(await reader.ext.getString(secret)).to.equal('v1');
+      // Keys in clear (a store of an earlier version): which entries they mean is unknown, so everything goes.
+      await listener.client.query('SELECT pg_notify($1, $2)', [channel, 'x\n["other"]']);
+      await waitFor(async () => !(await fromMemory(reader, 'other')).fromMemory, 5000, 'a list of keys in clear to flush the tier');
+      expect(await reader.ext.getString('other')).to.equal('v1');
       await listener.client.query('SELECT pg_notify($1, $2)', [channel, 'x\n*']);
       expect(await reader.ext.getString(secret)).to.equal('v1');
       expect(await fx.ids()).to.include(secret);

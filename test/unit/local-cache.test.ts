@@ -203,6 +203,10 @@ describe('invalidation messages', () => {
     expect(decodeInvalidation(encodeInvalidation('me', many))).to.deep.equal({ sender: 'me', keys: 'all' });
   });
 
+  it('takes a list of anything but digests (keys in clear, from an earlier version) as "everything"', () => {
+    expect(decodeInvalidation('old\n["session:alice"]')).to.deep.equal({ sender: 'old', keys: 'all' });
+  });
+
   it('ignores anything else said on the channel', () => {
     for (const junk of ['', 'no newline', 'me\n{"a":1}', 'me\n[1,2]', 'me\nnot json']) expect(decodeInvalidation(junk)).to.equal(undefined);
   });
