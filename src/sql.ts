@@ -948,8 +948,14 @@ END`;
   // Owned by the cache table's owner: the DELETE above fires the cache table's own triggers, rules and policies,
   // which that owner (or a role it let) controls; run as anyone else (a superuser who installed it), they would
   // run that role's code as the installer. As its owner, they run as themselves. (A no-op when the owner installs.)
-  const owner = `DO ${dollarQuoted(`BEGIN
-  EXECUTE format('ALTER FUNCTION %s() OWNER TO %I', ${pg.escapeLiteral(fn)}, (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = ${pg.escapeLiteral(sql.qualified)}::regclass));
+  // An installer that cannot act as that owner (not a member of its role) keeps the function: it then runs that
+  // table's triggers as itself, which the README's Security section says to avoid by installing as the owner.
+  const owner = `DO ${dollarQuoted(`DECLARE
+  owner name := (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = ${pg.escapeLiteral(sql.qualified)}::regclass);
+BEGIN
+  IF owner <> current_user AND pg_has_role(current_user, owner, 'MEMBER') THEN
+    EXECUTE format('ALTER FUNCTION %s() OWNER TO %I', ${pg.escapeLiteral(fn)}, owner);
+  END IF;
 END`)}`;
   return triggerSet(table, fn, fnName, sql.schema, body, triggers, comment, { definer: true, settings, owner });
 }

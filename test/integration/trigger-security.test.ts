@@ -202,6 +202,29 @@ END $$`);
     }
   });
 
+  it('a role below superuser that owns its schema installs and runs invalidateOn and notifyTrigger as itself', async () => {
+    const app = await role('cp_approle');
+    const schema = uniqueTable('cp_trsec_own');
+    await sql(`CREATE SCHEMA ${schema} AUTHORIZATION ${app.name}`);
+    const url = new URL(testUrl());
+    url.username = app.name;
+    url.password = `pw_${app.name}`;
+    const store = new PgStore({ uri: url.toString(), schema, table: 'cache', enableExpirationScan: false, localCache: { ttl: '1h', notifyTrigger: true } });
+    try {
+      await app.client.query(`CREATE TABLE ${schema}.items (id int)`);
+      await store.ext.set('item:1', 'v', { absoluteExpirationRelative: '1h', tags: ['item:1'] });
+      expect(await store.ext.invalidateOn({ schema, table: 'items', tags: ['item:{id}'] })).to.include({ ok: true });
+      await app.client.query(`INSERT INTO ${schema}.items VALUES (1)`);
+      expect(await sql(`SELECT id FROM ${schema}.cache`)).to.deep.equal([]);
+      const owners = await sql<{ owner: string }>(`SELECT DISTINCT pg_get_userbyid(p.proowner) AS owner FROM pg_proc p WHERE p.pronamespace = $1::regnamespace`, [schema]);
+      expect(owners).to.deep.equal([{ owner: app.name }]);
+    } finally {
+      await store.disconnect();
+      await sql(`DROP SCHEMA ${schema} CASCADE`);
+      await app.drop();
+    }
+  });
+
   it('two writers whose tags reach the same entries in opposite orders do not deadlock (victims locked in key order)', async function () {
     const store = fx.make();
     const app = uniqueTable('cp_trsec_order');
