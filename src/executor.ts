@@ -3,7 +3,9 @@ import { Connections, type Lease, NO_ANSWER_GRACE_MS } from './connections.js';
 import type { RunStatement } from './batch_delete.js';
 import { callerRows, checkReadable, PROBE, type RowShape } from './caller_answers.js';
 import { type CachePostgresError, ConnectionError, queryError, type QueryError } from './errors.js';
+import { listen, type ListenHandlers, type Subscription } from './listener.js';
 import type { ResolvedOptions } from './options.js';
+import { acquirePool, type PoolHandle } from './pools.js';
 import type { Statement } from './sql.js';
 
 /** deadlock_detected and serialization_failure: the statement was rolled back and may simply run again. */
@@ -18,18 +20,7 @@ const MAX_ATTEMPTS = 3;
  */
 export const LATE_AFTER_MS = 30;
 
-/** `application_name` of the connection {@link Executor.listen} opens, so it can be told apart. */
-export const LISTENER_NAME = 'cache-postgres listener';
-
-/** What {@link Executor.listen} reports to. */
-export interface ListenHandlers {
-  /** A notification's payload. */
-  message(payload: string): void;
-  /** True once listening; false when the connection is lost or listening stops. */
-  state(listening: boolean): void;
-  /** Why the connection was lost. */
-  error(error: Error): void;
-}
+export { LISTENER_NAME, type ListenHandlers } from './listener.js';
 
 /**
  * The readiness gate every statement passes (see {@link Executor}): undefined when the store is ready,
@@ -41,6 +32,8 @@ export type Gate = (operation: string) => Promise<void> | undefined;
 /** The executor's statements without the gate: for the readiness work itself. */
 export interface SetupExecutor {
   readonly pool: pg.Pool;
+  /** What schema work is remembered per: see {@link Executor.schemaScope}. */
+  readonly schemaScope: object;
   query<R extends object = Record<string, unknown>>(statement: Statement, values: unknown[]): Promise<R[]>;
   transaction<T>(fn: (query: TransactionQuery) => Promise<T>): Promise<T>;
 }
@@ -83,7 +76,8 @@ export type TransactionQuery = <R extends object = Record<string, unknown>>(
  */
 export class Executor {
   readonly #pool: pg.Pool;
-  readonly #owned: boolean;
+  /** The pool this store shares with every store of the same connection settings (undefined: the caller's `pool`). */
+  readonly #held: PoolHandle | undefined;
   readonly #table: string;
   readonly #prepare: boolean;
   readonly #pipelining: boolean;
@@ -109,26 +103,39 @@ export class Executor {
     const statementMs = options.statementTimeoutMs;
     if (options.pool) {
       this.#pool = options.pool;
-      this.#owned = false;
+      this.#held = undefined;
     } else {
-      this.#pool = new pg.Pool({
-        // A cache must not keep a process alive, nor hang on a dead peer.
-        allowExitOnIdle: true,
-        keepAlive: true,
-        // connectTimeout bounds a new connection's TCP and startup here, in the client, and the wait for
-        // a pooled one in Connections. Not pg-pool's connectionTimeoutMillis: that would also arm a
-        // timer on every checkout, the hot path.
-        Client: timedClient(options.connectTimeoutMs),
-        // Enforced by PostgreSQL: a statement past its time is cancelled and writes nothing. Not sent
-        // with preparedStatements off, the PgBouncer setting: PgBouncer refuses unknown startup parameters.
-        ...(statementMs > 0 && options.preparedStatements ? { statement_timeout: statementMs } : {}),
-        ...options.poolConfig,
+      // Every setting that shapes the pool: stores that agree on all of them share one (pools.ts).
+      const settings = {
         connectionString: options.connectionString,
+        connectTimeoutMs: options.connectTimeoutMs,
+        statementTimeoutMs: statementMs > 0 && options.preparedStatements ? statementMs : 0,
+        pipeline: options.pipelining && options.preparedStatements,
         max: options.poolMax,
-        ...(options.pipelining && options.preparedStatements ? { pipeline: true } : {}),
-      });
-      this.#owned = true;
-      this.#pool.on('error', (error) => onPoolError(new ConnectionError('idle connection', table, error)));
+        poolConfig: options.poolConfig,
+      };
+      this.#held = acquirePool(
+        settings,
+        () =>
+          new pg.Pool({
+            // A cache must not keep a process alive, nor hang on a dead peer.
+            allowExitOnIdle: true,
+            keepAlive: true,
+            // connectTimeout bounds a new connection's TCP and startup here, in the client, and the wait for
+            // a pooled one in Connections. Not pg-pool's connectionTimeoutMillis: that would also arm a
+            // timer on every checkout, the hot path.
+            Client: timedClient(settings.connectTimeoutMs),
+            // Enforced by PostgreSQL: a statement past its time is cancelled and writes nothing. Not sent
+            // with preparedStatements off, the PgBouncer setting: PgBouncer refuses unknown startup parameters.
+            ...(settings.statementTimeoutMs > 0 ? { statement_timeout: settings.statementTimeoutMs } : {}),
+            ...settings.poolConfig,
+            connectionString: settings.connectionString,
+            max: settings.max,
+            ...(settings.pipeline ? { pipeline: true } : {}),
+          }),
+        (error) => onPoolError(new ConnectionError('idle connection', table, error)),
+      );
+      this.#pool = this.#held.pool;
     }
     // node-postgres pipelines only on clients created with `pipeline: true`; a borrowed pool says so in
     // its options. Pipelines and unnamed statements are both what a pooler without prepared-statement
@@ -159,9 +166,9 @@ export class Executor {
     return this.#roundTrips;
   }
 
-  /** True when the pool was created by the store and so is ended by {@link Executor.end}. */
+  /** True when the pool was created by the stores (shared by those of the same settings), not passed as `pool`. */
   get ownsPool(): boolean {
-    return this.#owned;
+    return this.#held !== undefined;
   }
 
   /** The client-side limit of one statement's answer, in ms (Infinity: none); see `statementTimeout`. */
@@ -188,6 +195,7 @@ export class Executor {
   get setup(): SetupExecutor {
     return {
       pool: this.#pool,
+      schemaScope: this.schemaScope,
       query: (statement, values) => this.#query(statement, values),
       transaction: (fn) => this.#transaction(fn),
     };
@@ -360,79 +368,37 @@ export class Executor {
   }
 
   /**
-   * LISTENs on `channel` on a connection of its own, reconnecting (with backoff, on an unref'd timer)
-   * until stopped. `state(true)` once listening, `state(false)` when the connection is lost: whatever
-   * was said on the channel meanwhile is lost too. The connection does not keep the process alive.
+   * LISTENs on `channel` on the listening connection of this pool's stores (one per pool, however many
+   * stores and channels: listener.ts), reconnecting until stopped. `state(true)` once listening,
+   * `state(false)` when the connection is lost: whatever was said on the channel meanwhile is lost too.
+   * The connection does not keep the process alive.
    */
-  listen(channel: string, handlers: ListenHandlers): { stop(): Promise<void> } {
-    let client: pg.Client | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    let stopped = false;
-    let delay = 100;
-    const lost = (gone: pg.Client, error?: Error) => {
-      if (client !== gone) return; // an earlier attempt, already replaced
-      client = undefined;
-      gone.removeAllListeners('notification');
-      gone.end().catch(() => {});
-      handlers.state(false);
-      if (error) handlers.error(queryError(`LISTEN ${channel}`, this.#table, error));
-      if (stopped) return;
-      timer = setTimeout(connect, delay);
-      timer.unref();
-      delay = Math.min(delay * 2, 5000);
-    };
-    const connect = () => {
-      timer = undefined;
-      if (stopped) return;
-      const attempt = new pg.Client({ ...this.#sessionConfig, application_name: LISTENER_NAME });
-      client = attempt;
-      attempt.on('error', (error) => lost(attempt, error));
-      attempt.on('end', () => lost(attempt));
-      attempt.on('notification', (message) => handlers.message(message.payload ?? ''));
-      // A listener alone must not keep Node running: a process that never calls disconnect() still exits.
-      (attempt as unknown as { unref?: () => void }).unref?.();
-      attempt
-        .connect()
-        .then(() => attempt.query(`LISTEN ${pg.escapeIdentifier(channel)}`))
-        .then(
-          () => {
-            if (client !== attempt) return;
-            delay = 100;
-            handlers.state(true);
-          },
-          (error: Error) => lost(attempt, error),
-        );
-    };
-    connect();
-    return {
-      stop: async () => {
-        stopped = true;
-        if (timer) clearTimeout(timer);
-        const last = client;
-        client = undefined;
-        handlers.state(false);
-        if (last) await last.end().catch(() => {});
-      },
-    };
+  listen(channel: string, handlers: ListenHandlers): Subscription {
+    return listen(this.#pool, this.#sessionConfig, this.#table, channel, handlers);
   }
 
-  /** The pool, for the schema memo and for sharing checks. */
+  /**
+   * What the schema checks are remembered per: the application's pool (`pool` option: its stores check
+   * once, as before), else this store. A pool shared by settings can outlive any one store, and a table
+   * dropped meanwhile is then created again by the next store instead of being assumed.
+   */
+  get schemaScope(): object {
+    return this.#held ? this : this.#pool;
+  }
+
+  /** The pool, for the listening connection and the expiration scan, shared per pool. */
   get pool(): pg.Pool {
     return this.#pool;
   }
 
   /**
    * Settles every call: callers waiting for a connection are refused, work in progress gets a few
-   * seconds ({@link Connections.close}), then the pool is ended if the store created it (a borrowed
-   * pool is left to its owner).
+   * seconds ({@link Connections.close}), then this store lets go of its shared pool, which the last
+   * store of those settings ends (a borrowed pool is left to its owner).
    */
   async end(): Promise<void> {
     await this.#connections.close();
-    if (!this.#owned || this.#pool.ended) return;
-    // pool.end() waits for every client; a connection that never comes back must not hang disconnect().
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.#pool.end().catch(() => {}), new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
-    clearTimeout(timer);
+    await this.#held?.release();
   }
 }
 

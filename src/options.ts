@@ -2,9 +2,10 @@ import type pg from 'pg';
 import { type Duration, durationOption, MAX_WAIT_MS, parseDuration } from './duration.js';
 import { CachePostgresError, InvalidOptionError, show } from './errors.js';
 import { DatabaseClock } from './clock.js';
+import { fromKeyvPostgres, KEYV_POSTGRES_NAMES, type KeyvPostgresOptions } from './keyv_postgres_options.js';
 
 /** Options of {@link PgStore}. Every field is optional: `new PgStore()` reads `DATABASE_URL` or the `PG*` variables. */
-export interface PgStoreOptions {
+export interface PgStoreOptions extends KeyvPostgresOptions {
   /**
    * PostgreSQL connection URL, e.g. `postgres://user:pass@host:5432/db`.
    * @default process.env.DATABASE_URL, else node-postgres' own defaults (PGHOST, PGUSER, PGDATABASE, ...)
@@ -272,27 +273,6 @@ const KNOWN = new Set<string>([
   'enableExpirationScan', 'expirationScanInterval', 'retainExpiredFor', 'deleteBatchSize', 'defaultSlidingExpiration', 'slidingWriteThreshold',
   'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'pipelining', 'localCache', 'clock', 'logger', 'lockProtocol',
 ]);
-/**
- * Options of @keyv/postgres (its own, and the pg.PoolConfig fields it passes through) that PgStore spells
- * differently or does not have: the error says what to write instead, so a migration is not guesswork.
- */
-const FOREIGN: Readonly<Record<string, string>> = {
-  keySize:
-    'PgStore keys are varchar(449), the column .NET and Python share; it is not configurable. Remove it (keys longer than 449 characters get an InvalidKeyError).',
-  useUnloggedTable:
-    'PgStore creates the table UNLOGGED by default. For useUnloggedTable: true remove the option; for false (the @keyv/postgres default) write useWal: true.',
-  dialect: "not needed: PgStore always tells Keyv it is 'postgres'. Remove it.",
-  ssl: 'TLS settings go in poolConfig: write poolConfig: { ssl: ... } (the same value pg takes), or sslmode=... in the URL.',
-  max: 'write poolMax: <n> (the size of the pool the store creates).',
-  connectionTimeoutMillis: "write connectTimeout: <ms> (a number of milliseconds or a string such as '5s').",
-  statement_timeout: "write statementTimeout: <ms> (a number of milliseconds or a string such as '15s').",
-  query_timeout: "write statementTimeout: <ms> (a number of milliseconds or a string such as '15s').",
-  ...Object.fromEntries(
-    ['host', 'port', 'user', 'password', 'database', 'idleTimeoutMillis', 'keepAlive', 'application_name', 'min', 'allowExitOnIdle', 'maxUses', 'options', 'types'].map(
-      (name) => [name, `a pg.PoolConfig field: write poolConfig: { ${name}: ... } (or put the connection details in uri).`],
-    ),
-  ),
-};
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 const MIN_SCAN_INTERVAL_MS = 5 * 60_000;
 
@@ -301,15 +281,16 @@ const MIN_SCAN_INTERVAL_MS = 5 * 60_000;
  * @throws {InvalidOptionError} naming the first offending option
  */
 export function resolveOptions(input: PgStoreOptions | string | undefined): ResolvedOptions {
-  const raw: PgStoreOptions = typeof input === 'string' ? { uri: input } : (input ?? {});
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+  const given: PgStoreOptions = typeof input === 'string' ? { uri: input } : (input ?? {});
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
     throw new InvalidOptionError('options', 'expected a connection URL string or an options object.');
   }
-  for (const name of Object.keys(raw)) {
-    if (!KNOWN.has(name)) {
-      throw new InvalidOptionError(name, FOREIGN[name] ?? `unknown option. Known options: ${[...KNOWN].join(', ')}.`);
+  for (const name of Object.keys(given)) {
+    if (!KNOWN.has(name) && !KEYV_POSTGRES_NAMES.includes(name)) {
+      throw new InvalidOptionError(name, `unknown option. Known options: ${[...KNOWN].join(', ')} (and @keyv/postgres's: ${KEYV_POSTGRES_NAMES.join(', ')}).`);
     }
   }
+  const raw = fromKeyvPostgres(given as PgStoreOptions & Record<string, unknown>);
   if (raw.uri !== undefined && raw.connectionString !== undefined && raw.uri !== raw.connectionString) {
     throw new InvalidOptionError('uri', 'give either "uri" or "connectionString", not two different URLs.');
   }

@@ -44,3 +44,82 @@ export class ExpirationScanner {
     await this.#running;
   }
 }
+
+/** A store taking part in a table's shared scan: its pass and where its failures go. */
+interface Member {
+  readonly pass: () => Promise<number>;
+  readonly onError: (error: unknown) => void;
+}
+
+/**
+ * The scan of one table, shared by every store of a pool on it: one pass per interval for all of them,
+ * not one per store (each would take a connection for a pass that finds nothing the first one left).
+ * The pass is that of the longest-standing member still present, and so are its interval and settings.
+ */
+class SharedScan {
+  readonly #members = new Set<Member>();
+  readonly #scanner: ExpirationScanner;
+  /** The member whose pass is running, if any. */
+  #runner: Member | undefined;
+  #running: Promise<void> | undefined;
+  readonly #onEmpty: () => void;
+
+  constructor(intervalMs: number, onEmpty: () => void) {
+    this.#onEmpty = onEmpty;
+    this.#scanner = new ExpirationScanner(
+      () => {
+        const [first] = this.#members;
+        if (!first) return Promise.resolve(0);
+        this.#runner = first;
+        const pass = first.pass();
+        this.#running = pass.then(
+          () => undefined,
+          () => undefined,
+        );
+        return pass.catch((error: unknown) => {
+          first.onError(error);
+          return 0;
+        }).finally(() => {
+          this.#runner = undefined;
+          this.#running = undefined;
+        });
+      },
+      intervalMs,
+      () => {},
+    );
+  }
+
+  join(member: Member): () => Promise<void> {
+    this.#members.add(member);
+    this.#scanner.start();
+    return async () => {
+      if (!this.#members.delete(member)) return;
+      if (this.#members.size === 0) {
+        this.#onEmpty();
+        await this.#scanner.stop();
+      } else if (this.#runner === member) {
+        await this.#running; // its pass uses its connections: they close after it
+      }
+    };
+  }
+}
+
+const scans = new WeakMap<object, Map<string, SharedScan>>();
+
+/**
+ * Joins the expiration scan of `table` on `pool` (started by the first store to join, with its
+ * `intervalMs`). Returns the leave function: it waits for the member's pass if it is running, and the
+ * last member to leave stops the scan (waiting for a pass under way).
+ */
+export function joinScan(pool: object, table: string, intervalMs: number, member: Member): () => Promise<void> {
+  let tables = scans.get(pool);
+  if (!tables) scans.set(pool, (tables = new Map()));
+  let scan = tables.get(table);
+  if (!scan) {
+    const created = new SharedScan(intervalMs, () => {
+      if (tables.get(table) === created) tables.delete(table);
+    });
+    tables.set(table, (scan = created));
+  }
+  return scan.join(member);
+}

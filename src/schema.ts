@@ -46,8 +46,11 @@ export interface SchemaOptions {
   notifyTrigger?: boolean | undefined;
 }
 
-/** Schema work already done or under way, per pool and table: many stores on one pool check once. */
-const done = new WeakMap<pg.Pool, Map<string, Promise<unknown>>>();
+/**
+ * Schema work already done or under way, per scope and table (see {@link Executor.schemaScope}): many
+ * stores on one application pool check once; a store on a pool shared by settings checks for itself.
+ */
+const done = new WeakMap<object, Map<string, Promise<unknown>>>();
 
 /**
  * Makes sure the cache table exists with the contract's shape. Cheap when it does: one catalog read,
@@ -167,9 +170,9 @@ function checkLocksTable(state: LocksInspection, sql: Sql): void {
 }
 
 /** Runs `work` once per pool and key; a failure is forgotten so the next call retries. */
-function once<T>(executor: Pick<Executor, 'pool'>, key: string, work: () => Promise<T>): Promise<T> {
-  let perPool = done.get(executor.pool);
-  if (!perPool) done.set(executor.pool, (perPool = new Map()));
+function once<T>(executor: Pick<Executor, 'schemaScope'>, key: string, work: () => Promise<T>): Promise<T> {
+  let perPool = done.get(executor.schemaScope);
+  if (!perPool) done.set(executor.schemaScope, (perPool = new Map()));
   const existing = perPool.get(key);
   if (existing) return existing as Promise<T>;
   const attempt = work().catch((error: unknown) => {

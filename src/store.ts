@@ -7,7 +7,7 @@ import { Executor } from './executor.js';
 import { CacheExt } from './ext/index.js';
 import { ALL_KEYS, prefixRange, validateKey, validateNamespace } from './keys.js';
 import { type CacheLogger, type PgStoreOptions, type ResolvedOptions, resolveOptions } from './options.js';
-import { ExpirationScanner } from './scanner.js';
+import { joinScan } from './scanner.js';
 import { MAX_TIME_MS } from './duration.js';
 import { ensureSchema } from './schema.js';
 import { buildSql, bytesOf, MAX_VALUE_BYTES, type Sql, tooLarge } from './sql.js';
@@ -68,7 +68,8 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   #closed = false;
   /** Aborted when disconnect() begins: waits between attempts (locks) end at once. */
   readonly #closing = new AbortController();
-  #scanner: ExpirationScanner | undefined;
+  /** Leaves the table's shared expiration scan (see joinScan). */
+  #leaveScan: (() => Promise<void>) | undefined;
 
   /**
    * @param options a connection URL, an options object, or nothing (then `DATABASE_URL`, else the
@@ -343,7 +344,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
 
   async #close(): Promise<void> {
     this.#options.databaseClock?.stop();
-    await this.#scanner?.stop();
+    await this.#leaveScan?.();
     this.#closing.abort();
     await this.#rows.close();
     // Calls made before disconnect() still in a batch are dispatched on the next tick: they count as
@@ -389,11 +390,12 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   }
 
   #startScanner(): void {
-    if (!this.#options.enableExpirationScan || this.#closed || this.#scanner) return;
-    this.#scanner = new ExpirationScanner(() => this.clearExpired(), this.#options.expirationScanIntervalMs, (error) =>
-      this.#background(error),
-    );
-    this.#scanner.start();
+    if (!this.#options.enableExpirationScan || this.#closed || this.#leaveScan) return;
+    // One scan per table per pool: stores sharing a pool do not each run one.
+    this.#leaveScan = joinScan(this.#exec.pool, this.#sql.qualified, this.#options.expirationScanIntervalMs, {
+      pass: () => this.clearExpired(),
+      onError: (error) => this.#background(error),
+    });
   }
 
   #report(error: unknown): void {
