@@ -7,6 +7,7 @@ import { Executor } from './executor.js';
 import { CacheExt } from './ext/index.js';
 import { ALL_KEYS, prefixRange, validateKey, validateNamespace } from './keys.js';
 import { type CacheLogger, type PgStoreOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { type KeyvStorageCapabilities, KeyvProtocol } from './keyv_protocol.js';
 import { joinScan } from './scanner.js';
 import { MAX_TIME_MS } from './duration.js';
 import { ensureSchema } from './schema.js';
@@ -51,6 +52,8 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   /** Read by Keyv. Mutable on purpose: Keyv and its test suite write to it. */
   opts: PgStoreKeyvOptions;
   #namespace: string | undefined;
+  /** Keyv 5's contract until Keyv 6 adopts the store (keyv_protocol.ts). */
+  readonly #keyv = new KeyvProtocol();
 
   /**
    * What Keyv's interface lacks: raw-bytes entries with sliding and absolute expiry, bulk operations,
@@ -121,7 +124,17 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     return this;
   }
 
-  /** Set by Keyv: keys arrive as `namespace:key`, and `clear()` removes only this namespace. */
+  /**
+   * What Keyv 6 reads when it adopts a store: this store takes an absolute `expires` and scopes keys by
+   * its namespace itself (Keyv 6 no longer prefixes them). Reading it switches the store to Keyv 6's
+   * contract: keys then arrive bare and are stored as `namespace:key`, the row Keyv 5 writes for them
+   * (see keyv_protocol.ts). Keyv 5 never reads it.
+   */
+  get capabilities(): KeyvStorageCapabilities {
+    return this.#keyv.adopted();
+  }
+
+  /** Set by Keyv: keys arrive as `namespace:key` (Keyv 5) or bare (Keyv 6), and `clear()` removes only this namespace. */
   get namespace(): string | undefined {
     return this.#namespace;
   }
@@ -156,9 +169,10 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    */
   async get<Value = string>(key: string): Promise<Value | undefined> {
     try {
-      validateKey(key);
+      const id = this.#keyv.id(key, this.#namespace);
+      validateKey(id);
       if (!this.#usable()) await this.#prepare('get');
-      return (await this.#rows.getText(key)) as Value | undefined;
+      return (await this.#rows.getText(id)) as Value | undefined;
     } catch (error) {
       this.#report(error);
       throw error;
@@ -167,25 +181,28 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
 
   /** Returns one entry per key, in order; `undefined` for missing or expired keys. One statement. */
   async getMany<Value = string>(keys: string[]): Promise<Array<Value | undefined>> {
-    keys.forEach((key) => validateKey(key));
-    if (keys.length === 0) return [];
+    const ids = this.#ids(keys);
+    if (ids.length === 0) return [];
     if (!this.#usable()) await this.#prepare('getMany');
-    const found = await this.#rows.getMany(keys);
-    return keys.map((key) => found.get(key)?.toString('utf8') as Value | undefined);
+    const found = await this.#rows.getMany(ids);
+    return ids.map((id) => found.get(id)?.toString('utf8') as Value | undefined);
   }
 
   /**
    * Stores `value` (the string Keyv serialized) under `key`.
-   * @param ttl milliseconds until the entry expires; `undefined` or `0` means never
+   * @param ttl Keyv 5: milliseconds until the entry expires, `undefined` or `0` meaning never; Keyv 6:
+   *   the absolute `expires` (Unix ms), `undefined` meaning never (see {@link PgStore.capabilities})
    * @throws {InvalidKeyError} / {InvalidValueError} before anything is written
    */
   async set(key: string, value: string, ttl?: number): Promise<boolean> {
-    validateKey(key);
+    const id = this.#keyv.id(key, this.#namespace);
+    validateKey(id);
     const bytes = toBytes(value);
     if (!this.#usable()) await this.#prepare('set');
     // After the readiness gate: it reads the database's clock (clock.ts).
-    const expires = expiry(ttl, this.#options.clock());
-    await this.#rows.set({ id: key, value: bytes, text: value, expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null });
+    const now = this.#options.clock();
+    const expires = expiry(this.#keyv.ttl(ttl, now), now);
+    await this.#rows.set({ id, value: bytes, text: value, expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null });
     return true;
   }
 
@@ -194,13 +211,15 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * (Keyv 5 types this method as `Promise<void>` yet returns its result from `keyv.setMany()`, where it
    * documents a `boolean[]`: the intersection satisfies both.)
    */
-  async setMany(entries: Array<{ key: string; value: string; ttl?: number | undefined }>): Promise<boolean[] & void> {
+  async setMany(entries: Array<{ key: string; value: string; ttl?: number | undefined; expires?: number | undefined }>): Promise<boolean[] & void> {
     const timed = () => {
       const now = this.#options.clock();
       return entries.map((entry): RowWrite => {
-        validateKey(entry.key);
-        const expires = expiry(entry.ttl, now);
-        return { id: entry.key, value: toBytes(entry.value), expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null };
+        const id = this.#keyv.id(entry.key, this.#namespace);
+        validateKey(id);
+        // Keyv 5 passes a ttl, Keyv 6 an absolute expires.
+        const expires = expiry(this.#keyv.v6 ? this.#keyv.ttl(entry.expires, now) : entry.ttl, now);
+        return { id, value: toBytes(entry.value), expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null };
       });
     };
     let rows = timed();
@@ -214,17 +233,31 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
 
   /** Deletes `key`; resolves to true when a live (unexpired) entry was deleted. */
   async delete(key: string): Promise<boolean> {
-    validateKey(key);
+    const id = this.#keyv.id(key, this.#namespace);
+    validateKey(id);
     if (!this.#usable()) await this.#prepare('delete');
-    return this.#rows.delete(key);
+    return this.#rows.delete(id);
   }
 
-  /** Deletes every key in one statement; resolves to true when at least one live entry was deleted. */
-  async deleteMany(keys: string[]): Promise<boolean> {
-    keys.forEach((key) => validateKey(key));
-    if (keys.length === 0) return false;
+  /**
+   * Deletes every key in one statement. Keyv 5: resolves to true when at least one live entry was
+   * deleted; Keyv 6: to one boolean per key, true where a live entry was deleted. (Typed as both, as
+   * each Keyv's adapter type asks.)
+   */
+  async deleteMany(keys: string[]): Promise<boolean & boolean[]> {
+    const ids = this.#ids(keys);
+    const v6 = this.#keyv.v6;
+    if (ids.length === 0) return (v6 ? [] : false) as boolean & boolean[];
     if (!this.#usable()) await this.#prepare('deleteMany');
-    return (await this.#rows.deleteMany(keys)).size > 0;
+    const deleted = await this.#rows.deleteMany(ids);
+    return (v6 ? ids.map((id) => deleted.has(id)) : deleted.size > 0) as boolean & boolean[];
+  }
+
+  /** The row ids of keys Keyv passed, each checked before anything runs. */
+  #ids(keys: string[]): string[] {
+    const ids = keys.map((key) => this.#keyv.id(key, this.#namespace));
+    ids.forEach((id) => validateKey(id));
+    return ids;
   }
 
   /**
@@ -250,27 +283,32 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
 
   /** True when `key` has a live entry. Never extends a sliding expiration. */
   async has(key: string): Promise<boolean> {
-    validateKey(key);
+    const id = this.#keyv.id(key, this.#namespace);
+    validateKey(id);
     if (!this.#usable()) await this.#prepare('has');
-    return this.#rows.has(key);
+    return this.#rows.has(id);
   }
 
   /** One boolean per key, in order, from one statement. */
   async hasMany(keys: string[]): Promise<boolean[]> {
-    keys.forEach((key) => validateKey(key));
-    if (keys.length === 0) return [];
+    const ids = this.#ids(keys);
+    if (ids.length === 0) return [];
     if (!this.#usable()) await this.#prepare('hasMany');
-    const rows = await this.#rows.ordered(keys, 'read', () => this.#exec.query<{ id: string }>(this.#sql.hasMany, [keys, this.#now()]));
+    const rows = await this.#rows.ordered(ids, 'read', () => this.#exec.query<{ id: string }>(this.#sql.hasMany, [ids, this.#now()]));
     const live = new Set(rows.map((row) => row.id));
-    return keys.map((key) => live.has(key));
+    return ids.map((id) => live.has(id));
   }
 
   /**
    * Yields `[key, storedString]` for the live entries of `namespace` (or of the whole table), in key
-   * order, `iterationLimit` rows per query (keyset pagination: memory stays constant).
+   * order, `iterationLimit` rows per query (keyset pagination: memory stays constant). Keyv 5 passes the
+   * namespace and takes keys as stored (`namespace:key`); Keyv 6 passes nothing: the store's namespace
+   * is iterated and its keys yielded without the prefix.
    * @throws {InvalidValueError} for a namespace with a lone surrogate or NUL, before any query
    */
   async *iterator(namespace?: string): AsyncGenerator<[string, string], void> {
+    const v6 = this.#keyv.v6 && namespace === undefined;
+    if (v6) namespace = this.#namespace;
     validateNamespace(namespace);
     if (!this.#usable()) await this.#prepare('iterator');
     const limit = this.#options.iterationLimit;
@@ -279,7 +317,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     for (;;) {
       // '' sorts below every key: the first page starts at the range's lower bound.
       const rows = await this.#exec.query<IdValueRow>(this.#sql.iterateRange, [range.lower, range.upper, this.#now(), after ?? '', limit]);
-      for (const row of rows) yield [row.id, bytesOf(row).toString('utf8')];
+      for (const row of rows) yield [v6 ? this.#keyv.key(row.id, namespace) : row.id, bytesOf(row).toString('utf8')];
       if (rows.length < limit || this.#closed) return;
       after = rows[rows.length - 1]!.id;
     }
@@ -399,7 +437,21 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   }
 
   #report(error: unknown): void {
-    if (this.listenerCount('error') > 0) this.emit('error', asError(error));
+    if (this.listenerCount('error') > 0) this.#emitError(error);
+  }
+
+  /**
+   * An 'error' event that can never throw here: Keyv 6 forwards it to its own emitter, which throws when
+   * the application listens to none (then the call's own rejection, or the process warning, says it).
+   * @returns false when delivering it threw
+   */
+  #emitError(error: unknown): boolean {
+    try {
+      this.emit('error', asError(error));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -411,8 +463,8 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     if (this.#closed && (!(error instanceof CachePostgresError) || error instanceof StoreClosedError)) return;
     const logger = this.#options.logger;
     logger?.error(asError(error));
-    if (this.listenerCount('error') > 0) this.emit('error', asError(error));
-    else if (!logger) process.emitWarning(asError(error).message, { code: 'CACHE_POSTGRES_BACKGROUND_ERROR' });
+    const heard = this.listenerCount('error') > 0 && this.#emitError(error);
+    if (!heard && !logger) process.emitWarning(asError(error).message, { code: 'CACHE_POSTGRES_BACKGROUND_ERROR' });
   }
 
   /** A configuration that works until it quietly does not: to the logger, else a process warning. */
