@@ -1,3 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { SELF_URL } from './self_url.js';
+
 /**
  * The two Keyv store contracts PgStore serves, and what tells them apart.
  *
@@ -5,9 +10,12 @@
  *   `deleteMany` resolves to one boolean.
  * - Keyv 6 passes keys as the user wrote them, leaving the namespace to the store, and an absolute
  *   `expires` (Unix ms); `deleteMany` resolves to one boolean per key. It uses a store as such (not
- *   through its bridge for legacy stores) when `store.capabilities.expires` is true, and it reads that
- *   property when it adopts the store: Keyv 5 never reads it. That read is what switches a store to the
- *   Keyv 6 contract ({@link KeyvProtocol.adopted}).
+ *   through its bridge for legacy stores) when `store.capabilities.expires` is true.
+ *
+ * Which one a store follows: the Keyv that adopts it says so. Keyv 6 reads `store.capabilities` when it
+ * adopts a store, Keyv 5 reads `store.opts` (neither reads the other's). A store no Keyv adopted (called
+ * directly, as the Keyv test suites do) follows the major of the `keyv` package installed beside this
+ * one: Keyv 5's contract unless that is Keyv 6.
  *
  * Under Keyv 6 a namespaced key is stored as `namespace:key`, the row id Keyv 5 writes for it: a table
  * read by Keyv 5 and Keyv 6 applications (and by .NET and Python through the same ids) holds one entry
@@ -51,14 +59,46 @@ export const CAPABILITIES: KeyvStorageCapabilities = Object.freeze({
   expires: true,
 });
 
-/** Which contract a store follows: Keyv 5's until Keyv 6 adopts it. */
-export class KeyvProtocol {
-  #v6 = false;
+let installed: 5 | 6 | undefined;
 
-  /** Called when Keyv 6 reads `capabilities`, adopting the store. */
-  adopted(): KeyvStorageCapabilities {
+/** The major of the `keyv` package this package resolves (its peer), read once: 5 when none or unreadable. */
+export function installedKeyvMajor(): 5 | 6 {
+  if (installed !== undefined) return installed;
+  installed = 5;
+  try {
+    let dir = path.dirname(createRequire(SELF_URL).resolve('keyv'));
+    for (let up = 0; up < 4; up++, dir = path.dirname(dir)) {
+      let manifest: { name?: string; version?: string };
+      try {
+        manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'));
+      } catch {
+        continue;
+      }
+      if (manifest.name !== 'keyv') continue;
+      if (manifest.version?.startsWith('6.')) installed = 6;
+      break;
+    }
+  } catch {
+    // no keyv installed: the store is used without it, as Keyv 5's contract describes
+  }
+  return installed;
+}
+
+/** Which contract a store follows: see the module's comment. */
+export class KeyvProtocol {
+  #v6 = installedKeyvMajor() === 6;
+  #adoptedBy6 = false;
+
+  /** Keyv 6 read `capabilities`: it adopted the store. */
+  adoptedBy6(): KeyvStorageCapabilities {
     this.#v6 = true;
+    this.#adoptedBy6 = true;
     return CAPABILITIES;
+  }
+
+  /** Keyv 5 (or anyone) read `opts`: Keyv 5's contract, unless Keyv 6 adopted the store. */
+  adoptedBy5(): void {
+    if (!this.#adoptedBy6) this.#v6 = false;
   }
 
   /** True once Keyv 6 adopted the store. */

