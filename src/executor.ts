@@ -42,7 +42,7 @@ export interface SetupExecutor {
  * A connection the application holds, for `store.ext.in(client)`: a `pg.Client` or `pg.PoolClient`, or
  * any object whose `query(text, values)` runs PostgreSQL text with `$1`-style parameters on one
  * connection and resolves to the rows or to `{ rows }` (a few lines adapt Kysely's or Drizzle's
- * transaction: see the README).
+ * transaction: see docs/postgres-features.md).
  */
 export interface CallerClient {
   query(text: string, values: unknown[]): unknown;

@@ -1,7 +1,12 @@
+/**
+ * cache-postgres: a Keyv and cache-manager store on PostgreSQL, with `store.ext` for what they lack.
+ * @module cache-postgres
+ */
 import { PgStore } from './store.js';
 
 export { PgStore, type PgStoreKeyvOptions } from './store.js';
-/** `import PgStore from 'cache-postgres'`, as the @keyv store packages default-export their store. */
+export type { KeyvStorageCapabilities, MethodReport } from './keyv_protocol.js';
+/** `import PgStore from 'cache-postgres'`, as the `@keyv/*` store packages default-export their store. */
 export default PgStore;
 export { createKeyv } from './keyv.js';
 export type { Counters, PgStoreEvents } from './observer.js';

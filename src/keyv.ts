@@ -3,7 +3,7 @@ import type { PgStoreOptions } from './options.js';
 import { PgStore } from './store.js';
 
 /**
- * A Keyv on a new {@link PgStore}, as `createKeyv()` of the @keyv packages:
+ * A Keyv on a new {@link PgStore}, as `createKeyv()` of the `@keyv/*` packages:
  *
  * ```ts
  * const keyv = createKeyv(process.env.DATABASE_URL, { namespace: 'users', throwOnErrors: true });

@@ -24,7 +24,7 @@ import { SELF_URL } from './self_url.js';
  */
 
 /** How a method is called, in Keyv 6's capability report. */
-interface MethodReport {
+export interface MethodReport {
   readonly exists: true;
   readonly methodType: 'async';
 }

@@ -71,7 +71,7 @@ export interface PgStoreOptions extends KeyvPostgresOptions {
    * shards). `true` uses Citus' defaults (`citus.shard_count`, 32; colocated with other tables
    * distributed by a column of the same type); `{ shardCount }` or `{ colocateWith: 'other_table' }`
    * choose. Needs the citus extension and a connection to the coordinator. A table already distributed
-   * is detected whatever this option says, and the statements adapt. README, "Scaling out".
+   * is detected whatever this option says, and the statements adapt. docs/scaling.md.
    * @default false
    */
   distributed?: boolean | DistributedOptions | undefined;
@@ -161,7 +161,7 @@ export interface PgStoreOptions extends KeyvPostgresOptions {
    * How `lock`, `tryLock`, `withLock` and `isLocked` lock. `'lease-table'`: leases in `<table>_locks`,
    * apart from cache rows. `'python'`: the Python library's row locks (a row of the cache table under the
    * lock's name, holding the owner's token), so that Node and Python processes exclude each other on the
-   * same names; fencing tokens, renewal and LockNotHeldError still hold for Node holders (README, "Locks
+   * same names; fencing tokens, renewal and LockNotHeldError still hold for Node holders (docs/locks-and-get-or-set.md, "Locks
    * shared with Python").
    * @default 'lease-table'
    */
@@ -225,7 +225,7 @@ export interface LocalCacheOptions {
    * `localCache`, a migration. Those writes then reach every tier within milliseconds instead of once
    * its copy is `ttl` old. With it on, stores send no notices of their own (the trigger does), and a
    * store's own write-through copy is dropped when the trigger's notice of that write comes back, so the
-   * next read of the key asks PostgreSQL once. Its cost on writes is in the README (Local tier). Not on a
+   * next read of the key asks PostgreSQL once. Its cost on writes is in docs/local-cache.md. Not on a
    * table distributed by Citus. Turning it off later does not remove the trigger: `store.ext.dropNotifyTrigger()` does.
    * @default false
    */

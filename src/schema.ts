@@ -198,7 +198,7 @@ async function run(executor: SetupExecutor, sql: Sql, options: SchemaOptions): P
   if (first && isComplete(first) && !wanted) return shape(citus, sql);
   if (!options.createIfNotExists) {
     if (!first?.oid) {
-      throw new SchemaError(`Table ${sql.display} does not exist and createIfNotExists is false. Create it (see the README's DDL) or allow the store to.`);
+      throw new SchemaError(`Table ${sql.display} does not exist and createIfNotExists is false. Create it (docs/interop.md has the DDL) or allow the store to.`);
     }
     if (!first.columns?.tags) {
       throw new SchemaError(`Table ${sql.display} has no "tags" column and createIfNotExists is false. Run: ${sql.ddl.addTagsColumn}`);
@@ -289,8 +289,8 @@ function checkColumns(state: Inspection, sql: Sql, optional: string[] = []): voi
   if (wrong) {
     const keyvPostgres = state.columns && 'key' in state.columns && 'value' in state.columns && !('id' in state.columns);
     const advice = keyvPostgres
-      ? ' It looks like a @keyv/postgres table (key, value). PgStore uses the .NET/Python layout and does not read or change that table: give PgStore another table name (the default is "cache"), and drop the old table when nothing uses it. README, "Migrating from @keyv/postgres".'
-      : ' Give PgStore a table name of its own (it creates the table), or see the README\'s DDL for the expected layout.';
+      ? ' It looks like a @keyv/postgres table (key, value). PgStore uses the .NET/Python layout and does not read or change that table: give PgStore another table name (the default is "cache"), and drop the old table when nothing uses it. docs/keyv.md, "Migrating from @keyv/postgres".'
+      : ' Give PgStore a table name of its own (it creates the table), or see docs/interop.md for the expected layout.';
     throw new SchemaError(`Table ${sql.display} is not a cache table of the .NET/Python layout: ${wrong}.${advice}`);
   }
 }

@@ -949,7 +949,7 @@ END`;
   // which that owner (or a role it let) controls; run as anyone else (a superuser who installed it), they would
   // run that role's code as the installer. As its owner, they run as themselves. (A no-op when the owner installs.)
   // An installer that cannot act as that owner (not a member of its role) keeps the function: it then runs that
-  // table's triggers as itself, which the README's Security section says to avoid by installing as the owner.
+  // table's triggers as itself, which docs/security.md says to avoid by installing as the owner.
   const owner = `DO ${dollarQuoted(`DECLARE
   owner name := (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = ${pg.escapeLiteral(sql.qualified)}::regclass);
 BEGIN
