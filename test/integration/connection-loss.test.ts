@@ -96,8 +96,11 @@ describe('connection loss (a private PostgreSQL)', function () {
       store.on('error', (error) => events.push(error));
       await store.ext.set('k0', 'v');
       const running = load(10, (i) => (i % 3 === 0 ? store.ext.set(`k${i % 50}`, `v${i}`) : store.ext.get(`k${i % 50}`)));
-      for (let round = 0; round < 5; round++) {
-        await waitFor(() => running.done > (round + 1) * 200, 10_000, 'progress');
+      // Five terminations, and more until one has cut a call in flight: on a busy machine a termination can land
+      // while every call is still queued in this process (the connections idle), and then nothing fails.
+      for (let round = 0; round < 5 || (running.errors.length === 0 && round < 30); round++) {
+        const done = running.done;
+        await waitFor(() => running.done > done + 200, 10_000, 'progress');
         await server.terminate();
       }
       const before = running.done;

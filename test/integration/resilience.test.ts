@@ -8,6 +8,14 @@ import { useCacheTable } from '../helpers/fixture.js';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 class DownstreamError extends Error {}
 
+
+/** A promise the test settles when it chooses. */
+function deferred<T>(): { promise: Promise<T>; resolve(value: T): void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((settle) => (resolve = settle));
+  return { promise, resolve };
+}
+
 describe('resilience: wrappers, timeouts, grace, serializers, events', () => {
   const fx = useCacheTable('cp_resil');
 
@@ -204,19 +212,18 @@ describe('resilience: wrappers, timeouts, grace, serializers, events', () => {
   });
 
   describe('getOrSet timeouts, grace, jitter, forceFresh', () => {
-    it('soft timeout: serves the stale value at once and stores the slow result in the background', async () => {
+    it('soft timeout: serves the stale value without waiting for the factory, and stores its result in the background', async () => {
       const clock = manualClock();
       const store = fx.make({ clock, retainExpiredFor: '1h' });
       await store.ext.set('slow', 'old', { absoluteExpirationRelative: '1m' });
       clock.advance(61_000);
-      const started = performance.now();
       const refreshed = new Promise((resolve) => store.once('refresh', resolve));
-      const value = await store.ext.getOrSet('slow', async () => {
-        await sleep(200);
-        return 'new';
-      }, { softTimeout: 30, absoluteExpirationRelative: '1m' });
+      // The factory answers only when the test says: getOrSet resolving before that is the promise kept,
+      // however slow the machine (no wall-clock bound to miss under load).
+      const factory = deferred<string>();
+      const value = await store.ext.getOrSet('slow', () => factory.promise, { softTimeout: 30, absoluteExpirationRelative: '1m' });
       expect(value.toString()).to.equal('old');
-      expect(performance.now() - started).to.be.lessThan(150);
+      factory.resolve('new');
       await refreshed;
       expect(await store.ext.getString('slow')).to.equal('new');
     });
@@ -225,10 +232,9 @@ describe('resilience: wrappers, timeouts, grace, serializers, events', () => {
       const store = fx.make();
       const errors: unknown[] = [];
       store.on('factory-error', (info) => errors.push(info));
-      await rejects(store.ext.getOrSet('hard', async () => {
-        await sleep(150);
-        return 'late';
-      }, { hardTimeout: 30 }), FactoryTimeoutError, /within 30 ms/);
+      const factory = deferred<string>(); // answers after the timeout, whatever the machine's load
+      await rejects(store.ext.getOrSet('hard', () => factory.promise, { hardTimeout: 30 }), FactoryTimeoutError, /within 30 ms/);
+      factory.resolve('late');
       await waitFor(async () => (await store.ext.getString('hard')) === 'late', 5000, 'the late value');
       expect(errors).to.deep.equal([]);
     });
@@ -269,11 +275,10 @@ describe('resilience: wrappers, timeouts, grace, serializers, events', () => {
       const store = fx.make({ clock, retainExpiredFor: '1h' });
       await store.ext.set('hard-grace', 'stale but served', { absoluteExpirationRelative: '1m' });
       clock.advance(61_000);
-      const value = await store.ext.getOrSet('hard-grace', async () => {
-        await sleep(150);
-        return 'too late';
-      }, { hardTimeout: 30, grace: { maxStale: '10m' } });
+      const factory = deferred<string>(); // answers after the timeout, whatever the machine's load
+      const value = await store.ext.getOrSet('hard-grace', () => factory.promise, { hardTimeout: 30, grace: { maxStale: '10m' } });
       expect(value.toString()).to.equal('stale but served');
+      factory.resolve('too late');
       await waitFor(async () => (await store.ext.getString('hard-grace')) === 'too late', 5000, 'the background result');
     });
 
