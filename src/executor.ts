@@ -93,10 +93,11 @@ export class Executor {
   /**
    * @param options resolved store options (pool or connection settings)
    * @param table `schema.table`, named in error messages
-   * @param onPoolError receives errors of idle pooled connections, which would otherwise crash Node
+   * @param onPoolError receives errors of idle pooled connections, which would otherwise crash Node; returns
+   *   false when nobody heard it (then the pool says it once, as a process warning, for all its holders)
    * @param gate the readiness gate every statement but {@link Executor.setup}'s passes
    */
-  constructor(options: ResolvedOptions, table: string, onPoolError: (error: Error) => void, gate: Gate) {
+  constructor(options: ResolvedOptions, table: string, onPoolError: (error: Error) => boolean, gate: Gate) {
     this.#table = table;
     this.#gate = gate;
     this.#prepare = options.preparedStatements;

@@ -14,8 +14,8 @@ import pg from 'pg';
 interface Entry {
   readonly pool: pg.Pool;
   refs: number;
-  /** Each holder's handler for errors of idle connections (pg-pool emits them on the pool). */
-  readonly onError: Set<(error: Error) => void>;
+  /** Each holder's handler for errors of idle connections (pg-pool emits them on the pool): true when heard. */
+  readonly onError: Set<(error: Error) => boolean>;
 }
 
 /** What a holder of a pool gets: the pool, and the one way to let it go. */
@@ -34,16 +34,19 @@ const END_MS = 2000;
  * A pool for `settings`, shared with every other holder of the same settings.
  * @param settings what the pool is created from, compared by value (see {@link poolKey})
  * @param create makes the pool when none is shared yet
- * @param onError this holder's handler for errors of idle connections
+ * @param onError this holder's handler for errors of idle connections: true when someone heard it
  */
-export function acquirePool(settings: Record<string, unknown>, create: () => pg.Pool, onError: (error: Error) => void): PoolHandle {
+export function acquirePool(settings: Record<string, unknown>, create: () => pg.Pool, onError: (error: Error) => boolean): PoolHandle {
   const key = poolKey(settings);
   let entry = key === undefined ? undefined : shared.get(key);
   if (!entry || entry.pool.ended) {
     const pool = create();
     const created: Entry = { pool, refs: 0, onError: new Set() };
     pool.on('error', (error) => {
-      for (const handler of created.onError) handler(error);
+      let heard = false;
+      for (const handler of created.onError) heard = handler(error) || heard;
+      // Holders with neither a logger nor a listener: one warning for the pool, not one per store.
+      if (!heard) process.emitWarning(`cache-postgres: an idle connection of the pool failed: ${error.message}`, { code: 'CACHE_POSTGRES_BACKGROUND_ERROR' });
     });
     if (key !== undefined) shared.set(key, created);
     entry = created;

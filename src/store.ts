@@ -92,7 +92,9 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     this.#exec = new Executor(
       this.#options,
       this.#sql.display,
-      (error) => this.#background(error),
+      // An idle connection of the shared pool is every holder's news: those with a logger or a listener hear it,
+      // and one process warning stands for those without (pools.ts), not one per store.
+      (error) => this.#tell(error),
       // Calls already in progress when disconnect() began still drain: only an unready store waits here.
       (operation) => (this.#isReady ? undefined : this.#prepare(operation)),
     );
@@ -472,12 +474,20 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * process warning (never a crash).
    */
   #background(error: unknown): void {
+    if (!this.#tell(error)) process.emitWarning(asError(error).message, { code: 'CACHE_POSTGRES_BACKGROUND_ERROR' });
+  }
+
+  /**
+   * A background failure to this store's logger and 'error' listeners.
+   * @returns false when it has neither (or the failure is not news: work cut short by disconnect())
+   */
+  #tell(error: unknown): boolean {
     // After disconnect(), work cut short by it is not news.
-    if (this.#closed && (!(error instanceof CachePostgresError) || error instanceof StoreClosedError)) return;
+    if (this.#closed && (!(error instanceof CachePostgresError) || error instanceof StoreClosedError)) return true;
     const logger = this.#options.logger;
     logger?.error(asError(error));
     const heard = this.listenerCount('error') > 0 && this.#emitError(error);
-    if (!heard && !logger) process.emitWarning(asError(error).message, { code: 'CACHE_POSTGRES_BACKGROUND_ERROR' });
+    return heard || logger !== undefined;
   }
 
   /** A configuration that works until it quietly does not: to the logger, else a process warning. */

@@ -13,7 +13,7 @@ const fail = statement('fail', 'SELECT 1 / $1::int AS boom');
 describe('Executor pipelines (the lane)', () => {
   const executors: Executor[] = [];
   const make = (poolMax: number, options: { preparedStatements?: boolean; pipelining?: boolean } = {}) => {
-    const exec = new Executor(resolveOptions({ uri: testUrl(), poolMax, ...options }), 'test', () => {}, () => undefined);
+    const exec = new Executor(resolveOptions({ uri: testUrl(), poolMax, ...options }), 'test', () => true, () => undefined);
     executors.push(exec);
     return exec;
   };

@@ -6,6 +6,7 @@ import { InvalidOptionError, PgStore } from '../../src/index.js';
 import { LISTENER_NAME } from '../../src/listener.js';
 import { sharedPools } from '../../src/pools.js';
 import { dropTables, sql, testDistributed, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
+import { processWarnings } from '../helpers/warnings.js';
 
 /** Backends of this server whose application_name is `name`. */
 async function backends(name: string): Promise<number> {
@@ -180,6 +181,34 @@ describe('Stores from the same connection settings share one pool', function () 
     } finally {
       await store.disconnect();
       await dropTables(logged);
+    }
+  });
+
+  it("an idle connection lost under twenty stores: each store's listener hears it, and those without one share a single warning", async () => {
+    const name = `cp-share-${randomUUID().slice(0, 8)}`;
+    const stores = Array.from({ length: 20 }, () => new PgStore({ uri: testUrl(), table, distributed, enableExpirationScan: false, poolConfig: { application_name: name } }));
+    const heard: unknown[] = [];
+    stores[0]!.on('error', (error) => heard.push(error));
+    try {
+      await Promise.all(stores.map((store) => store.has('x')));
+      const pool = sharedPools().find((entry) => entry.pool.options.application_name === name)!.pool;
+      const quiet = await processWarnings(async () => {
+        await sql('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [name]);
+        await waitFor(() => pool.totalCount === 0, 10_000, 'the pool to drop its lost connections');
+      });
+      expect(heard.length).to.be.greaterThan(0);
+      expect(quiet.filter((warning) => warning.code === 'CACHE_POSTGRES_BACKGROUND_ERROR')).to.have.length(0);
+      // Now nobody listens: one warning for the pool, not twenty.
+      stores[0]!.removeAllListeners('error');
+      await stores[0]!.has('x');
+      const warnings = await processWarnings(async () => {
+        expect(pool.totalCount).to.equal(1);
+        await sql('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [name]);
+        await waitFor(() => pool.totalCount === 0, 10_000, 'the pool to drop its lost connection');
+      });
+      expect(warnings.filter((warning) => warning.code === 'CACHE_POSTGRES_BACKGROUND_ERROR')).to.have.length(1);
+    } finally {
+      await Promise.all(stores.map((store) => store.disconnect()));
     }
   });
 
