@@ -8,14 +8,23 @@ import type { CacheLogger } from 'cache-postgres';
 
 export function demoLogger(who: string): { logger: CacheLogger; mute(): void } {
   let muted = false;
-  const print = (line: string) => {
-    setTimeout(() => muted || console.error(line), 200).unref();
+  const print = (line: string, after = 200) => {
+    setTimeout(() => muted || console.error(line), after).unref();
   };
   return {
     logger: {
-      error: (error) => print(`[${who}] cache error: ${error.message}`),
+      error: (error) => print(`[${who}] cache error: ${error.message}`, serverShutdown(error) ? 3000 : 200),
       warn: (message) => print(`[${who}] ${message}`),
     },
     mute: () => void (muted = true),
   };
+}
+
+/** The server ended the connection because it is shutting down (SQLSTATE 57P01), here or in the error's causes. */
+function serverShutdown(error: unknown): boolean {
+  for (let seen: unknown = error, depth = 0; seen && depth < 5; seen = (seen as { cause?: unknown }).cause, depth++) {
+    const state = (seen as { sqlState?: string; code?: string }).sqlState ?? (seen as { code?: string }).code;
+    if (state === '57P01' || /terminating connection due to administrator command/.test(String((seen as Error).message))) return true;
+  }
+  return false;
 }
