@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { parseDuration } from './duration.js';
 import { InvalidOptionError, show } from './errors.js';
 import { MAX_KEY_LENGTH } from './keys.js';
 
@@ -41,28 +42,38 @@ const POOL_FIELDS = new Set([
 /** The names this module translates (for the list of known options). */
 export const KEYV_POSTGRES_NAMES: readonly string[] = ['useUnloggedTable', 'keySize', 'dialect', 'max', 'connectionTimeoutMillis', 'statement_timeout', ...POOL_FIELDS];
 
+/** What {@link fromKeyvPostgres} returns: the options in PgStore's names, and which of them the caller wrote otherwise. */
+export interface Translated<T> {
+  readonly options: T;
+  /** PgStore's name -> the @keyv/postgres name the caller wrote, so an error names what was written. */
+  readonly writtenAs: Readonly<Record<string, string>>;
+}
+
 /**
  * `raw` with @keyv/postgres's names turned into PgStore's; the object itself when it has none.
  * @throws {InvalidOptionError} for a value PgStore cannot honour, or a name given both ways with different values
  */
-export function fromKeyvPostgres<T extends Record<string, unknown>>(raw: T): T {
-  if (!Object.keys(raw).some((name) => KEYV_POSTGRES_NAMES.includes(name))) return raw;
+export function fromKeyvPostgres<T extends Record<string, unknown>>(raw: T): Translated<T> {
+  if (!Object.keys(raw).some((name) => KEYV_POSTGRES_NAMES.includes(name))) return { options: raw, writtenAs: {} };
   const out: Record<string, unknown> = { ...raw };
+  const writtenAs: Record<string, string> = {};
   const poolConfig: Record<string, unknown> = { ...((raw.poolConfig as Record<string, unknown> | undefined) ?? {}) };
   const rename = (from: string, to: string) => {
     if (out[from] === undefined) return void delete out[from];
-    if (out[to] !== undefined && out[to] !== out[from]) {
+    if (out[to] !== undefined && !same(out[from], out[to])) {
       throw new InvalidOptionError(from, `contradicts ${to} (${show(out[from])} against ${show(out[to])}): give it once.`);
     }
     out[to] = out[from];
+    writtenAs[to] = from;
     delete out[from];
   };
   if (raw.useUnloggedTable !== undefined) {
     if (typeof raw.useUnloggedTable !== 'boolean') throw new InvalidOptionError('useUnloggedTable', `expected true or false, got ${show(raw.useUnloggedTable)}.`);
-    if (raw.useWal !== undefined && raw.useWal === raw.useUnloggedTable) {
+    if (typeof raw.useWal === 'boolean' && raw.useWal === raw.useUnloggedTable) {
       throw new InvalidOptionError('useUnloggedTable', `contradicts useWal (${show(raw.useUnloggedTable)} and ${show(raw.useWal)}): give one of them.`);
     }
-    out.useWal = !raw.useUnloggedTable;
+    // A useWal that is not a boolean is left for its own check to refuse.
+    if (raw.useWal === undefined) out.useWal = !raw.useUnloggedTable;
   }
   delete out.useUnloggedTable;
   if (raw.keySize !== undefined) {
@@ -87,7 +98,7 @@ export function fromKeyvPostgres<T extends Record<string, unknown>>(raw: T): T {
     if (!(name in raw)) continue;
     delete out[name];
     if (raw[name] === undefined) continue;
-    if (poolConfig[name] !== undefined && poolConfig[name] !== raw[name]) {
+    if (poolConfig[name] !== undefined && !same(poolConfig[name], raw[name])) {
       throw new InvalidOptionError(name, `contradicts poolConfig.${name}: give it once.`);
     }
     poolConfig[name] = raw[name];
@@ -100,5 +111,22 @@ export function fromKeyvPostgres<T extends Record<string, unknown>>(raw: T): T {
     }
     out.poolConfig = poolConfig;
   }
-  return out as T;
+  return { options: out as T, writtenAs };
+}
+
+/** The same setting written twice: equal values, durations in any spelling ('5s' and 5000), objects by content. */
+function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if ((typeof a === 'number' || typeof a === 'string') && (typeof b === 'number' || typeof b === 'string')) {
+    try {
+      return parseDuration(a, 'duration') === parseDuration(b, 'duration');
+    } catch {
+      return false;
+    }
+  }
+  try {
+    return JSON.stringify(a) === JSON.stringify(b);
+  } catch {
+    return false;
+  }
 }

@@ -108,12 +108,13 @@ export class KeyvProtocol {
 
   /** The row id of a key Keyv passed: under Keyv 6, `namespace:key` when there is a namespace. */
   id(key: string, namespace: string | undefined): string {
-    return this.#v6 && namespace !== undefined && typeof key === 'string' ? `${namespace}:${key}` : key;
+    // An empty namespace is none, as Keyv 5's prefix and the store's clear() and iterator() take it.
+    return this.#v6 && namespace && typeof key === 'string' ? `${namespace}:${key}` : key;
   }
 
   /** A row id back to the key Keyv knows (the namespace prefix removed under Keyv 6). */
   key(id: string, namespace: string | undefined): string {
-    return this.#v6 && namespace !== undefined ? id.slice(namespace.length + 1) : id;
+    return this.#v6 && namespace ? id.slice(namespace.length + 1) : id;
   }
 
   /**

@@ -28,9 +28,9 @@ export interface Subscription {
  */
 class ListenConnection {
   readonly #config: pg.ClientConfig;
-  readonly #table: string;
   readonly #onEmpty: () => void;
-  readonly #subscribers = new Map<string, Map<ListenHandlers, boolean>>();
+  /** Per channel, each subscriber: what it was last told (listening or not) and its table, for its errors. */
+  readonly #subscribers = new Map<string, Map<ListenHandlers, { told: boolean; readonly table: string }>>();
   #client: pg.Client | undefined;
   /** True once the current client has connected (its LISTENs can be sent). */
   #connected = false;
@@ -39,18 +39,18 @@ class ListenConnection {
   #timer: NodeJS.Timeout | undefined;
   #delay = 100;
 
-  constructor(config: pg.ClientConfig, table: string, onEmpty: () => void) {
+  constructor(config: pg.ClientConfig, onEmpty: () => void) {
     this.#config = config;
-    this.#table = table;
     this.#onEmpty = onEmpty;
   }
 
-  subscribe(channel: string, handlers: ListenHandlers): Subscription {
+  subscribe(channel: string, table: string, handlers: ListenHandlers): Subscription {
     let subscribers = this.#subscribers.get(channel);
     if (!subscribers) this.#subscribers.set(channel, (subscribers = new Map()));
-    subscribers.set(handlers, false);
+    subscribers.set(handlers, { told: false, table });
     if (!this.#client && !this.#timer) this.#connect();
-    else if (this.#listening.has(channel)) queueMicrotask(() => this.#tell(channel, true));
+    // Told on the next microtask, if the connection still listens then (it may have been lost meanwhile).
+    else if (this.#listening.has(channel)) queueMicrotask(() => this.#listening.has(channel) && this.#tell(channel, true));
     else if (this.#client && this.#connected) this.#listen(this.#client, [channel]);
     let stopped = false;
     return {
@@ -88,9 +88,9 @@ class ListenConnection {
   #tell(channel: string, listening: boolean): void {
     const subscribers = this.#subscribers.get(channel);
     if (!subscribers) return;
-    for (const [handlers, told] of subscribers) {
-      if (told === listening) continue;
-      subscribers.set(handlers, listening);
+    for (const [handlers, subscriber] of subscribers) {
+      if (subscriber.told === listening) continue;
+      subscriber.told = listening;
       handlers.state(listening);
     }
   }
@@ -126,6 +126,8 @@ class ListenConnection {
         () => {
           if (this.#client !== client) return;
           this.#delay = 100;
+          // Its last subscriber left while the LISTEN was on its way: nobody wants that channel's notifications.
+          if (!this.#subscribers.has(channel)) return void client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => {});
           this.#listening.add(channel);
           this.#tell(channel, true);
         },
@@ -143,7 +145,7 @@ class ListenConnection {
     gone.end().catch(() => {});
     for (const [channel, subscribers] of this.#subscribers) {
       this.#tell(channel, false);
-      if (error) for (const handlers of subscribers.keys()) handlers.error(queryError(`LISTEN ${channel}`, this.#table, error));
+      if (error) for (const [handlers, { table }] of subscribers) handlers.error(queryError(`LISTEN ${channel}`, table, error));
     }
     if (this.#subscribers.size === 0) return;
     this.#timer = setTimeout(() => this.#connect(), this.#delay);
@@ -162,10 +164,10 @@ const connections = new WeakMap<pg.Pool, ListenConnection>();
 export function listen(pool: pg.Pool, config: pg.ClientConfig, table: string, channel: string, handlers: ListenHandlers): Subscription {
   let connection = connections.get(pool);
   if (!connection) {
-    const created = new ListenConnection(config, table, () => {
+    const created = new ListenConnection(config, () => {
       if (connections.get(pool) === created) connections.delete(pool);
     });
     connections.set(pool, (connection = created));
   }
-  return connection.subscribe(channel, handlers);
+  return connection.subscribe(channel, table, handlers);
 }

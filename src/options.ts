@@ -290,7 +290,20 @@ export function resolveOptions(input: PgStoreOptions | string | undefined): Reso
       throw new InvalidOptionError(name, `unknown option. Known options: ${[...KNOWN].join(', ')} (and @keyv/postgres's: ${KEYV_POSTGRES_NAMES.join(', ')}).`);
     }
   }
-  const raw = fromKeyvPostgres(given as PgStoreOptions & Record<string, unknown>);
+  const { options: raw, writtenAs } = fromKeyvPostgres(given as PgStoreOptions & Record<string, unknown>);
+  try {
+    return validate(raw);
+  } catch (error) {
+    // An option the caller wrote in @keyv/postgres's spelling is named as written.
+    if (!(error instanceof InvalidOptionError) || !writtenAs[error.option]) throw error;
+    const written = writtenAs[error.option]!;
+    const detail = error.message.slice(`Invalid option "${error.option}": `.length);
+    throw new InvalidOptionError(written, `${detail} (${written} is PgStore's ${error.option})`, { cause: error });
+  }
+}
+
+/** Applies defaults and validates options already in PgStore's names. */
+function validate(raw: PgStoreOptions): ResolvedOptions {
   if (raw.uri !== undefined && raw.connectionString !== undefined && raw.uri !== raw.connectionString) {
     throw new InvalidOptionError('uri', 'give either "uri" or "connectionString", not two different URLs.');
   }

@@ -43,8 +43,16 @@ export function acquirePool(settings: Record<string, unknown>, create: () => pg.
     const pool = create();
     const created: Entry = { pool, refs: 0, onError: new Set() };
     pool.on('error', (error) => {
+      // A pool every holder let go of is ending: its connections closing is not news.
+      if (created.refs === 0) return;
       let heard = false;
-      for (const handler of created.onError) heard = handler(error) || heard;
+      for (const handler of created.onError) {
+        try {
+          heard = handler(error) || heard;
+        } catch {
+          // A holder's logger that throws must not keep the others from hearing it, nor escape into pg's socket callback.
+        }
+      }
       // Holders with neither a logger nor a listener: one warning for the pool, not one per store.
       if (!heard) process.emitWarning(`cache-postgres: an idle connection of the pool failed: ${error.message}`, { code: 'CACHE_POSTGRES_BACKGROUND_ERROR' });
     });

@@ -5,15 +5,16 @@
  */
 export class ExpirationScanner {
   readonly #pass: () => Promise<number>;
-  readonly #intervalMs: number;
+  readonly #intervalMs: () => number;
   readonly #onError: (error: unknown) => void;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #stopped = false;
 
-  constructor(pass: () => Promise<number>, intervalMs: number, onError: (error: unknown) => void) {
+  /** @param intervalMs the time between passes, or a function read before each wait */
+  constructor(pass: () => Promise<number>, intervalMs: number | (() => number), onError: (error: unknown) => void) {
     this.#pass = pass;
-    this.#intervalMs = intervalMs;
+    this.#intervalMs = typeof intervalMs === 'number' ? () => intervalMs : intervalMs;
     this.#onError = onError;
   }
 
@@ -31,7 +32,7 @@ export class ExpirationScanner {
       .finally(() => {
         this.#running = undefined;
         if (this.#stopped) return;
-        this.#timer = setTimeout(() => this.#tick(), this.#intervalMs);
+        this.#timer = setTimeout(() => this.#tick(), this.#intervalMs());
         this.#timer.unref();
       });
   }
@@ -45,16 +46,19 @@ export class ExpirationScanner {
   }
 }
 
-/** A store taking part in a table's shared scan: its pass and where its failures go. */
+/** A store taking part in a table's shared scan: its pass, its interval and where its failures go. */
 interface Member {
   readonly pass: () => Promise<number>;
+  readonly intervalMs: number;
   readonly onError: (error: unknown) => void;
 }
 
 /**
  * The scan of one table, shared by every store of a pool on it: one pass per interval for all of them,
  * not one per store (each would take a connection for a pass that finds nothing the first one left).
- * The pass is that of the longest-standing member still present, and so are its interval and settings.
+ * The pass is that of the longest-standing member still present (its settings: retainExpiredFor,
+ * deleteBatchSize); the wait between passes is the shortest interval a present member asks for, read
+ * before each wait.
  */
 class SharedScan {
   readonly #members = new Set<Member>();
@@ -64,7 +68,7 @@ class SharedScan {
   #running: Promise<void> | undefined;
   readonly #onEmpty: () => void;
 
-  constructor(intervalMs: number, onEmpty: () => void) {
+  constructor(onEmpty: () => void) {
     this.#onEmpty = onEmpty;
     this.#scanner = new ExpirationScanner(
       () => {
@@ -84,7 +88,7 @@ class SharedScan {
           this.#running = undefined;
         });
       },
-      intervalMs,
+      () => Math.min(...[...this.#members].map((member) => member.intervalMs)),
       () => {},
     );
   }
@@ -107,16 +111,16 @@ class SharedScan {
 const scans = new WeakMap<object, Map<string, SharedScan>>();
 
 /**
- * Joins the expiration scan of `table` on `pool` (started by the first store to join, with its
- * `intervalMs`). Returns the leave function: it waits for the member's pass if it is running, and the
- * last member to leave stops the scan (waiting for a pass under way).
+ * Joins the expiration scan of `table` on `pool` (started by the first store to join). Returns the leave
+ * function: it waits for the member's pass if it is running, and the last member to leave stops the scan
+ * (waiting for a pass under way).
  */
-export function joinScan(pool: object, table: string, intervalMs: number, member: Member): () => Promise<void> {
+export function joinScan(pool: object, table: string, member: Member): () => Promise<void> {
   let tables = scans.get(pool);
   if (!tables) scans.set(pool, (tables = new Map()));
   let scan = tables.get(table);
   if (!scan) {
-    const created = new SharedScan(intervalMs, () => {
+    const created = new SharedScan(() => {
       if (tables.get(table) === created) tables.delete(table);
     });
     tables.set(table, (scan = created));

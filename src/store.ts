@@ -445,8 +445,9 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   #startScanner(): void {
     if (!this.#options.enableExpirationScan || this.#closed || this.#leaveScan) return;
     // One scan per table per pool: stores sharing a pool do not each run one.
-    this.#leaveScan = joinScan(this.#exec.pool, this.#sql.qualified, this.#options.expirationScanIntervalMs, {
+    this.#leaveScan = joinScan(this.#exec.pool, this.#sql.qualified, {
       pass: () => this.clearExpired(),
+      intervalMs: this.#options.expirationScanIntervalMs,
       onError: (error) => this.#background(error),
     });
   }

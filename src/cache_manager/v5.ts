@@ -50,6 +50,9 @@ export async function pgStore(config: PgStoreV5Config = {}): Promise<PgStoreV5> 
   const storeOptions: Record<string, unknown> = { ...config };
   for (const key of V5_ONLY) delete storeOptions[key];
   const store = config.store ?? new PgStore(storeOptions as PgStoreOptions);
+  // This adapter calls the store as Keyv 5 does (a relative ttl): reading `opts` is how Keyv 5 adopts a store
+  // (see PgStore.capabilities), so a project with Keyv 6 installed does not read the ttl as an absolute expires.
+  void store.opts;
   const prefix = config.prefix ?? '';
   const defaultTtl = config.ttl;
   const id = (key: string) => prefix + key;

@@ -90,6 +90,18 @@ describe('Keyv 6', function () {
     expect(await store.deleteMany([])).to.deep.equal([]);
   });
 
+  it("an empty namespace is none, as in Keyv 5 and the store's clear(): keys are stored as written", async () => {
+    const store = make();
+    await store.set('otherapp', 'theirs'); // another application's row, before Keyv 6 adopts the store
+    const keyv = new Keyv6({ store, namespace: '' });
+    await keyv.set('a', 1);
+    const ids = (await sql<{ id: string }>(`SELECT id FROM public.${table} ORDER BY id`)).map((row) => row.id);
+    expect(ids).to.deep.equal(['a', 'otherapp']);
+    const keys: string[] = [];
+    for await (const [key] of store.iterator()) keys.push(key);
+    expect(keys).to.deep.equal(['a', 'otherapp']);
+  });
+
   it("iterates its own namespace, yielding keys as the application wrote them", async () => {
     const store = make();
     const keyv = new Keyv6({ store, namespace: 'it' });

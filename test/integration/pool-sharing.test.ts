@@ -212,12 +212,40 @@ describe('Stores from the same connection settings share one pool', function () 
     }
   });
 
+  it('the same setting written both ways is one setting, not a contradiction', async () => {
+    const store = new PgStore({ uri: testUrl(), table, distributed, connectionTimeoutMillis: 5000, connectTimeout: '5s', ssl: false, poolConfig: { ssl: false } });
+    try {
+      expect(await store.has('x')).to.equal(false);
+    } finally {
+      await store.disconnect();
+    }
+  });
+
+  it("a holder's logger that throws keeps the other holders from nothing, and the process lives", async () => {
+    const name = `cp-share-${randomUUID().slice(0, 8)}`;
+    const options = { uri: testUrl(), table, distributed, enableExpirationScan: false, poolConfig: { application_name: name } };
+    const told: Error[] = [];
+    const throwing = new PgStore({ ...options, logger: { error: () => { throw new Error('a broken logger'); }, warn: () => {} } });
+    const other = new PgStore({ ...options, logger: { error: (error) => void told.push(error), warn: () => {} } });
+    try {
+      await Promise.all([throwing.has('x'), other.has('x')]);
+      await sql('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [name]);
+      await waitFor(() => told.length > 0, 10_000, 'the other store to hear the lost connection');
+      expect(await other.has('x')).to.equal(false);
+    } finally {
+      await Promise.all([throwing.disconnect(), other.disconnect()]);
+    }
+  });
+
   it('a @keyv/postgres option PgStore cannot honour is an InvalidOptionError naming it, before anything connects', () => {
     const cases: Array<[Record<string, unknown>, string, RegExp]> = [
       [{ keySize: 500 }, 'keySize', /varchar\(449\).*from 1 to 449/],
       [{ dialect: 'mysql' }, 'dialect', /only 'postgres'/],
       [{ useUnloggedTable: true, useWal: true }, 'useUnloggedTable', /contradicts useWal/],
       [{ max: 5, poolMax: 6 }, 'max', /contradicts poolMax/],
+      [{ max: 0 }, 'max', /positive whole number.*max is PgStore's poolMax/],
+      [{ connectionTimeoutMillis: -1 }, 'connectionTimeoutMillis', /connectionTimeoutMillis is PgStore's connectTimeout/],
+      [{ useUnloggedTable: true, useWal: 'yes' }, 'useWal', /true or false/],
       [{ host: 'db', pool: new pg.Pool() }, 'host', /cannot be combined with "pool"/],
       [{ nonsense: 1 }, 'nonsense', /unknown option/],
     ];

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ExpirationScanner } from '../../src/scanner.js';
+import { ExpirationScanner, joinScan } from '../../src/scanner.js';
 import { waitFor } from '../helpers/db.js';
 
 describe('ExpirationScanner', () => {
@@ -61,5 +61,20 @@ describe('ExpirationScanner', () => {
     const during = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     await scanner.stop();
     expect(during).to.equal(before);
+  });
+
+  it('a shared scan waits the shortest interval of the stores present: the first store leaving takes its interval with it', async () => {
+    const table = {}; // stands for a pool: scans are kept per pool and table
+    let fast = 0;
+    let slow = 0;
+    const leaveFast = joinScan(table, 't', { pass: async () => ++fast, intervalMs: 10, onError: () => {} });
+    await waitFor(() => fast >= 3, 2000, 'passes every 10 ms');
+    const leaveSlow = joinScan(table, 't', { pass: async () => ++slow, intervalMs: 60_000, onError: () => {} });
+    await leaveFast();
+    const settled = fast + slow;
+    // The wait armed before it left may still run one pass (the slow store's); then an hour-long wait.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(fast + slow - settled).to.be.at.most(1);
+    await leaveSlow();
   });
 });
