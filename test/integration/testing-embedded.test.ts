@@ -53,7 +53,7 @@ function processesIn(dir: string): Array<{ pid: number; args: string[] }> {
  * The server a process started (a postgres child of `ownerPid`) and the directory of the temporary
  * directory it lies in (its data directory, or the directory holding it).
  */
-function serverOf(ownerPid: number, tmp = tmpdir()): { postmaster: number; dir: string } {
+function serverOf(ownerPid: number, tmp = tmpdir(), skip: ReadonlySet<string> = new Set()): { postmaster: number; dir: string } {
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
@@ -62,7 +62,9 @@ function serverOf(ownerPid: number, tmp = tmpdir()): { postmaster: number; dir: 
       const args = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
       const dataDir = args[args.indexOf('-D') + 1];
       if (path.basename(args[0]!) !== 'postgres' || !dataDir) continue;
-      return { postmaster: Number(name), dir: path.join(tmp, path.relative(tmp, dataDir).split(path.sep)[0]!) };
+      const dir = path.join(tmp, path.relative(tmp, dataDir).split(path.sep)[0]!);
+      if (skip.has(dir)) continue;
+      return { postmaster: Number(name), dir };
     } catch {
       // gone meanwhile
     }
@@ -230,9 +232,11 @@ describe('startTestDatabase(): embedded PostgreSQL as root', function () {
 
   it('stop() stops the server and removes everything it created, and can be called again', async () => {
     const before = new Set(readdirSync(tmpdir()));
+    // This process may run another embedded server already: the suite's own, when no PG_URL is set (env -i).
+    const earlier = new Set(runDirsOf(process.pid));
     const db = await startWithoutUrl();
     expect(db.source).to.equal('embedded');
-    const { dir, postmaster } = serverOf(process.pid);
+    const { dir, postmaster } = serverOf(process.pid, tmpdir(), earlier);
     expect(await selectOne(db.url)).to.equal(1);
     expect(watchdogOf(dir)).to.have.length(1);
     expect(readdirSync(dir).sort()).to.deep.equal([OWNER_FILE, 'data'].sort()); // no password file left after initdb
@@ -242,7 +246,7 @@ describe('startTestDatabase(): embedded PostgreSQL as root', function () {
     await waitFor(() => processesIn(dir).length === 0, 10_000, 'the watchdog to exit');
     await db.stop();
     const created = readdirSync(tmpdir()).filter((name) => !before.has(name) && /^(cache-postgres-|pg-password-)/.test(name));
-    expect(runDirsOf(process.pid)).to.deep.equal([]);
+    expect(runDirsOf(process.pid)).to.deep.equal([...earlier]);
     expect(created.filter((name) => name.startsWith('pg-password-'))).to.deep.equal([]);
   });
 
