@@ -31,7 +31,6 @@ export type Gate = (operation: string) => Promise<void> | undefined;
 
 /** The executor's statements without the gate: for the readiness work itself. */
 export interface SetupExecutor {
-  readonly pool: pg.Pool;
   /** What schema work is remembered per: see {@link Executor.schemaScope}. */
   readonly schemaScope: object;
   query<R extends object = Record<string, unknown>>(statement: Statement, values: unknown[]): Promise<R[]>;
@@ -195,7 +194,6 @@ export class Executor {
    */
   get setup(): SetupExecutor {
     return {
-      pool: this.#pool,
       schemaScope: this.schemaScope,
       query: (statement, values) => this.#query(statement, values),
       transaction: (fn) => this.#transaction(fn),

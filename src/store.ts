@@ -51,7 +51,7 @@ const BATCHES_IN_FLIGHT = 1;
 export class PgStore extends EventEmitter<PgStoreEvents> {
   #opts: PgStoreKeyvOptions;
   #namespace: string | undefined;
-  /** Keyv 5's contract until Keyv 6 adopts the store (keyv_protocol.ts). */
+  /** Which Keyv's contract the store follows: the Keyv that adopts it decides (keyv_protocol.ts). */
   readonly #keyv = new KeyvProtocol();
 
   /**
@@ -184,8 +184,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    */
   async get<Value = string>(key: string): Promise<Value | undefined> {
     try {
-      const id = this.#keyv.id(key, this.#namespace);
-      validateKey(id);
+      const id = this.#id(key);
       if (!this.#usable()) await this.#prepare('get');
       return (await this.#rows.getText(id)) as Value | undefined;
     } catch (error) {
@@ -210,8 +209,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * @throws {InvalidKeyError} / {InvalidValueError} before anything is written
    */
   async set(key: string, value: string, ttl?: number): Promise<boolean> {
-    const id = this.#keyv.id(key, this.#namespace);
-    validateKey(id);
+    const id = this.#id(key);
     const bytes = toBytes(value);
     if (!this.#usable()) await this.#prepare('set');
     // After the readiness gate: it reads the database's clock (clock.ts).
@@ -230,8 +228,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     const timed = () => {
       const now = this.#options.clock();
       return entries.map((entry): RowWrite => {
-        const id = this.#keyv.id(entry.key, this.#namespace);
-        validateKey(id);
+        const id = this.#id(entry.key);
         // Keyv 5 passes a ttl, Keyv 6 an absolute expires.
         const expires = expiry(this.#keyv.v6 ? this.#keyv.ttl(entry.expires, now) : entry.ttl, now);
         return { id, value: toBytes(entry.value), expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null };
@@ -248,8 +245,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
 
   /** Deletes `key`; resolves to true when a live (unexpired) entry was deleted. */
   async delete(key: string): Promise<boolean> {
-    const id = this.#keyv.id(key, this.#namespace);
-    validateKey(id);
+    const id = this.#id(key);
     if (!this.#usable()) await this.#prepare('delete');
     return this.#rows.delete(id);
   }
@@ -268,11 +264,16 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     return (v6 ? ids.map((id) => deleted.has(id)) : deleted.size > 0) as boolean & boolean[];
   }
 
-  /** The row ids of keys Keyv passed, each checked before anything runs. */
+  /** The row id of a key Keyv passed (see keyv_protocol.ts), checked before anything runs. */
+  #id(key: string): string {
+    const id = this.#keyv.id(key, this.#namespace);
+    validateKey(id);
+    return id;
+  }
+
+  /** {@link PgStore.#id} of each key, all checked before anything runs. */
   #ids(keys: string[]): string[] {
-    const ids = keys.map((key) => this.#keyv.id(key, this.#namespace));
-    ids.forEach((id) => validateKey(id));
-    return ids;
+    return keys.map((key) => this.#id(key));
   }
 
   /**
@@ -298,8 +299,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
 
   /** True when `key` has a live entry. Never extends a sliding expiration. */
   async has(key: string): Promise<boolean> {
-    const id = this.#keyv.id(key, this.#namespace);
-    validateKey(id);
+    const id = this.#id(key);
     if (!this.#usable()) await this.#prepare('has');
     return this.#rows.has(id);
   }
@@ -480,7 +480,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
 
   /**
    * A background failure to this store's logger and 'error' listeners.
-   * @returns false when it has neither (or the failure is not news: work cut short by disconnect())
+   * @returns false when it has neither; true once told, or when the failure is not news (work cut short by disconnect())
    */
   #tell(error: unknown): boolean {
     // After disconnect(), work cut short by it is not news.
