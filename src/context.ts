@@ -1,5 +1,5 @@
 import type { Rows } from './batching/rows.js';
-import type { Executor } from './executor.js';
+import type { Executor } from './execution/executor.js';
 import type { Observer } from './observer.js';
 import type { ResolvedOptions } from './options.js';
 import type { Sql } from './sql.js';

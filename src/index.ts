@@ -2,9 +2,9 @@
  * cache-postgres: a Keyv and cache-manager store on PostgreSQL, with `store.ext` for what they lack.
  * @module cache-postgres
  */
-import { PgStore } from './store.js';
+import { PgStore } from './store/pg_store.js';
 
-export { PgStore, type PgStoreKeyvOptions } from './store.js';
+export { PgStore, type PgStoreKeyvOptions } from './store/pg_store.js';
 export type { KeyvStorageCapabilities, MethodReport } from './keyv_protocol.js';
 /** `import PgStore from 'cache-postgres'`, as the `@keyv/*` store packages default-export their store. */
 export default PgStore;

@@ -1,6 +1,6 @@
 import Keyv, { type KeyvOptions } from 'keyv';
 import type { PgStoreOptions } from './options.js';
-import { PgStore } from './store.js';
+import { PgStore } from './store/pg_store.js';
 
 /**
  * A Keyv on a new {@link PgStore}, as `createKeyv()` of the `@keyv/*` packages:

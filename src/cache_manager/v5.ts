@@ -1,6 +1,6 @@
 import { InvalidValueError, show } from '../errors.js';
 import type { PgStoreOptions } from '../options.js';
-import { PgStore } from '../store.js';
+import { PgStore } from '../store/pg_store.js';
 
 /** Options of {@link pgStore}: PgStore's, plus what cache-manager 5 passes to a store factory. */
 export interface PgStoreV5Config extends PgStoreOptions {

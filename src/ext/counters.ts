@@ -1,4 +1,4 @@
-import type { CounterCreate } from '../batching/rows.js';
+import type { CounterCreate } from '../row.js';
 import type { StoreContext } from '../context.js';
 import type { Duration } from '../duration.js';
 import { CounterOverflowError, InvalidOptionError, InvalidValueError, NotACounterError, QueryError } from '../errors.js';

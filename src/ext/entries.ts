@@ -1,4 +1,4 @@
-import type { RowWrite } from '../batching/rows.js';
+import type { RowWrite } from '../row.js';
 import { isoNow, type StoreContext } from '../context.js';
 import { InvalidValueError, show } from '../errors.js';
 import { validateKey } from '../keys.js';

@@ -10,7 +10,7 @@ import { type LockHandle, type LockOptions, Locks } from './locks.js';
 import { type DeletePatternOptions, deleteByPattern, getByPattern, type PatternOptions, scanKeys } from './patterns.js';
 import { type DeleteTagsOptions, deleteByTags } from './tags.js';
 import type { EntryValue } from './values.js';
-import type { CallerClient } from '../executor.js';
+import type { CallerClient } from '../execution/executor.js';
 import { CacheTransaction, checkCallerClient } from './in_transaction.js';
 import {
   dropInvalidation, dropNotifyTrigger, type InvalidateOnOptions, invalidateOn, type InvalidationStatus, type InvalidationTarget, listInvalidations,

@@ -1,4 +1,4 @@
-import { deleteInBatches } from '../batch_delete.js';
+import { deleteInBatches } from '../execution/batch_delete.js';
 import { isoNow, type StoreContext } from '../context.js';
 import { InvalidValueError, show } from '../errors.js';
 import { ALL_KEYS, type KeyRange, escapeLike, prefixRange } from '../keys.js';

@@ -1,4 +1,4 @@
-import { deleteInBatches } from '../batch_delete.js';
+import { deleteInBatches } from '../execution/batch_delete.js';
 import { isoNow, type StoreContext } from '../context.js';
 import { InvalidOptionError, show } from '../errors.js';
 import type { Statement } from '../sql.js';

@@ -1,36 +1,32 @@
 import { randomUUID } from 'node:crypto';
-import type { RowWrite } from '../batching/rows.js';
-import type { Executor, PipelinePart } from '../executor.js';
+import type { Front, Writing } from '../batching/front.js';
+import { CALLER_SENDER_PREFIX, decodeInvalidation, encodeInvalidation } from '../notices.js';
 import type { Observer } from '../observer.js';
-import type { Sql } from '../sql.js';
+import type { RowWrite, Slide } from '../row.js';
 import { HeldBack } from './held_back.js';
 import { KeySender } from './key_sender.js';
-import { decodeInvalidation, encodeInvalidation, LocalCache, type Slide } from './local_cache.js';
-
-/**
- * What the notices sent on a caller's connection (`ext.in(client)`) name as their sender, followed by an
- * id of the `CacheTransaction`: no store's own, so every tier, this process's included, acts on them.
- */
-export const CALLER_SENDER_PREFIX = 'transaction:';
+import { LocalCache } from './local_cache.js';
 
 /** Least time between two invalidation notices (and two touch statements) of one store. */
 const SEND_GAP_MS = 2;
 
-/** What the tier needs of its store. */
+/** What the tier needs of its store: no SQL, only these. */
 export interface LocalTierPorts {
-  readonly exec: Executor;
-  readonly sql: Sql;
+  /** Sends a notice (a payload of encodeInvalidation) on the table's channel. */
+  readonly notify: (payload: string) => Promise<void>;
+  /** Slides the rows of `keys` as reads at `at` (epoch ms) would. */
+  readonly touch: (keys: readonly string[], at: number) => Promise<void>;
+  /** Listens on the table's channel until stopped, reconnecting (`state` says when it listens, or no longer does). */
+  readonly listen: (handlers: {
+    message(payload: string): void;
+    state(listening: boolean): void;
+    error(error: unknown): void;
+  }) => { stop(): Promise<void> };
   readonly observer: Observer;
   /** Application clock (epoch ms). */
   readonly clock: () => number;
   /** The store's `slidingWriteThreshold`. */
   readonly slidingWriteThreshold: number;
-}
-
-/** A `set` of this store on its way. */
-interface Writing {
-  readonly row: RowWrite;
-  readonly done: Promise<void>;
 }
 
 /**
@@ -39,7 +35,7 @@ interface Writing {
  * entries it serves, and the `set`s on their way whose values later reads of their keys answer with.
  * Rows calls it at each step of a read or a write; it sends and listens on its own.
  */
-export class LocalTier {
+export class LocalTier implements Front {
   readonly #ports: LocalTierPorts;
   readonly #cache: LocalCache;
   /** Tells the in-process tiers of other stores which keys changed. */
@@ -65,13 +61,8 @@ export class LocalTier {
     this.#ports = ports;
     this.#tableNotifies = options.notifyTrigger;
     this.#ttlMs = options.ttlMs;
-    const { exec, sql, observer } = ports;
-    const onError = (error: unknown) => observer.error(error);
-    this.#notices = new KeySender(
-      (keys) => exec.query(sql.notify, [sql.channel, encodeInvalidation(this.#sender, keys)]).then(() => {}),
-      SEND_GAP_MS,
-      onError,
-    );
+    const onError = (error: unknown) => ports.observer.error(error);
+    this.#notices = new KeySender((keys) => ports.notify(encodeInvalidation(this.#sender, keys)), SEND_GAP_MS, onError);
     this.#touches = new KeySender((keys) => this.#touch(keys), SEND_GAP_MS, onError);
     this.#cache = new LocalCache(options.maxEntries, options.ttlMs, options.maxBytes, ports.slidingWriteThreshold, (key) => this.#touches.tell([key]));
   }
@@ -80,7 +71,7 @@ export class LocalTier {
   start(): void {
     if (this.#listener) return;
     const cache = this.#cache;
-    this.#listener = this.#ports.exec.listen(this.#ports.sql.channel, {
+    this.#listener = this.#ports.listen({
       message: (payload) => {
         // This store's own notices come back too: told apart before their key list is parsed.
         if (payload.startsWith(`${this.#sender}\n`)) return;
@@ -140,15 +131,14 @@ export class LocalTier {
 
   /**
    * A write of `ids` by the caller's transaction `sender` (see Rows.noticeOf): dropped here and held back
-   * until that transaction's notice is heard; the notice to send on its connection. Sent with the
-   * table's trigger on too: the trigger's notices say nothing of which transaction wrote.
+   * until that transaction's notice is heard. Its notice is sent with the table's trigger on too: the
+   * trigger's notices say nothing of which transaction wrote.
    */
-  noticeOf(ids: readonly string[] | 'all', sender: string): PipelinePart {
+  holdBack(ids: readonly string[] | 'all', sender: string): void {
     const now = this.#ports.clock();
     if (ids === 'all') this.#cache.flush();
     else this.#cache.invalidate(ids);
     this.#heldBack.hold(sender, ids, now + this.#ttlMs, now);
-    return { statement: this.#ports.sql.notify, values: [this.#ports.sql.channel, encodeInvalidation(sender, ids)] };
   }
 
   /** A `set` of `row` was issued, settling with `done`: later reads of its key answer with its value. */
@@ -204,7 +194,7 @@ export class LocalTier {
     if (keys === 'all') return; // never asked for: touches are per key
     const sentAt = this.#ports.clock();
     try {
-      await this.#ports.exec.query(this.#ports.sql.slideMany, [keys, new Date(sentAt).toISOString()]);
+      await this.#ports.touch(keys, sentAt);
       this.#cache.touched(keys, sentAt, true);
     } catch (error) {
       this.#cache.touched(keys, sentAt, false);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { LISTENER_NAME } from '../../src/executor.js';
+import { LISTENER_NAME } from '../../src/execution/executor.js';
 import { PgStore, type PgStoreOptions } from '../../src/index.js';
 import { manualClock } from '../helpers/assert.js';
 import { sql, testUrl, waitFor } from '../helpers/db.js';

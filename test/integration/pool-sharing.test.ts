@@ -3,8 +3,8 @@ import { expect } from 'chai';
 import Keyv from 'keyv';
 import pg from 'pg';
 import { InvalidOptionError, PgStore } from '../../src/index.js';
-import { LISTENER_NAME } from '../../src/listener.js';
-import { sharedPools } from '../../src/pools.js';
+import { LISTENER_NAME } from '../../src/execution/listener.js';
+import { sharedPools } from '../../src/execution/pools.js';
 import { dropTables, sql, testDistributed, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 import { processWarnings } from '../helpers/warnings.js';
 

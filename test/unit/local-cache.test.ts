@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { keyDigest } from '../../src/key_digest.js';
-import { decodeInvalidation, encodeInvalidation, LocalCache } from '../../src/local/local_cache.js';
+import { LocalCache } from '../../src/local/local_cache.js';
+import { decodeInvalidation, encodeInvalidation } from '../../src/notices.js';
 
 const bytes = (text: string) => Buffer.from(text);
 

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { queryError } from './errors.js';
+import { queryError } from '../errors.js';
 
 /** `application_name` of the connection that LISTENs, so it can be told apart. */
 export const LISTENER_NAME = 'cache-postgres listener';

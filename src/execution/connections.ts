@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { type CachePostgresError, ConnectionError, queryError, StatementTimeoutError, StoreClosedError } from './errors.js';
+import { type CachePostgresError, ConnectionError, queryError, StatementTimeoutError, StoreClosedError } from '../errors.js';
 
 /**
  * After `statementTimeout`, how much longer a statement's answer may take before its connection is

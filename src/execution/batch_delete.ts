@@ -1,6 +1,6 @@
 import { readRows, type RowShape } from './caller_answers.js';
-import { UnreadableResultError } from './errors.js';
-import type { Statement } from './sql.js';
+import { UnreadableResultError } from '../errors.js';
+import type { Statement } from '../sql.js';
 
 /**
  * Runs one statement and resolves with its rows: the executor's `query`, or a caller's connection's. `shape` is

@@ -1,4 +1,4 @@
-import { show, UnreadableResultError } from './errors.js';
+import { show, UnreadableResultError } from '../errors.js';
 
 /**
  * Reading what a client given to `ext.in(client)` answers. The store reads node-postgres' default answer: object

@@ -1,67 +1,24 @@
 import pg from 'pg';
-import { Connections, type Lease, NO_ANSWER_GRACE_MS } from './connections.js';
+import { Connections, NO_ANSWER_GRACE_MS } from './connections.js';
 import type { RunStatement } from './batch_delete.js';
-import { callerRows, checkReadable, PROBE, type RowShape } from './caller_answers.js';
-import { type CachePostgresError, ConnectionError, queryError, type QueryError } from './errors.js';
+import { onCallerClient } from './caller_client.js';
+import { type CachePostgresError, type QueryError } from '../errors.js';
+import { Lanes } from './lanes.js';
 import { listen, type ListenHandlers, type Subscription } from './listener.js';
-import type { ResolvedOptions } from './options.js';
-import { acquirePool, type PoolHandle } from './pools.js';
-import type { Statement } from './sql.js';
+import type { ResolvedOptions } from '../options.js';
+import type { PoolHandle } from './pools.js';
+import { queryConfig, send } from './send.js';
+import type { Statement } from '../sql.js';
+import { openStorePool } from './store_pool.js';
+import type { CallerClient, Gate, PipelinePart, SetupExecutor, TransactionQuery } from './types.js';
 
 /** deadlock_detected and serialization_failure: the statement was rolled back and may simply run again. */
 const RETRYABLE = new Set(['40P01', '40001']);
 const MAX_ATTEMPTS = 3;
 
-/**
- * A batch (or pipeline) that has not answered after this long is late: later batches stop waiting
- * behind it and go ahead on other connections (Batcher's `lateAfterMs`, and the executor's lanes).
- * Far above a batch's usual time (well under 5 ms on loopback), so under normal load nothing changes;
- * one row lock held elsewhere delays calls on other keys by about this much, not by the lock's time.
- */
-export const LATE_AFTER_MS = 30;
-
+export { LATE_AFTER_MS } from './lanes.js';
 export { LISTENER_NAME, type ListenHandlers } from './listener.js';
-
-/**
- * The readiness gate every statement passes (see {@link Executor}): undefined when the store is ready,
- * else a promise that settles once it is (the table created) or rejects (it could not be, or the store
- * was closed first). `operation` names the statement, for errors.
- */
-export type Gate = (operation: string) => Promise<void> | undefined;
-
-/** The executor's statements without the gate: for the readiness work itself. */
-export interface SetupExecutor {
-  /** What schema work is remembered per: see {@link Executor.schemaScope}. */
-  readonly schemaScope: object;
-  query<R extends object = Record<string, unknown>>(statement: Statement, values: unknown[]): Promise<R[]>;
-  transaction<T>(fn: (query: TransactionQuery) => Promise<T>): Promise<T>;
-}
-
-/**
- * A connection the application holds, for `store.ext.in(client)`: a `pg.Client` or `pg.PoolClient`, or
- * any object whose `query(text, values)` runs PostgreSQL text with `$1`-style parameters on one
- * connection and resolves to the rows or to `{ rows }` (a few lines adapt Kysely's or Drizzle's
- * transaction: see docs/postgres-features.md).
- */
-export interface CallerClient {
-  query(text: string, values: unknown[]): unknown;
-}
-
-/** One statement of a pipeline and its parameters. */
-export interface PipelinePart {
-  readonly statement: Statement;
-  readonly values: unknown[];
-}
-
-/**
- * Runs statements inside an open transaction; see {@link Executor.transaction}. `timeoutMs` replaces
- * the statement's time limit on the client side (Infinity: none), for a wait bounded otherwise.
- */
-export type TransactionQuery = <R extends object = Record<string, unknown>>(
-  statement: Statement | string,
-  values?: unknown[],
-  timeoutMs?: number,
-) => Promise<R[]>;
+export type { CallerClient, Gate, PipelinePart, SetupExecutor, TransactionQuery } from './types.js';
 
 /**
  * The only module that talks to `pg`: it owns or borrows the pool, runs named statements, types
@@ -101,42 +58,7 @@ export class Executor {
     this.#gate = gate;
     this.#prepare = options.preparedStatements;
     const statementMs = options.statementTimeoutMs;
-    if (options.pool) {
-      this.#pool = options.pool;
-      this.#held = undefined;
-    } else {
-      // Every setting that shapes the pool: stores that agree on all of them share one (pools.ts).
-      const settings = {
-        connectionString: options.connectionString,
-        connectTimeoutMs: options.connectTimeoutMs,
-        statementTimeoutMs: statementMs > 0 && options.preparedStatements ? statementMs : 0,
-        pipeline: options.pipelining && options.preparedStatements,
-        max: options.poolMax,
-        poolConfig: options.poolConfig,
-      };
-      this.#held = acquirePool(
-        settings,
-        () =>
-          new pg.Pool({
-            // A cache must not keep a process alive, nor hang on a dead peer.
-            allowExitOnIdle: true,
-            keepAlive: true,
-            // connectTimeout bounds a new connection's TCP and startup here, in the client, and the wait for
-            // a pooled one in Connections. Not pg-pool's connectionTimeoutMillis: that would also arm a
-            // timer on every checkout, the hot path.
-            Client: timedClient(settings.connectTimeoutMs),
-            // Enforced by PostgreSQL: a statement past its time is cancelled and writes nothing. Not sent
-            // with preparedStatements off, the PgBouncer setting: PgBouncer refuses unknown startup parameters.
-            ...(settings.statementTimeoutMs > 0 ? { statement_timeout: settings.statementTimeoutMs } : {}),
-            ...settings.poolConfig,
-            connectionString: settings.connectionString,
-            max: settings.max,
-            ...(settings.pipeline ? { pipeline: true } : {}),
-          }),
-        (error) => onPoolError(new ConnectionError('idle connection', table, error)),
-      );
-      this.#pool = this.#held.pool;
-    }
+    ({ pool: this.#pool, held: this.#held } = openStorePool(options, table, onPoolError));
     // node-postgres pipelines only on clients created with `pipeline: true`; a borrowed pool says so in
     // its options. Pipelines and unnamed statements are both what a pooler without prepared-statement
     // support mishandles, so one setting turns both off.
@@ -346,24 +268,12 @@ export class Executor {
    * answer is then checked against `shape`, what its statement returns (see caller_answers.ts).
    */
   onClient(client: CallerClient): RunStatement {
-    return async <R extends object>(statement: Statement, values: unknown[], shape?: RowShape): Promise<R[]> => {
-      const opening = this.#gate(statement.label);
-      if (opening) await opening;
-      const checked = checkReadable(client, () => this.#send(client, 'probe', PROBE.text, []));
-      if (checked) await checked;
-      const result = await this.#send(client, statement.label, this.#form(statement).text, values);
-      return rowsOf<R>(result, statement.label, shape);
-    };
-  }
-
-  /** One statement on a caller's client: counted, and its failure typed. */
-  async #send(client: CallerClient, label: string, text: string, values: unknown[]): Promise<unknown> {
-    this.#roundTrips++;
-    try {
-      return await client.query(text, values);
-    } catch (error) {
-      throw queryError(label, this.#table, error);
-    }
+    return onCallerClient(client, {
+      gate: this.#gate,
+      form: (statement) => this.#form(statement),
+      counted: () => void this.#roundTrips++,
+      table: this.#table,
+    });
   }
 
   /**
@@ -398,170 +308,5 @@ export class Executor {
   async end(): Promise<void> {
     await this.#connections.close();
     await this.#held?.release();
-  }
-}
-
-/** pg.Client whose connection attempt gives up after `ms` (TCP, TLS and startup). */
-function timedClient(ms: number): typeof pg.Client {
-  return class TimedClient extends pg.Client {
-    constructor(config?: string | pg.ClientConfig) {
-      super(typeof config === 'string' ? { connectionString: config, connectionTimeoutMillis: ms } : { connectionTimeoutMillis: ms, ...config });
-    }
-  };
-}
-
-/** What {@link send} sends: node-postgres prepares a statement once per connection when it has a name; plain text runs unprepared. */
-interface Sendable {
-  readonly text: string;
-  readonly values?: unknown[];
-  readonly name?: string;
-}
-
-function queryConfig(statement: Statement | string, values: unknown[], prepare: boolean): Sendable {
-  if (typeof statement === 'string') return { text: statement, values };
-  return prepare && statement.prepared ? { name: statement.name, text: statement.text, values } : { text: statement.text, values };
-}
-
-/**
- * Sends one statement on `client` and resolves with its rows. It hands node-postgres a `pg.Query`
- * built from the text, which it runs as is: `client.query(config)` would copy the config object
- * (property descriptors and all) and wrap the answer in two promises of its own, a measurable share
- * of the CPU a batched call costs.
- */
-function send<R = unknown>(client: pg.ClientBase, config: Sendable): Promise<R[]> {
-  return new Promise<R[]>((resolve, reject) => {
-    const query = new pg.Query(config.text, config.values, (error: Error | undefined, result: { rows: unknown[] }) =>
-      error ? reject(error) : resolve(result.rows as R[]),
-    );
-    if (config.name !== undefined) (query as { name?: string }).name = config.name;
-    client.query(query);
-  });
-}
-
-/**
- * The rows of what a caller's client answered: an array of rows, or node-postgres' `{ rows }`, of `shape`.
- * @throws {UnreadableResultError} saying what was wrong, what is read, and that the statement ran
- */
-function rowsOf<R>(result: unknown, label: string, shape: RowShape | undefined): R[] {
-  return callerRows<R>(result, label, shape);
-}
-
-/** A pipeline's outcome: each part's rows or its typed error (a QueryError, or StoreClosedError after disconnect()). */
-type Settled = Array<unknown[] | CachePostgresError>;
-
-/**
- * The connections pipelines share. The first pipeline checks one out (a lane); pipelines issued
- * while any is in flight are written behind it on the same connection, and the last one to finish
- * returns it. So two batches in flight overlap (PostgreSQL runs one while Node handles the other's
- * rows) on a single backend, in the order they were issued. Two exceptions:
- * - when other work waits for a pooled connection, new pipelines wait for the lane to drain and
- *   queue behind that work, so a pool of one is never monopolized;
- * - when the lane's oldest pipeline is late ({@link LATE_AFTER_MS}: a row lock, a slow statement),
- *   new pipelines open another lane on another connection instead of queueing behind it; the late
- *   lane returns its connection once its own pipelines finish.
- */
-class Lanes {
-  readonly #pool: pg.Pool;
-  readonly #connections: Connections;
-  readonly #answerMs: number;
-  #current: Lane | undefined;
-
-  constructor(pool: pg.Pool, connections: Connections, answerMs: number) {
-    this.#pool = pool;
-    this.#connections = connections;
-    this.#answerMs = answerMs;
-  }
-
-  async run(labels: string[], configs: Sendable[]): Promise<Settled> {
-    let lane = this.#current;
-    if (lane?.late()) lane = undefined;
-    // Only once connected: until then the pool's waiting count includes the lane's own checkout.
-    while (lane?.connected && this.#pool.waitingCount > 0) {
-      await lane.drained();
-      lane = this.#current;
-      if (lane?.late()) lane = undefined;
-    }
-    if (!lane) {
-      const fresh = new Lane(this.#connections.acquire(labels[0] ?? 'pipeline'), this.#answerMs, () => {
-        if (this.#current === fresh) this.#current = undefined;
-      });
-      lane = this.#current = fresh;
-    }
-    return lane.run(labels, configs);
-  }
-}
-
-/** One connection's pipelines: see {@link Lanes}. */
-class Lane {
-  readonly #lease: Promise<Lease>;
-  readonly #answerMs: number;
-  readonly #onDone: () => void;
-  connected = false;
-  /** Start times of the pipelines in flight, oldest first (they finish in order). */
-  readonly #started: number[] = [];
-  #broken: unknown;
-  #done = false;
-  readonly #waiters: Array<() => void> = [];
-
-  constructor(lease: Promise<Lease>, answerMs: number, onDone: () => void) {
-    this.#lease = lease;
-    this.#answerMs = answerMs;
-    this.#onDone = onDone;
-    lease.then(
-      () => void (this.connected = true),
-      () => {},
-    );
-  }
-
-  /** True when its oldest pipeline has been out longer than {@link LATE_AFTER_MS}. */
-  late(): boolean {
-    const oldest = this.#started[0];
-    return oldest !== undefined && performance.now() - oldest > LATE_AFTER_MS;
-  }
-
-  /** Resolves when this lane has returned its connection. */
-  drained(): Promise<void> {
-    return this.#done ? Promise.resolve() : new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  async run(labels: string[], configs: Sendable[]): Promise<Settled> {
-    this.#started.push(performance.now());
-    let lease: Lease;
-    try {
-      lease = await this.#lease;
-    } catch (error) {
-      this.#finish(error);
-      return configs.map(() => error as CachePostgresError);
-    }
-    const client = lease.client;
-    // One socket write for the whole pipeline, not one per statement: on loopback each write costs
-    // about as much CPU as a small statement. node-postgres corks around each statement; corks nest.
-    const stream = (client as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
-    stream?.cork?.();
-    let pending: Array<Promise<unknown[]>>;
-    try {
-      pending = configs.map((config) => send(client, config));
-    } finally {
-      stream?.uncork?.();
-    }
-    // allSettled never rejects: a watchdog that closes the connection fails the parts, which settles it.
-    const outcomes = await lease.watch(this.#answerMs, Promise.allSettled(pending));
-    const failed = outcomes.find((outcome) => outcome.status === 'rejected');
-    const settled = outcomes.map((outcome, i) =>
-      outcome.status === 'fulfilled' ? outcome.value : lease.failure(labels[i] ?? 'pipeline', outcome.reason),
-    );
-    this.#finish(failed?.reason, lease);
-    return settled;
-  }
-
-  /** A pipeline finished; the last one out returns the connection (destroyed after any error, as pool.query does). */
-  #finish(error: unknown, lease?: Lease): void {
-    this.#started.shift();
-    this.#broken ??= error;
-    if (this.#started.length > 0) return;
-    this.#done = true;
-    this.#onDone();
-    if (lease) lease.release(this.#broken);
-    for (const wake of this.#waiters.splice(0)) wake();
   }
 }
