@@ -17,8 +17,8 @@ cpSync(`${root}src`, `${staging}/src`, { recursive: true });
 writeFileSync(`${staging}/package.json`, '{ "type": "commonjs" }\n');
 // The one module that differs: its URL from __filename, as import.meta does not exist in CommonJS.
 writeFileSync(
-  `${staging}/src/self_url.ts`,
-  "import { pathToFileURL } from 'node:url';\n/** The URL of this module (CommonJS build of src/self_url.ts). */\nexport const SELF_URL: string = pathToFileURL(__filename).href;\n",
+  `${staging}/src/store/self_url.ts`,
+  "import { pathToFileURL } from 'node:url';\n/** The URL of this module (CommonJS build of src/store/self_url.ts). */\nexport const SELF_URL: string = pathToFileURL(__filename).href;\n",
 );
 try {
   execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.cjs.json`], { stdio: 'inherit' });

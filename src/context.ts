@@ -1,7 +1,7 @@
 import type { Rows } from './batching/rows.js';
 import type { Executor } from './execution/executor.js';
 import type { Observer } from './observer.js';
-import type { ResolvedOptions } from './options.js';
+import type { ResolvedOptions } from './options/index.js';
 import type { Sql } from './sql.js';
 
 /**

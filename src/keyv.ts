@@ -1,5 +1,5 @@
 import Keyv, { type KeyvOptions } from 'keyv';
-import type { PgStoreOptions } from './options.js';
+import type { PgStoreOptions } from './options/index.js';
 import { PgStore } from './store/pg_store.js';
 
 /**

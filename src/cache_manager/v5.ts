@@ -1,5 +1,5 @@
 import { InvalidValueError, show } from '../errors.js';
-import type { PgStoreOptions } from '../options.js';
+import type { PgStoreOptions } from '../options/index.js';
 import { PgStore } from '../store/pg_store.js';
 
 /** Options of {@link pgStore}: PgStore's, plus what cache-manager 5 passes to a store factory. */

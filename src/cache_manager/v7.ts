@@ -1,7 +1,7 @@
 import { type Cache, type CreateCacheOptions, createCache } from 'cache-manager';
 import Keyv from 'keyv';
 import type { Duration } from '../duration.js';
-import type { PgStoreOptions } from '../options.js';
+import type { PgStoreOptions } from '../options/index.js';
 import { PgStore } from '../store/pg_store.js';
 
 /** Options of {@link createPgCache}. */

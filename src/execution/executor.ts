@@ -5,7 +5,7 @@ import { onCallerClient } from './caller_client.js';
 import { type CachePostgresError, type QueryError } from '../errors.js';
 import { Lanes } from './lanes.js';
 import { listen, type ListenHandlers, type Subscription } from './listener.js';
-import type { ResolvedOptions } from '../options.js';
+import type { ResolvedOptions } from '../options/index.js';
 import type { PoolHandle } from './pools.js';
 import { queryConfig, send } from './send.js';
 import type { Statement } from '../sql.js';

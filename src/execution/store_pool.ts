@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { ConnectionError } from '../errors.js';
-import type { ResolvedOptions } from '../options.js';
+import type { ResolvedOptions } from '../options/index.js';
 import { acquirePool, type PoolHandle } from './pools.js';
 
 /** A store's pool: the application's (`pool` option, never ended here), or the one shared by every store of the same settings. */

@@ -1,6 +1,6 @@
 import type { StoreContext } from '../context.js';
 import { InvalidValueError, SchemaError, show } from '../errors.js';
-import { ensureTriggers, type TriggerState, triggerProblems } from '../schema.js';
+import { ensureTriggers, type TriggerState, triggerProblems } from '../execution/schema.js';
 import { type CastText, INVALIDATION_MARK, type InvalidationSpec, invalidationSql, notifyTriggerSql, qualifiedName, TRIGGER_VERSION, type TriggerSql } from '../sql.js';
 import { checkOptions } from './entry_options.js';
 

@@ -3,7 +3,7 @@ import { isoNow, type StoreContext } from '../context.js';
 import { type Duration, MAX_WAIT_MS } from '../duration.js';
 import { InvalidOptionError, InvalidValueError, LockNotHeldError, LockTimeoutError } from '../errors.js';
 import { validateKey } from '../keys.js';
-import { ensureLocksTable } from '../schema.js';
+import { ensureLocksTable } from '../execution/schema.js';
 import { checkOptions, duration } from './entry_options.js';
 
 /** Options of `lock`, `tryLock` and `withLock`. */

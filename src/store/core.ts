@@ -7,9 +7,9 @@ import { RowStatements } from '../execution/row_statements.js';
 import { TableStatements } from '../execution/table_statements.js';
 import { LocalTier } from '../local/local_tier.js';
 import { Observer } from '../observer.js';
-import type { ResolvedOptions } from '../options.js';
-import { joinScan } from '../scanner.js';
-import { ensureSchema } from '../schema.js';
+import type { ResolvedOptions } from '../options/index.js';
+import { joinScan } from './scanner.js';
+import { ensureSchema } from '../execution/schema.js';
 import { buildSql, type Sql } from '../sql.js';
 import type { Reporter } from './reporter.js';
 

@@ -1,6 +1,6 @@
 import { MAX_TIME_MS } from '../duration.js';
 import { InvalidValueError } from '../errors.js';
-import type { CacheLogger, ResolvedOptions } from '../options.js';
+import type { CacheLogger, ResolvedOptions } from '../options/index.js';
 import { MAX_VALUE_BYTES, tooLarge } from '../sql.js';
 import { asError } from './reporter.js';
 

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { CachePostgresError, StoreClosedError } from '../errors.js';
-import type { CacheLogger } from '../options.js';
+import type { CacheLogger } from '../options/index.js';
 
 /**
  * Where a store's failures that nobody awaits go, and its events: the store's logger and its 'error'

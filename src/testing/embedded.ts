@@ -16,7 +16,7 @@ import { isRoot, postgresUser, type RunAs } from './os-user.js';
 import { createRunDir, removeRunDir } from './run-dir.js';
 import { initdb, ProgramError, startServer, type ServerProcess } from './server.js';
 import { sweepAbandoned } from './sweep.js';
-import type { TestDatabase } from './index.js';
+import type { TestDatabase } from './types.js';
 import { startWatchdog } from './watchdog.js';
 
 const USER = 'postgres';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DatabaseClock, RESYNC_MS } from '../../src/clock.js';
+import { DatabaseClock, RESYNC_MS } from '../../src/options/clock.js';
 import pg from 'pg';
 import { sql, testUrl } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { QueryError } from '../../src/index.js';
 import { Executor } from '../../src/execution/executor.js';
-import { resolveOptions } from '../../src/options.js';
+import { resolveOptions } from '../../src/options/index.js';
 import type { Statement } from '../../src/sql.js';
 import { sql, testUrl, waitFor } from '../helpers/db.js';
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import pg from 'pg';
 import { InvalidOptionError, PgStore } from '../../src/index.js';
-import { resolveOptions } from '../../src/options.js';
+import { resolveOptions } from '../../src/options/index.js';
 import { rejects } from '../helpers/assert.js';
 
 describe('options', () => {

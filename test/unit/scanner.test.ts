@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ExpirationScanner, joinScan } from '../../src/scanner.js';
+import { ExpirationScanner, joinScan } from '../../src/store/scanner.js';
 import { waitFor } from '../helpers/db.js';
 
 describe('ExpirationScanner', () => {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import { parseDuration } from './duration.js';
-import { InvalidOptionError, show } from './errors.js';
-import { MAX_KEY_LENGTH } from './keys.js';
+import { parseDuration } from '../duration.js';
+import { InvalidOptionError, show } from '../errors.js';
+import { MAX_KEY_LENGTH } from '../keys.js';
 
 /**
  * The options of @keyv/postgres that PgStore spells differently, as that store takes them: a project
