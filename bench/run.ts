@@ -1,6 +1,7 @@
 /**
  * npm run bench [-- --url postgres://... --ops 20000 --rounds 5 --quick --only "name,other name"
- *                    --keys 100 --distribution uniform|zipf --seed N --progress --out file.json]
+ *                    --keys 100 --distribution uniform|zipf --seed N --progress --out file.json
+ *                    --baseline DIR]
  *
  * The Python library's four scenarios (100 keys, 1 KiB values, 20 concurrent workers): read-heavy
  * (90% get / 10% set), write-heavy (10/90), an atomic counter on one key, and a stampede (20 callers,
@@ -15,6 +16,14 @@
  * with another target), and each figure is the median over the rounds. This machine's speed drifts
  * by tens of percent within a minute; measured one target after another only once, a ratio says as
  * much about the moment as about the target.
+ *
+ * CPU per operation: the client's (this process, `process.cpuUsage()`) and the server's (every process
+ * named postgres on this machine, from /proc: the database must be local and otherwise idle), each in µs
+ * per operation, median over the rounds. Unlike ops/s, they hardly move between rounds on a shared machine.
+ *
+ * Before and after a change: `--baseline DIR`, a checkout of this library with its build (`DIR/dist/esm/
+ * index.js`, made by `npm ci` or `npm run build` there), runs each PgStore target of that version beside this
+ * one's, on tables of their own, in the same rounds, and prints this version's ratio to it per scenario.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -25,7 +34,8 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startTestDatabase } from '../src/testing/index.js';
-import { BENCH_TABLES, type BenchOps, type Target, targets } from './targets.js';
+import { BASELINE, BENCH_TABLES, type BenchOps, baselineTargets, type Target, targets } from './targets.js';
+import { serverCpuSeconds } from './cpu.js';
 import { seededRandom } from './random.js';
 
 const { values: args } = parseArgs({
@@ -47,6 +57,8 @@ const { values: args } = parseArgs({
     'memory-ops': { type: 'string', default: '1000000' },
     /** Internal: the child process that measures memory on its own. */
     'memory-only': { type: 'boolean', default: false },
+    /** A checkout of another version of this library (built): its PgStore targets run beside this one's. */
+    baseline: { type: 'string' },
   },
 });
 
@@ -122,6 +134,10 @@ interface Result {
   note?: string;
   /** ops/s of each round, when there were several. */
   rounds?: number[];
+  /** CPU µs per operation of this process (the client). */
+  clientUs?: number;
+  /** CPU µs per operation of the PostgreSQL server's processes (undefined: not readable here). */
+  serverUs?: number;
 }
 
 type Op = (ops: BenchOps, i: number) => Promise<unknown>;
@@ -150,6 +166,8 @@ async function drive(ops: BenchOps, op: Op, total: number, offset = 0): Promise<
   let next = 0;
   const local = await ops.localStats?.();
   let failures = 0;
+  const server = serverCpuSeconds();
+  const client = process.cpuUsage();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: WORKERS }, async () => {
@@ -165,6 +183,8 @@ async function drive(ops: BenchOps, op: Op, total: number, offset = 0): Promise<
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  const clientCpu = process.cpuUsage(client);
+  const serverAfter = serverCpuSeconds();
   const sorted = Array.from(latencies).sort((a, b) => a - b);
   const mean = sorted.reduce((sum, v) => sum + v, 0) / total;
   return {
@@ -174,6 +194,8 @@ async function drive(ops: BenchOps, op: Op, total: number, offset = 0): Promise<
     p50Ms: sorted[Math.floor(total * 0.5)]!,
     p99Ms: sorted[Math.min(total - 1, Math.floor(total * 0.99))]!,
     failures,
+    clientUs: (clientCpu.user + clientCpu.system) / total,
+    ...(server !== undefined && serverAfter !== undefined ? { serverUs: ((serverAfter - server) * 1e6) / total } : {}),
     ...(local ? { localHitRatio: localHitRatio(local, await ops.localStats!()) } : {}),
   };
 }
@@ -261,7 +283,18 @@ async function openAll(list: Target[], skipped: Record<string, string>): Promise
 /** The round whose ops/s is the median of the rounds (its latencies come with it). */
 function median(runs: Result[]): Result {
   const sorted = [...runs].sort((a, b) => a.opsPerSec - b.opsPerSec);
-  return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, rounds: runs.map((r) => Math.round(r.opsPerSec)) };
+  const cpu = (of: (r: Result) => number | undefined) => {
+    const values = runs.map(of).filter((v): v is number => v !== undefined).sort((a, b) => a - b);
+    return values.length === 0 ? undefined : values[Math.floor((values.length - 1) / 2)];
+  };
+  const clientUs = cpu((r) => r.clientUs);
+  const serverUs = cpu((r) => r.serverUs);
+  return {
+    ...sorted[Math.floor((sorted.length - 1) / 2)]!,
+    rounds: runs.map((r) => Math.round(r.opsPerSec)),
+    ...(clientUs === undefined ? {} : { clientUs }),
+    ...(serverUs === undefined ? {} : { serverUs }),
+  };
 }
 
 /** Every scenario on every target, round after round; then the stampede once per target. */
@@ -387,7 +420,8 @@ async function main() {
     await warm.clear();
     await warm.close();
 
-    const chosen = targets(database.url, args.redis!).filter((target) => !args.only || args.only.split(',').some((o) => target.name.includes(o)));
+    const baseline = args.baseline ? await baselineTargets(database.url, path.resolve(args.baseline)) : [];
+    const chosen = [...targets(database.url, args.redis!), ...baseline].filter((target) => !args.only || args.only.split(',').some((o) => target.name.includes(o)));
     const opened = await openAll(chosen, skipped);
     try {
       all.push(...(await runAll(opened, vacuum)));
@@ -431,6 +465,8 @@ function report(results: Result[], skipped: Record<string, string>) {
         'mean ms': fmt(r.meanMs, 2),
         'p50 ms': fmt(r.p50Ms, 2),
         'p99 ms': fmt(r.p99Ms, 2),
+        'client µs/op': r.clientUs === undefined ? '-' : fmt(r.clientUs, 1),
+        'server µs/op': r.serverUs === undefined ? '-' : fmt(r.serverUs, 1),
         failures: r.failures,
         ...(ROUNDS > 1 ? { 'rounds ops/s': r.rounds?.map((v) => fmt(v / 1000, 0) + 'k').join(' ') ?? '' } : {}),
         ...(r.factoryCalls !== undefined ? { 'factory calls': r.factoryCalls } : {}),
@@ -440,6 +476,24 @@ function report(results: Result[], skipped: Record<string, string>) {
         note: r.note ?? '',
       })),
     );
+    const compared = rows.filter((r) => rows.some((b) => b.target === r.target + BASELINE));
+    if (compared.length > 0) {
+      console.log(`${scenario}: this version / baseline (ops/s of the medians; median of the per-round ratios; CPU µs per op client, server)`);
+      console.table(
+        compared.map((r) => {
+          const b = rows.find((x) => x.target === r.target + BASELINE)!;
+          const perRound = (r.rounds ?? []).map((v, i) => v / (b.rounds?.[i] ?? Number.NaN)).sort((x, y) => x - y);
+          const ratio = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined ? '-' : fmt(x / y, 2));
+          return {
+            target: r.target,
+            'ops/s': ratio(r.opsPerSec, b.opsPerSec),
+            'per round': perRound.length > 0 ? fmt(perRound[Math.floor((perRound.length - 1) / 2)]!, 2) : '-',
+            'client CPU': ratio(r.clientUs, b.clientUs),
+            'server CPU': ratio(r.serverUs, b.serverUs),
+          };
+        }),
+      );
+    }
   }
 }
 

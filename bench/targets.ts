@@ -5,7 +5,12 @@
 import KeyvPostgres from '@keyv/postgres';
 import KeyvRedis from '@keyv/redis';
 import Keyv from 'keyv';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { PgStore, type PgStoreOptions } from '../src/index.js';
+
+/** PgStore's constructor: this version's, or a baseline's (`--baseline`). */
+type PgStoreClass = new (options: PgStoreOptions) => PgStore;
 
 export interface BenchOps {
   get(key: string): Promise<unknown>;
@@ -52,13 +57,20 @@ function keyvOps(keyv: Keyv, close: () => Promise<void>): BenchOps {
   };
 }
 
-function pgStoreTarget(name: string, url: string, options: { useWal?: boolean; poolMax: number; table: string; localCache?: PgStoreOptions['localCache'] }): Target {
+interface PgStoreTargetOptions {
+  useWal?: boolean;
+  poolMax: number;
+  table: string;
+  localCache?: PgStoreOptions['localCache'];
+}
+
+function pgStoreTarget(name: string, url: string, options: PgStoreTargetOptions, Store: PgStoreClass = PgStore): Target {
   return {
     name,
     atomicIncr: true,
     stampedeSafe: true,
     async open() {
-      const store = new PgStore({
+      const store = new Store({
         uri: url,
         table: options.table,
         useWal: options.useWal ?? false,
@@ -87,13 +99,13 @@ function pgStoreTarget(name: string, url: string, options: { useWal?: boolean; p
   };
 }
 
-function extTarget(url: string): Target {
+function extTarget(url: string, Store: PgStoreClass = PgStore, suffix = ''): Target {
   return {
-    name: 'store.ext (pool 10)',
+    name: `store.ext (pool 10)${suffix}`,
     atomicIncr: true,
     stampedeSafe: true,
     async open() {
-      const store = new PgStore({ uri: url, table: 'bench_ext', poolMax: 10 });
+      const store = new Store({ uri: url, table: `bench_ext${suffix && '_base'}`, poolMax: 10 });
       const payload = new Map<string, Buffer>();
       return {
         get: (key) => store.ext.get(key),
@@ -114,17 +126,36 @@ function extTarget(url: string): Target {
 }
 
 /** Every table the targets write, so a run can start them fresh and vacuum them between rounds. */
-export const BENCH_TABLES = ['bench_unlogged', 'bench_logged', 'bench_pool1', 'bench_local', 'bench_local_trigger', 'bench_ext', 'bench_keyv_postgres'];
+const PG_STORE_TARGETS: ReadonlyArray<readonly [string, PgStoreTargetOptions]> = [
+  ['PgStore/Keyv unlogged pool 10', { poolMax: 10, table: 'bench_unlogged' }],
+  ['PgStore/Keyv logged pool 10', { poolMax: 10, table: 'bench_logged', useWal: true }],
+  ['PgStore/Keyv pool 1', { poolMax: 1, table: 'bench_pool1' }],
+  // The opt-in in-process tier: reads served from memory between writes (see README, localCache).
+  ['PgStore/Keyv + localCache', { poolMax: 10, table: 'bench_local', localCache: true }],
+  // The same with the cache table's notify trigger (every writer's changes reach the tiers): its cost on writes.
+  ['PgStore/Keyv + localCache notifyTrigger', { poolMax: 10, table: 'bench_local_trigger', localCache: { notifyTrigger: true } }],
+];
+
+/** What a baseline target's name ends with (`--baseline`); its tables end with `_base`. */
+export const BASELINE = ' (baseline)';
+
+export const BENCH_TABLES = [...PG_STORE_TARGETS.map(([, options]) => options.table), 'bench_ext'].flatMap((table) => [table, `${table}_base`]).concat('bench_keyv_postgres');
+
+/**
+ * The PgStore targets of another version of this library: `dir` is its checkout, built (dist/esm/index.js).
+ * Named as this version's with {@link BASELINE} after, on tables of their own.
+ */
+export async function baselineTargets(pgUrl: string, dir: string): Promise<Target[]> {
+  const { PgStore: Store } = (await import(pathToFileURL(path.join(dir, 'dist/esm/index.js')).href)) as { PgStore: PgStoreClass };
+  return [
+    ...PG_STORE_TARGETS.map(([name, options]) => pgStoreTarget(name + BASELINE, pgUrl, { ...options, table: `${options.table}_base` }, Store)),
+    extTarget(pgUrl, Store, BASELINE),
+  ];
+}
 
 export function targets(pgUrl: string, redisUrl: string): Target[] {
   return [
-    pgStoreTarget('PgStore/Keyv unlogged pool 10', pgUrl, { poolMax: 10, table: 'bench_unlogged' }),
-    pgStoreTarget('PgStore/Keyv logged pool 10', pgUrl, { poolMax: 10, table: 'bench_logged', useWal: true }),
-    pgStoreTarget('PgStore/Keyv pool 1', pgUrl, { poolMax: 1, table: 'bench_pool1' }),
-    // The opt-in in-process tier: reads served from memory between writes (see README, localCache).
-    pgStoreTarget('PgStore/Keyv + localCache', pgUrl, { poolMax: 10, table: 'bench_local', localCache: true }),
-    // The same with the cache table's notify trigger (every writer's changes reach the tiers): its cost on writes.
-    pgStoreTarget('PgStore/Keyv + localCache notifyTrigger', pgUrl, { poolMax: 10, table: 'bench_local_trigger', localCache: { notifyTrigger: true } }),
+    ...PG_STORE_TARGETS.map(([name, options]) => pgStoreTarget(name, pgUrl, options)),
     extTarget(pgUrl),
     {
       name: '@keyv/postgres',

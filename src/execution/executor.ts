@@ -10,6 +10,7 @@ import type { PoolHandle } from './pools.js';
 import { queryConfig, send } from './send.js';
 import type { Statement } from '../sql.js';
 import { openStorePool } from './store_pool.js';
+import { inTransaction, type TransactionPorts } from './transaction.js';
 import type { CallerClient, Gate, PipelinePart, SetupExecutor, TransactionQuery } from './types.js';
 
 /** deadlock_detected and serialization_failure: the statement was rolled back and may simply run again. */
@@ -45,6 +46,8 @@ export class Executor {
   readonly #sessionConfig: pg.ClientConfig;
   readonly #gate: Gate;
   #roundTrips = 0;
+  /** What transactions and callers' clients take of this executor. */
+  readonly #ports: TransactionPorts;
 
   /**
    * @param options resolved store options (pool or connection settings)
@@ -64,6 +67,7 @@ export class Executor {
     // support mishandles, so one setting turns both off.
     this.#pipelining = options.pipelining && options.preparedStatements && this.#pool.options?.pipeline === true;
     this.#answerMs = statementMs > 0 ? statementMs + NO_ANSWER_GRACE_MS : Number.POSITIVE_INFINITY;
+    this.#ports = { form: (statement) => this.#form(statement), counted: () => void this.#roundTrips++, prepare: this.#prepare, answerMs: this.#answerMs };
     this.#connections = new Connections(this.#pool, table, options.connectTimeoutMs);
     this.#lanes = new Lanes(this.#pool, this.#connections, this.#answerMs);
     this.#sessionConfig = options.pool
@@ -229,30 +233,7 @@ export class Executor {
   async #transaction<T>(fn: (query: TransactionQuery) => Promise<T>): Promise<T> {
     this.#roundTrips++;
     const lease = await this.#connections.acquire('BEGIN');
-    const query: TransactionQuery = async <R extends object>(statement: Statement | string, values: unknown[] = [], timeoutMs = this.#answerMs) => {
-      this.#roundTrips++;
-      try {
-        return await lease.watch(timeoutMs, send<R>(lease.client, queryConfig(typeof statement === 'string' ? statement : this.#form(statement), values, this.#prepare)));
-      } catch (error) {
-        throw lease.failure(typeof statement === 'string' ? statement.split(/\s/, 3).join(' ') : statement.label, error);
-      }
-    };
-    let broken: unknown;
-    try {
-      await query('BEGIN');
-      const result = await fn(query);
-      await query('COMMIT');
-      return result;
-    } catch (error) {
-      try {
-        await lease.watch(this.#answerMs, send(lease.client, { text: 'ROLLBACK' }));
-      } catch (rollbackError) {
-        broken = rollbackError;
-      }
-      throw error;
-    } finally {
-      lease.release(broken);
-    }
+    return inTransaction(lease, this.#ports, fn);
   }
 
   /**
@@ -268,12 +249,7 @@ export class Executor {
    * answer is then checked against `shape`, what its statement returns (see caller_answers.ts).
    */
   onClient(client: CallerClient): RunStatement {
-    return onCallerClient(client, {
-      gate: this.#gate,
-      form: (statement) => this.#form(statement),
-      counted: () => void this.#roundTrips++,
-      table: this.#table,
-    });
+    return onCallerClient(client, { ...this.#ports, gate: this.#gate, table: this.#table });
   }
 
   /**

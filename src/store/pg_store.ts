@@ -1,23 +1,14 @@
-import { EventEmitter } from 'node:events';
 import type { RowWrite } from '../row.js';
-import type { Counters, PgStoreEvents } from '../observer.js';
+import type { Counters } from '../observer.js';
 import { CacheExt } from '../ext/index.js';
-import { ALL_KEYS, prefixRange, validateKey, validateNamespace } from '../keys.js';
+import { ALL_KEYS, prefixRange, validateNamespace } from '../keys.js';
 import { type PgStoreOptions, resolveOptions } from '../options/index.js';
-import { type KeyvStorageCapabilities, KeyvProtocol } from './keyv_protocol.js';
 import { StoreCore } from './core.js';
+import { KeyvAdapter } from './keyv_adapter.js';
 import { describe, expiry, logKeyvFailures, toBytes } from './keyv_values.js';
 import { Reporter } from './reporter.js';
 
-/** What Keyv reads from a store's `opts`: `dialect: 'postgres'` is what makes Keyv 5 wire `keyv.iterator`. */
-export interface PgStoreKeyvOptions {
-  dialect: 'postgres';
-  /** A description of the target without credentials (Keyv only tests it for a dialect name). */
-  url: string;
-  schema: string;
-  table: string;
-  [key: string]: unknown;
-}
+export type { PgStoreKeyvOptions } from './keyv_adapter.js';
 
 const INFINITY = 'infinity';
 /**
@@ -35,12 +26,7 @@ const INFINITY = 'infinity';
  * failures into `'error'` events and `false`. Because Keyv 5 silently discards failures of `get`,
  * `get` also emits `'error'` before rejecting.
  */
-export class PgStore extends EventEmitter<PgStoreEvents> {
-  #opts: PgStoreKeyvOptions;
-  #namespace: string | undefined;
-  /** Which Keyv's contract the store follows: the Keyv that adopts it decides (keyv_protocol.ts). */
-  readonly #keyv = new KeyvProtocol();
-
+export class PgStore extends KeyvAdapter {
   /**
    * What Keyv's interface lacks: raw-bytes entries with sliding and absolute expiry, bulk operations,
    * tags, key patterns and counters, on the same table (keys are exact row ids, shared with .NET and Python).
@@ -58,11 +44,10 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * @throws {InvalidOptionError} for an invalid option, naming it
    */
   constructor(options?: PgStoreOptions | string) {
-    super();
     const resolved = resolveOptions(options);
+    super({ dialect: 'postgres', url: describe(resolved), schema: resolved.schema, table: resolved.table });
     this.#reporter = new Reporter(this, resolved.logger, () => this.#core.closed);
     this.#core = new StoreCore(resolved, this.#reporter, () => this.clearExpired());
-    this.#opts = { dialect: 'postgres', url: describe(resolved), schema: resolved.schema, table: resolved.table };
     this.ext = new CacheExt(this.#core.context);
     if (resolved.logger) logKeyvFailures(this, resolved.logger);
   }
@@ -78,49 +63,6 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
   async ready(): Promise<this> {
     if (!this.#core.usable()) await this.#core.prepare('ready');
     return this;
-  }
-
-  /**
-   * What Keyv 6 reads when it adopts a store: this store takes an absolute `expires` and scopes keys by
-   * its namespace itself (Keyv 6 no longer prefixes them). Reading it switches the store to Keyv 6's
-   * contract: keys then arrive bare and are stored as `namespace:key`, the row Keyv 5 writes for them
-   * (see keyv_protocol.ts). Keyv 5 never reads it.
-   */
-  get capabilities(): KeyvStorageCapabilities {
-    return this.#keyv.adoptedBy6();
-  }
-
-  /**
-   * Read by Keyv 5 (`dialect: 'postgres'` is what makes it wire `keyv.iterator`), which reads it when it
-   * adopts a store: the store then follows Keyv 5's contract, unless Keyv 6 adopted it (see
-   * {@link PgStore.capabilities}). Writable: Keyv and its test suite assign it.
-   */
-  get opts(): PgStoreKeyvOptions {
-    this.#keyv.adoptedBy5();
-    return this.#opts;
-  }
-
-  set opts(value: PgStoreKeyvOptions) {
-    this.#opts = value;
-  }
-
-  /** Set by Keyv: keys arrive as `namespace:key` (Keyv 5) or bare (Keyv 6), and `clear()` removes only this namespace. */
-  get namespace(): string | undefined {
-    return this.#namespace;
-  }
-
-  /**
-   * Keyv assigns it in its constructor and on `keyv.namespace = x`. A namespace that cannot be stored
-   * faithfully (a lone surrogate, NUL, not a string) throws {@link InvalidValueError} at once, so
-   * `new Keyv({ store, namespace })` fails at construction. It is kept all the same, and `clear()` and
-   * Keyv's `iterator()` refuse it until a valid one is assigned: Keyv's setter has already taken the new
-   * namespace when the store refuses it, and a store left on the previous one would then clear a namespace
-   * this Keyv no longer names (and an unnamespaced store the whole table).
-   * @throws {InvalidValueError} for a lone surrogate, NUL, or a value that is not a string
-   */
-  set namespace(namespace: string | undefined) {
-    this.#namespace = namespace;
-    validateNamespace(namespace);
   }
 
   /** `schema.table` this store reads and writes. */
@@ -139,7 +81,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    */
   async get<Value = string>(key: string): Promise<Value | undefined> {
     try {
-      const id = this.#id(key);
+      const id = this.rowId(key);
       if (!this.#core.usable()) await this.#core.prepare('get');
       return (await this.#core.rows.getText(id)) as Value | undefined;
     } catch (error) {
@@ -150,7 +92,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
 
   /** Returns one entry per key, in order; `undefined` for missing or expired keys. One statement. */
   async getMany<Value = string>(keys: string[]): Promise<Array<Value | undefined>> {
-    const ids = this.#ids(keys);
+    const ids = this.rowIds(keys);
     if (ids.length === 0) return [];
     if (!this.#core.usable()) await this.#core.prepare('getMany');
     const found = await this.#core.rows.getMany(ids);
@@ -164,12 +106,12 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * @throws {InvalidKeyError} / {InvalidValueError} before anything is written
    */
   async set(key: string, value: string, ttl?: number): Promise<boolean> {
-    const id = this.#id(key);
+    const id = this.rowId(key);
     const bytes = toBytes(value);
     if (!this.#core.usable()) await this.#core.prepare('set');
     // After the readiness gate: it reads the database's clock (clock.ts).
     const now = this.#core.options.clock();
-    const expires = expiry(this.#keyv.ttl(ttl, now), now);
+    const expires = expiry(this.contract.ttl(ttl, now), now);
     await this.#core.rows.set({ id, value: bytes, text: value, expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null });
     return true;
   }
@@ -183,9 +125,9 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
     const timed = () => {
       const now = this.#core.options.clock();
       return entries.map((entry): RowWrite => {
-        const id = this.#id(entry.key);
+        const id = this.rowId(entry.key);
         // Keyv 5 passes a ttl, Keyv 6 an absolute expires.
-        const expires = expiry(this.#keyv.v6 ? this.#keyv.ttl(entry.expires, now) : entry.ttl, now);
+        const expires = expiry(this.contract.v6 ? this.contract.ttl(entry.expires, now) : entry.ttl, now);
         return { id, value: toBytes(entry.value), expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null };
       });
     };
@@ -200,7 +142,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
 
   /** Deletes `key`; resolves to true when a live (unexpired) entry was deleted. */
   async delete(key: string): Promise<boolean> {
-    const id = this.#id(key);
+    const id = this.rowId(key);
     if (!this.#core.usable()) await this.#core.prepare('delete');
     return this.#core.rows.delete(id);
   }
@@ -211,24 +153,12 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * each Keyv's adapter type asks.)
    */
   async deleteMany(keys: string[]): Promise<boolean & boolean[]> {
-    const ids = this.#ids(keys);
-    const v6 = this.#keyv.v6;
+    const ids = this.rowIds(keys);
+    const v6 = this.contract.v6;
     if (ids.length === 0) return (v6 ? [] : false) as boolean & boolean[];
     if (!this.#core.usable()) await this.#core.prepare('deleteMany');
     const deleted = await this.#core.rows.deleteMany(ids);
     return (v6 ? ids.map((id) => deleted.has(id)) : deleted.size > 0) as boolean & boolean[];
-  }
-
-  /** The row id of a key Keyv passed (see keyv_protocol.ts), checked before anything runs. */
-  #id(key: string): string {
-    const id = this.#keyv.id(key, this.#namespace);
-    validateKey(id);
-    return id;
-  }
-
-  /** {@link PgStore.#id} of each key, all checked before anything runs. */
-  #ids(keys: string[]): string[] {
-    return keys.map((key) => this.#id(key));
   }
 
   /**
@@ -238,7 +168,7 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * @throws {InvalidValueError} when the namespace assigned was refused (lone surrogate, NUL): nothing is deleted
    */
   async clear(): Promise<void> {
-    const namespace = this.#namespace;
+    const namespace = this.namespace;
     validateNamespace(namespace);
     if (!this.#core.usable()) await this.#core.prepare('clear');
     const range = namespace ? prefixRange(`${namespace}:`) : ALL_KEYS;
@@ -254,14 +184,14 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
 
   /** True when `key` has a live entry. Never extends a sliding expiration. */
   async has(key: string): Promise<boolean> {
-    const id = this.#id(key);
+    const id = this.rowId(key);
     if (!this.#core.usable()) await this.#core.prepare('has');
     return this.#core.rows.has(id);
   }
 
   /** One boolean per key, in order, from one statement. */
   async hasMany(keys: string[]): Promise<boolean[]> {
-    const ids = this.#ids(keys);
+    const ids = this.rowIds(keys);
     if (ids.length === 0) return [];
     if (!this.#core.usable()) await this.#core.prepare('hasMany');
     const live = await this.#core.rows.hasMany(ids);
@@ -276,13 +206,13 @@ export class PgStore extends EventEmitter<PgStoreEvents> {
    * @throws {InvalidValueError} for a namespace with a lone surrogate or NUL, before any query
    */
   async *iterator(namespace?: string): AsyncGenerator<[string, string], void> {
-    const v6 = this.#keyv.v6 && namespace === undefined;
-    if (v6) namespace = this.#namespace;
+    const v6 = this.contract.v6 && namespace === undefined;
+    if (v6) namespace = this.namespace;
     validateNamespace(namespace);
     if (!this.#core.usable()) await this.#core.prepare('iterator');
     const range = namespace ? prefixRange(`${namespace}:`) : ALL_KEYS;
     for await (const [id, value] of this.#core.table.entries(range, this.#core.options.iterationLimit, () => this.#core.closed)) {
-      yield [v6 ? this.#keyv.key(id, namespace) : id, value];
+      yield [v6 ? this.contract.key(id, namespace) : id, value];
     }
   }
 
