@@ -2,7 +2,7 @@ import type { Rows } from './batching/rows.js';
 import type { Executor } from './execution/executor.js';
 import type { Observer } from './observer.js';
 import type { ResolvedOptions } from './options/index.js';
-import type { Sql } from './sql.js';
+import type { Sql } from './sql/index.js';
 
 /**
  * What a store shares with the modules built on it (`store.ext` and later layers): the executor, the

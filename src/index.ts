@@ -41,7 +41,7 @@ export {
 } from './ext/index.js';
 export { type Duration, parseDuration } from './duration.js';
 export { MAX_KEY_LENGTH } from './keys.js';
-export { MAX_VALUE_BYTES } from './sql.js';
+export { MAX_VALUE_BYTES } from './sql/values.js';
 export {
   type CompressionOptions,
   type PayloadOptions,

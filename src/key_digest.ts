@@ -6,7 +6,7 @@ import * as crypto from 'node:crypto';
  * Why not the key: PostgreSQL has no privilege on LISTEN, so any role that can connect hears the channel,
  * one with no right on the cache table included; keys such as `session:alice:<token>` must not reach it
  * in clear. A digest is what a tier needs to drop the entry it holds, and what the table's triggers
- * compute in SQL (`left(encode(sha256(convert_to(id, 'UTF8')), 'hex'), 16)`, see sql.ts). A listener
+ * compute in SQL (`left(encode(sha256(convert_to(id, 'UTF8')), 'hex'), 16)`, see sql/triggers.ts). A listener
  * can still test guesses against it: a key whose every part can be guessed (`user:42`) is not hidden.
  * Two keys that share a digest (64 bits: a collision takes about 2^32 keys made for it) only cost a
  * tier a read: a notice for one drops whichever it holds (see LocalCache).

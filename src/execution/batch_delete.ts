@@ -1,6 +1,6 @@
 import { readRows, type RowShape } from './caller_answers.js';
 import { UnreadableResultError } from '../errors.js';
-import type { Statement } from '../sql.js';
+import type { Statement } from '../sql/index.js';
 
 /**
  * Runs one statement and resolves with its rows: the executor's `query`, or a caller's connection's. `shape` is
@@ -36,7 +36,7 @@ export function batchShape(batchSize: number): RowShape {
 }
 
 /**
- * Runs a batch-delete statement (see `deleteBatch` in sql.ts) until a batch selects fewer rows than
+ * Runs a batch-delete statement (see `deleteBatch` in sql/bulk.ts) until a batch selects fewer rows than
  * its limit, so a million matching rows never sit under one long-held set of locks. `values` is
  * called per batch so each one gets a fresh `now`. Resolves to the live entries deleted.
  * @throws {UnreadableResultError} for an answer that is not a batch's (a count missing, not a whole number,

@@ -1,7 +1,7 @@
 import type { RunStatement } from './batch_delete.js';
 import { callerRows, checkReadable, PROBE, type RowShape } from './caller_answers.js';
 import { queryError } from '../errors.js';
-import type { Statement } from '../sql.js';
+import type { Statement } from '../sql/index.js';
 import type { CallerClient, Gate } from './types.js';
 
 /** What a caller's connection takes of the executor: its gate, the statement form the table runs, its round-trip count. */

@@ -8,7 +8,7 @@ import { listen, type ListenHandlers, type Subscription } from './listener.js';
 import type { ResolvedOptions } from '../options/index.js';
 import type { PoolHandle } from './pools.js';
 import { queryConfig, send } from './send.js';
-import type { Statement } from '../sql.js';
+import type { Statement } from '../sql/index.js';
 import { openStorePool } from './store_pool.js';
 import { inTransaction, type TransactionPorts } from './transaction.js';
 import type { CallerClient, Gate, PipelinePart, SetupExecutor, TransactionQuery } from './types.js';

@@ -1,5 +1,5 @@
 import type { RowWrite, Slide } from '../row.js';
-import { bytesOf, bytesOfEscaped, oversize, textOfEscaped, tooLarge } from '../sql.js';
+import { bytesOf, bytesOfEscaped, oversize, textOfEscaped, tooLarge } from '../sql/values.js';
 
 /** With the in-process tier, what a read returns of a row's expiry (see buildSql's withExpiry). */
 type ExpiryColumns = { until?: number | null; sw?: string | null; absms?: number | null };

@@ -1,6 +1,6 @@
 import { CachePostgresError, QueryError } from '../errors.js';
 import type { CounterCreate, RowWrite } from '../row.js';
-import type { Sql, Statement } from '../sql.js';
+import type { Sql, Statement } from '../sql/index.js';
 import type { Executor } from './executor.js';
 import { type BytesRow, type EscapedRow, type Found, foundById } from './found.js';
 import { incrValues, rowArrays } from './row_params.js';

@@ -1,7 +1,6 @@
-import type pg from 'pg';
 import { SchemaError } from '../errors.js';
 import type { Executor, SetupExecutor, TransactionQuery } from './executor.js';
-import { indexName, locksComment, notifyTriggerSql, type Sql, TRIGGER_EVENT_BITS, type TriggerSql } from '../sql.js';
+import { indexName, locksComment, notifyTriggerSql, type Sql, TRIGGER_EVENT_BITS, type TriggerSql } from '../sql/index.js';
 
 /** The contract's columns and their exact types (format_type spelling). */
 const EXPECTED_COLUMNS: Readonly<Record<string, string>> = {

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Statement } from '../sql.js';
+import type { Statement } from '../sql/index.js';
 
 /** What {@link send} sends: node-postgres prepares a statement once per connection when it has a name; plain text runs unprepared. */
 export interface Sendable {

@@ -1,5 +1,6 @@
 import type { KeyRange } from '../keys.js';
-import { bytesOf, type Sql } from '../sql.js';
+import type { Sql } from '../sql/index.js';
+import { bytesOf } from '../sql/values.js';
 import { deleteInBatches } from './batch_delete.js';
 import type { Executor } from './executor.js';
 

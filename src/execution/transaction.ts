@@ -1,6 +1,6 @@
 import type { Lease } from './connections.js';
 import { queryConfig, send } from './send.js';
-import type { Statement } from '../sql.js';
+import type { Statement } from '../sql/index.js';
 import type { TransactionQuery } from './types.js';
 
 /** What a transaction takes of the executor. */

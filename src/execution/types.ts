@@ -1,4 +1,4 @@
-import type { Statement } from '../sql.js';
+import type { Statement } from '../sql/index.js';
 
 /**
  * The readiness gate every statement passes (see {@link Executor}): undefined when the store is ready,

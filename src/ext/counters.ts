@@ -29,7 +29,7 @@ export async function increment(
 ): Promise<number | bigint> {
   let { delta, create } = counterCall(context, key, by, options);
   const preparing = context.prepare('incr');
-  // The expiry again once ready: before its first call the store has only the host's clock (see clock.ts).
+  // The expiry again once ready: before its first call the store has only the host's clock (see options/clock.ts).
   if (preparing) ({ delta, create } = (await preparing, counterCall(context, key, by, options)));
   let value: bigint;
   try {

@@ -2,7 +2,7 @@ import type { RowWrite } from '../row.js';
 import { isoNow, type StoreContext } from '../context.js';
 import { InvalidValueError, show } from '../errors.js';
 import { validateKey } from '../keys.js';
-import { bytesOf } from '../sql.js';
+import { bytesOf } from '../sql/values.js';
 import { type EntryOptions, resolveEntryOptions } from './entry_options.js';
 import { type EntryValue, toBytes } from './values.js';
 
@@ -44,7 +44,7 @@ export async function setEntry(context: StoreContext, key: string, value: EntryV
 /**
  * `rows` (checked and timed before the store was ready) with their expiry computed again, for a call that
  * waited for the readiness gate: it reads the database's clock, and before it the store has only the host's
- * (clock.ts). Callers await the gate's own promise, then call this: calls waiting on it resume in the order
+ * (options/clock.ts). Callers await the gate's own promise, then call this: calls waiting on it resume in the order
  * they were issued, and so issue their writes in that order (issue order).
  */
 export function retimed(context: StoreContext, rows: RowWrite[], options: EntryOptions | undefined): RowWrite[] {

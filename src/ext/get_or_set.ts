@@ -2,7 +2,7 @@ import { isoNow, type StoreContext } from '../context.js';
 import { type Duration, MAX_WAIT_MS } from '../duration.js';
 import { FactoryTimeoutError, InvalidOptionError, InvalidValueError, LockTimeoutError, QueryError, isCallerError, show } from '../errors.js';
 import { validateKey } from '../keys.js';
-import { bytesOf } from '../sql.js';
+import { bytesOf } from '../sql/values.js';
 import { checkRetention, getEntry, setEntry, staleEntry } from './entries.js';
 import { duration, type EntryOptions, resolveEntryOptions } from './entry_options.js';
 import { type EntryValue, toBytes } from './values.js';

@@ -9,7 +9,7 @@ import { CounterOverflowError, InvalidValueError, NotInTransactionError, show, t
 import type { CallerClient } from '../execution/executor.js';
 import { validateKey } from '../keys.js';
 import { CALLER_SENDER_PREFIX } from '../notices.js';
-import { bytesOf } from '../sql.js';
+import { bytesOf } from '../sql/values.js';
 import { type CounterOptions, counterCall, counterError, counterValue } from './counters.js';
 import { entryRow, entryRows, retimed, uniqueKeys } from './entries.js';
 import type { EntryOptions } from './entry_options.js';
@@ -124,7 +124,7 @@ export class CacheTransaction {
   async incr(key: string, by: number | bigint = 1, options?: CounterOptions): Promise<number | bigint> {
     let { delta, create } = counterCall(this.#context, key, by, options);
     const preparing = this.#context.prepare('ext.in.incr');
-    // Timed again once ready: the readiness gate reads the database's clock (clock.ts).
+    // Timed again once ready: the readiness gate reads the database's clock (options/clock.ts).
     if (preparing) ({ delta, create } = (await preparing, counterCall(this.#context, key, by, options)));
     let rows: Array<{ value: string }>;
     try {
@@ -148,7 +148,7 @@ export class CacheTransaction {
     return Promise.reject(new NotInTransactionError('getOrSet'));
   }
 
-  /** `now` for a statement, once the store is ready: the readiness gate reads the database's clock (clock.ts). */
+  /** `now` for a statement, once the store is ready: the readiness gate reads the database's clock (options/clock.ts). */
   async #now(operation: string): Promise<string> {
     const preparing = this.#context.prepare(operation);
     if (preparing) await preparing;

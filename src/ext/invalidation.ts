@@ -1,7 +1,7 @@
 import type { StoreContext } from '../context.js';
 import { InvalidValueError, SchemaError, show } from '../errors.js';
 import { ensureTriggers, type TriggerState, triggerProblems } from '../execution/schema.js';
-import { type CastText, INVALIDATION_MARK, type InvalidationSpec, invalidationSql, notifyTriggerSql, qualifiedName, TRIGGER_VERSION, type TriggerSql } from '../sql.js';
+import { type CastText, INVALIDATION_MARK, type InvalidationSpec, invalidationSql, notifyTriggerSql, qualifiedName, TRIGGER_VERSION, type TriggerSql } from '../sql/index.js';
 import { checkOptions } from './entry_options.js';
 
 /** What `invalidateOn` installs: on writes to `table`, delete the entries carrying the tags its rows render. */
@@ -169,7 +169,7 @@ const CATALOG_TYPES = new Set(['regclass', 'regcollation', 'regconfig', 'regdict
 /**
  * Why a column's text cannot make one tag for every writer, or undefined when it can: its type (under
  * its domains, arrays and ranges) must be an enum or a built-in type written by PostgreSQL's own output
- * function, whose text depends only on the settings the trigger pins (RENDER_SETTINGS in sql.ts).
+ * function, whose text depends only on the settings the trigger pins (RENDER_SETTINGS in sql/invalidation.ts).
  */
 export function renderableProblem(steps: readonly TypeStep[]): string | undefined {
   const leaf = steps[steps.length - 1];

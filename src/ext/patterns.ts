@@ -2,7 +2,7 @@ import { deleteInBatches } from '../execution/batch_delete.js';
 import { isoNow, type StoreContext } from '../context.js';
 import { InvalidValueError, show } from '../errors.js';
 import { ALL_KEYS, type KeyRange, escapeLike, prefixRange } from '../keys.js';
-import { bytesOf } from '../sql.js';
+import { bytesOf } from '../sql/values.js';
 import { checkOptions } from './entry_options.js';
 
 /** Options of the key-pattern methods. */

@@ -1,7 +1,7 @@
 import { deleteInBatches } from '../execution/batch_delete.js';
 import { isoNow, type StoreContext } from '../context.js';
 import { InvalidOptionError, show } from '../errors.js';
-import type { Statement } from '../sql.js';
+import type { Statement } from '../sql/index.js';
 import { checkOptions, resolveTags } from './entry_options.js';
 
 /** Options of `deleteTags`. */

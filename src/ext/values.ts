@@ -1,5 +1,5 @@
 import { InvalidValueError } from '../errors.js';
-import { MAX_VALUE_BYTES, tooLarge } from '../sql.js';
+import { MAX_VALUE_BYTES, tooLarge } from '../sql/values.js';
 
 /** What `store.ext` stores: bytes as given, or a string as UTF-8 without BOM (what .NET's GetString reads). */
 export type EntryValue = Buffer | Uint8Array | string;

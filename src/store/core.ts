@@ -10,7 +10,7 @@ import { Observer } from '../observer.js';
 import type { ResolvedOptions } from '../options/index.js';
 import { joinScan } from './scanner.js';
 import { ensureSchema } from '../execution/schema.js';
-import { buildSql, type Sql } from '../sql.js';
+import { buildSql, type Sql } from '../sql/index.js';
 import type { Reporter } from './reporter.js';
 
 /**

@@ -1,7 +1,7 @@
 import { MAX_TIME_MS } from '../duration.js';
 import { InvalidValueError } from '../errors.js';
 import type { CacheLogger, ResolvedOptions } from '../options/index.js';
-import { MAX_VALUE_BYTES, tooLarge } from '../sql.js';
+import { MAX_VALUE_BYTES, tooLarge } from '../sql/values.js';
 import { asError } from './reporter.js';
 
 // What Keyv passes a store, checked and converted before anything runs (values, ttls), and what a store with a logger logs.

@@ -109,7 +109,7 @@ export class PgStore extends KeyvAdapter {
     const id = this.rowId(key);
     const bytes = toBytes(value);
     if (!this.#core.usable()) await this.#core.prepare('set');
-    // After the readiness gate: it reads the database's clock (clock.ts).
+    // After the readiness gate: it reads the database's clock (options/clock.ts).
     const now = this.#core.options.clock();
     const expires = expiry(this.contract.ttl(ttl, now), now);
     await this.#core.rows.set({ id, value: bytes, text: value, expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null });
@@ -133,7 +133,7 @@ export class PgStore extends KeyvAdapter {
     };
     let rows = timed();
     if (rows.length > 0) {
-      // Checked at once, timed again once ready: the readiness gate reads the database's clock (clock.ts).
+      // Checked at once, timed again once ready: the readiness gate reads the database's clock (options/clock.ts).
       if (!this.#core.usable()) rows = (await this.#core.prepare('setMany'), timed());
       await this.#core.rows.setMany(rows);
     }

@@ -19,14 +19,14 @@
  * (UTF8, from template0), one per concurrent runner, dropped afterwards; otherwise one at a time on the test
  * database, whose tables the blocks create are dropped afterwards.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { buildSql } from '../../src/sql.js';
+import { buildSql } from '../../src/sql/index.js';
 import { dropTables, sql, testUrl } from '../helpers/db.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

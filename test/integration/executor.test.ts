@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { QueryError } from '../../src/index.js';
 import { Executor } from '../../src/execution/executor.js';
 import { resolveOptions } from '../../src/options/index.js';
-import type { Statement } from '../../src/sql.js';
+import type { Statement } from '../../src/sql/index.js';
 import { sql, testUrl, waitFor } from '../helpers/db.js';
 
 const statement = (label: string, text: string): Statement => ({ label, text, name: `cp_test_${label}`, prepared: true });

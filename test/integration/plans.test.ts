@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import pg from 'pg';
 import { PgStore } from '../../src/index.js';
-import { buildSql, type Statement } from '../../src/sql.js';
+import { buildSql, type Statement } from '../../src/sql/index.js';
 import { dropTables, sql, testUrl, uniqueTable } from '../helpers/db.js';
 
 /**

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { LOCK_CLASS } from '../../src/sql.js';
+import { LOCK_CLASS } from '../../src/sql/index.js';
 import { manualClock } from '../helpers/assert.js';
 import { sql } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { InvalidValueError, PgStore, type PgStoreOptions } from '../../src/index.js';
 import { keyDigest } from '../../src/key_digest.js';
-import { buildSql, TRIGGER_VERSION } from '../../src/sql.js';
+import { buildSql, TRIGGER_VERSION } from '../../src/sql/index.js';
 import { rejects } from '../helpers/assert.js';
 import { sql, testDistributed, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';

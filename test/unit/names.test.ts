@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { derivedName, indexName } from '../../src/sql.js';
+import { derivedName, indexName } from '../../src/sql/index.js';
 
 describe('derived names (lock table, indexes)', () => {
   it('keep short names readable and exact', () => {
