@@ -1,7 +1,7 @@
 /**
  * npm run bench [-- --url postgres://... --ops 20000 --rounds 5 --quick --only "name,other name"
  *                    --keys 100 --distribution uniform|zipf --seed N --progress --out file.json
- *                    --baseline DIR]
+ *                    --baseline DIR --from-dist]
  *
  * The Python library's four scenarios (100 keys, 1 KiB values, 20 concurrent workers): read-heavy
  * (90% get / 10% set), write-heavy (10/90), an atomic counter on one key, and a stampede (20 callers,
@@ -24,6 +24,8 @@
  * Before and after a change: `--baseline DIR`, a checkout of this library with its build (`DIR/dist/esm/
  * index.js`, made by `npm ci` or `npm run build` there), runs each PgStore target of that version beside this
  * one's, on tables of their own, in the same rounds, and prints this version's ratio to it per scenario.
+ * Add `--from-dist` to run this version from its build too (`npm run build` first): the sources run through
+ * tsx, whose output is not tsc's, and a comparison of a build with sources measures that difference as well.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -34,7 +36,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startTestDatabase } from '../src/testing/index.js';
-import { BASELINE, BENCH_TABLES, type BenchOps, baselineTargets, type Target, targets } from './targets.js';
+import { BASELINE, BENCH_TABLES, type BenchOps, baselineTargets, builtPgStore, type Target, targets } from './targets.js';
 import { serverCpuSeconds } from './cpu.js';
 import { seededRandom } from './random.js';
 
@@ -59,6 +61,8 @@ const { values: args } = parseArgs({
     'memory-only': { type: 'boolean', default: false },
     /** A checkout of another version of this library (built): its PgStore targets run beside this one's. */
     baseline: { type: 'string' },
+    /** This version's targets from its build (dist/), not its sources. */
+    'from-dist': { type: 'boolean', default: false },
   },
 });
 
@@ -412,8 +416,9 @@ async function main() {
   const all: Result[] = [];
   const skipped: Record<string, string> = {};
   try {
+    const self = args['from-dist'] ? await builtPgStore(fileURLToPath(new URL('..', import.meta.url))) : undefined;
     // One unmeasured pass first, so the first target measured does not pay for V8's warm-up.
-    const first = targets(database.url, args.redis!)[0]!;
+    const first = targets(database.url, args.redis!, self)[0]!;
     const warm = await first.open();
     await populate(warm);
     for (const scenario of scenarios) await drive(warm, scenario.op(planFor(scenario, 0, OPS)), OPS);
@@ -421,7 +426,7 @@ async function main() {
     await warm.close();
 
     const baseline = args.baseline ? await baselineTargets(database.url, path.resolve(args.baseline)) : [];
-    const chosen = [...targets(database.url, args.redis!), ...baseline].filter((target) => !args.only || args.only.split(',').some((o) => target.name.includes(o)));
+    const chosen = [...targets(database.url, args.redis!, self), ...baseline].filter((target) => !args.only || args.only.split(',').some((o) => target.name.includes(o)));
     const opened = await openAll(chosen, skipped);
     try {
       all.push(...(await runAll(opened, vacuum)));

@@ -146,17 +146,23 @@ export const BENCH_TABLES = [...PG_STORE_TARGETS.map(([, options]) => options.ta
  * Named as this version's with {@link BASELINE} after, on tables of their own.
  */
 export async function baselineTargets(pgUrl: string, dir: string): Promise<Target[]> {
-  const { PgStore: Store } = (await import(pathToFileURL(path.join(dir, 'dist/esm/index.js')).href)) as { PgStore: PgStoreClass };
+  const Store = await builtPgStore(dir);
   return [
     ...PG_STORE_TARGETS.map(([name, options]) => pgStoreTarget(name + BASELINE, pgUrl, { ...options, table: `${options.table}_base` }, Store)),
     extTarget(pgUrl, Store, BASELINE),
   ];
 }
 
-export function targets(pgUrl: string, redisUrl: string): Target[] {
+/** PgStore of the build of checkout `dir` (dist/esm/index.js). */
+export async function builtPgStore(dir: string): Promise<PgStoreClass> {
+  return ((await import(pathToFileURL(path.join(dir, 'dist/esm/index.js')).href)) as { PgStore: PgStoreClass }).PgStore;
+}
+
+/** @param Store this version's PgStore: from the sources (default), or from its build (`--from-dist`) */
+export function targets(pgUrl: string, redisUrl: string, Store: PgStoreClass = PgStore): Target[] {
   return [
-    ...PG_STORE_TARGETS.map(([name, options]) => pgStoreTarget(name, pgUrl, options)),
-    extTarget(pgUrl),
+    ...PG_STORE_TARGETS.map(([name, options]) => pgStoreTarget(name, pgUrl, options, Store)),
+    extTarget(pgUrl, Store),
     {
       name: '@keyv/postgres',
       atomicIncr: false,

@@ -46,7 +46,7 @@ export class PgStore extends KeyvAdapter {
   constructor(options?: PgStoreOptions | string) {
     const resolved = resolveOptions(options);
     super({ dialect: 'postgres', url: describe(resolved), schema: resolved.schema, table: resolved.table });
-    this.#reporter = new Reporter(this, resolved.logger, () => this.#core.closed);
+    this.#reporter = new Reporter(this, resolved.logger, () => this.#core?.closed ?? false);
     this.#core = new StoreCore(resolved, this.#reporter, () => this.clearExpired());
     this.ext = new CacheExt(this.#core.context);
     if (resolved.logger) logKeyvFailures(this, resolved.logger);
