@@ -112,13 +112,18 @@ export class WorkerPool {
     return Promise.all(this.#workers.map((w) => w.call<T>(cmd, args)));
   }
 
-  /** Kills worker `index` with SIGKILL (no cleanup, as a crash) and starts a fresh one in its place. */
-  async crash(index: number): Promise<{ killed: number; started: number }> {
+  /**
+   * Kills worker `index` with SIGKILL (no cleanup, as a crash) and starts a fresh one in its place.
+   * `onKilled` runs as soon as the old process is gone, before the fresh one is ready (which takes seconds on a
+   * busy machine): what follows from the crash (a lease running out) is not held up behind the restart.
+   */
+  async crash(index: number, onKilled?: (pid: number) => void): Promise<{ killed: number; started: number }> {
     const old = this.#workers[index]!;
     const killed = old.process.pid ?? 0;
     const exited = new Promise<void>((resolve) => old.process.once('exit', () => resolve()));
     old.process.kill('SIGKILL');
     await exited;
+    onKilled?.(killed);
     const fresh = new Worker(index, this.#env, this.#onEvent);
     this.#workers[index] = fresh;
     await fresh.ready;
