@@ -139,8 +139,8 @@ export class StoreCore {
    */
   async clearExpired(): Promise<number> {
     if (!this.usable()) await this.prepare('clearExpired');
-    const { clock, retainExpiredForMs, deleteBatchSize } = this.options;
-    const total = await this.table.deleteExpired(() => clock() - retainExpiredForMs, deleteBatchSize, () => this.#closed);
+    const options = this.options;
+    const total = await this.table.deleteExpired(() => options.clock() - options.retainExpiredForMs, options.deleteBatchSize, () => this.#closed);
     if (total > 0) this.observer.expiredDeleted(total);
     return total;
   }

@@ -13,10 +13,15 @@ export interface PgStoreKeyvOptions {
   [key: string]: unknown;
 }
 
+// Set by KeyvAdapter's static block (declared first: it runs when the class is defined).
+let contractOf: (store: KeyvAdapter) => KeyvProtocol;
+let namespaceOf: (store: KeyvAdapter) => string | undefined;
+
 /**
  * What makes a store a Keyv store, whichever Keyv adopts it: the `opts` Keyv 5 reads, the `capabilities` Keyv 6
  * reads, the namespace Keyv assigns, and the row id each key Keyv passes stands for (keyv_protocol.ts). PgStore
- * is the store; this is the part of it that speaks Keyv.
+ * is the store; this is the part of it that speaks Keyv. PgStore's methods reach its state through the functions
+ * below, not through members a subclass could replace.
  */
 export abstract class KeyvAdapter extends EventEmitter<PgStoreEvents> {
   #opts: PgStoreKeyvOptions;
@@ -72,20 +77,31 @@ export abstract class KeyvAdapter extends EventEmitter<PgStoreEvents> {
     validateNamespace(namespace);
   }
 
-  /** The contract of the Keyv that adopted the store: ttl or absolute expires, bare or namespaced keys. */
-  protected get contract(): KeyvProtocol {
-    return this.#keyv;
+  static {
+    // Module-private access for PgStore's methods: nothing on the store (nor a subclass) can reach or replace it.
+    contractOf = (store) => store.#keyv;
+    namespaceOf = (store) => store.#namespace;
   }
+}
 
-  /** The row id of a key Keyv passed (see keyv_protocol.ts), checked before anything runs. */
-  protected rowId(key: string): string {
-    const id = this.#keyv.id(key, this.#namespace);
-    validateKey(id);
-    return id;
-  }
+/** The contract of the Keyv that adopted `store`: ttl or absolute expires, bare or namespaced keys. */
+export function keyvContract(store: KeyvAdapter): KeyvProtocol {
+  return contractOf(store);
+}
 
-  /** {@link KeyvAdapter.rowId} of each key, all checked before anything runs. */
-  protected rowIds(keys: string[]): string[] {
-    return keys.map((key) => this.rowId(key));
-  }
+/** The namespace Keyv assigned to `store` (as stored, whatever a subclass's accessor says). */
+export function keyvNamespace(store: KeyvAdapter): string | undefined {
+  return namespaceOf(store);
+}
+
+/** The row id of a key Keyv passed to `store` (see keyv_protocol.ts), checked before anything runs. */
+export function rowId(store: KeyvAdapter, key: string): string {
+  const id = contractOf(store).id(key, namespaceOf(store));
+  validateKey(id);
+  return id;
+}
+
+/** {@link rowId} of each key, all checked before anything runs. */
+export function rowIds(store: KeyvAdapter, keys: string[]): string[] {
+  return keys.map((key) => rowId(store, key));
 }

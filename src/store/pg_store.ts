@@ -4,7 +4,7 @@ import { CacheExt } from '../ext/index.js';
 import { ALL_KEYS, prefixRange, validateNamespace } from '../keys.js';
 import { type PgStoreOptions, resolveOptions } from '../options/index.js';
 import { StoreCore } from './core.js';
-import { KeyvAdapter } from './keyv_adapter.js';
+import { KeyvAdapter, keyvContract, keyvNamespace, rowId, rowIds } from './keyv_adapter.js';
 import { describe, expiry, logKeyvFailures, toBytes } from './keyv_values.js';
 import { Reporter } from './reporter.js';
 
@@ -81,7 +81,7 @@ export class PgStore extends KeyvAdapter {
    */
   async get<Value = string>(key: string): Promise<Value | undefined> {
     try {
-      const id = this.rowId(key);
+      const id = rowId(this, key);
       if (!this.#core.usable()) await this.#core.prepare('get');
       return (await this.#core.rows.getText(id)) as Value | undefined;
     } catch (error) {
@@ -92,7 +92,7 @@ export class PgStore extends KeyvAdapter {
 
   /** Returns one entry per key, in order; `undefined` for missing or expired keys. One statement. */
   async getMany<Value = string>(keys: string[]): Promise<Array<Value | undefined>> {
-    const ids = this.rowIds(keys);
+    const ids = rowIds(this, keys);
     if (ids.length === 0) return [];
     if (!this.#core.usable()) await this.#core.prepare('getMany');
     const found = await this.#core.rows.getMany(ids);
@@ -106,12 +106,12 @@ export class PgStore extends KeyvAdapter {
    * @throws {InvalidKeyError} / {InvalidValueError} before anything is written
    */
   async set(key: string, value: string, ttl?: number): Promise<boolean> {
-    const id = this.rowId(key);
+    const id = rowId(this, key);
     const bytes = toBytes(value);
     if (!this.#core.usable()) await this.#core.prepare('set');
     // After the readiness gate: it reads the database's clock (options/clock.ts).
     const now = this.#core.options.clock();
-    const expires = expiry(this.contract.ttl(ttl, now), now);
+    const expires = expiry(keyvContract(this).ttl(ttl, now), now);
     await this.#core.rows.set({ id, value: bytes, text: value, expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null });
     return true;
   }
@@ -125,9 +125,9 @@ export class PgStore extends KeyvAdapter {
     const timed = () => {
       const now = this.#core.options.clock();
       return entries.map((entry): RowWrite => {
-        const id = this.rowId(entry.key);
+        const id = rowId(this, entry.key);
         // Keyv 5 passes a ttl, Keyv 6 an absolute expires.
-        const expires = expiry(this.contract.v6 ? this.contract.ttl(entry.expires, now) : entry.ttl, now);
+        const expires = expiry(keyvContract(this).v6 ? keyvContract(this).ttl(entry.expires, now) : entry.ttl, now);
         return { id, value: toBytes(entry.value), expires: expires ?? INFINITY, sliding: null, absolute: expires, tags: null };
       });
     };
@@ -142,7 +142,7 @@ export class PgStore extends KeyvAdapter {
 
   /** Deletes `key`; resolves to true when a live (unexpired) entry was deleted. */
   async delete(key: string): Promise<boolean> {
-    const id = this.rowId(key);
+    const id = rowId(this, key);
     if (!this.#core.usable()) await this.#core.prepare('delete');
     return this.#core.rows.delete(id);
   }
@@ -153,8 +153,8 @@ export class PgStore extends KeyvAdapter {
    * each Keyv's adapter type asks.)
    */
   async deleteMany(keys: string[]): Promise<boolean & boolean[]> {
-    const ids = this.rowIds(keys);
-    const v6 = this.contract.v6;
+    const ids = rowIds(this, keys);
+    const v6 = keyvContract(this).v6;
     if (ids.length === 0) return (v6 ? [] : false) as boolean & boolean[];
     if (!this.#core.usable()) await this.#core.prepare('deleteMany');
     const deleted = await this.#core.rows.deleteMany(ids);
@@ -168,7 +168,7 @@ export class PgStore extends KeyvAdapter {
    * @throws {InvalidValueError} when the namespace assigned was refused (lone surrogate, NUL): nothing is deleted
    */
   async clear(): Promise<void> {
-    const namespace = this.namespace;
+    const namespace = keyvNamespace(this);
     validateNamespace(namespace);
     if (!this.#core.usable()) await this.#core.prepare('clear');
     const range = namespace ? prefixRange(`${namespace}:`) : ALL_KEYS;
@@ -184,14 +184,14 @@ export class PgStore extends KeyvAdapter {
 
   /** True when `key` has a live entry. Never extends a sliding expiration. */
   async has(key: string): Promise<boolean> {
-    const id = this.rowId(key);
+    const id = rowId(this, key);
     if (!this.#core.usable()) await this.#core.prepare('has');
     return this.#core.rows.has(id);
   }
 
   /** One boolean per key, in order, from one statement. */
   async hasMany(keys: string[]): Promise<boolean[]> {
-    const ids = this.rowIds(keys);
+    const ids = rowIds(this, keys);
     if (ids.length === 0) return [];
     if (!this.#core.usable()) await this.#core.prepare('hasMany');
     const live = await this.#core.rows.hasMany(ids);
@@ -206,13 +206,13 @@ export class PgStore extends KeyvAdapter {
    * @throws {InvalidValueError} for a namespace with a lone surrogate or NUL, before any query
    */
   async *iterator(namespace?: string): AsyncGenerator<[string, string], void> {
-    const v6 = this.contract.v6 && namespace === undefined;
-    if (v6) namespace = this.namespace;
+    const v6 = keyvContract(this).v6 && namespace === undefined;
+    if (v6) namespace = keyvNamespace(this);
     validateNamespace(namespace);
     if (!this.#core.usable()) await this.#core.prepare('iterator');
     const range = namespace ? prefixRange(`${namespace}:`) : ALL_KEYS;
     for await (const [id, value] of this.#core.table.entries(range, this.#core.options.iterationLimit, () => this.#core.closed)) {
-      yield [v6 ? this.contract.key(id, namespace) : id, value];
+      yield [v6 ? keyvContract(this).key(id, namespace) : id, value];
     }
   }
 
@@ -221,7 +221,7 @@ export class PgStore extends KeyvAdapter {
    * if no other instance is doing it at this moment (then this call deletes nothing). The background
    * scan calls this. Resolves to the rows deleted.
    */
-  clearExpired(): Promise<number> {
+  async clearExpired(): Promise<number> {
     return this.#core.clearExpired();
   }
 
@@ -240,7 +240,7 @@ export class PgStore extends KeyvAdapter {
    * Stops the expiration scan (waiting for a pass under way) and ends the pool if the store created
    * it. A shared pool (`pool` option) is left open. Later calls reject with {@link StoreClosedError}.
    */
-  disconnect(): Promise<void> {
+  async disconnect(): Promise<void> {
     return this.#core.close();
   }
 }
