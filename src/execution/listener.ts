@@ -38,6 +38,11 @@ class ListenConnection {
   #listening = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #delay = 100;
+  /**
+   * The statements on the current client, one at a time: node-postgres deprecates (with a process warning) a
+   * query sent while another is in flight, which tiers of several tables starting together did.
+   */
+  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(config: pg.ClientConfig, onEmpty: () => void) {
     this.#config = config;
@@ -71,7 +76,7 @@ class ListenConnection {
     this.#subscribers.delete(channel);
     const client = this.#client;
     if (this.#subscribers.size > 0) {
-      if (client && this.#listening.delete(channel)) await client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => {});
+      if (client && this.#listening.delete(channel)) await this.#send(client, `UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => {});
       return;
     }
     // The last subscriber: close the connection.
@@ -102,6 +107,7 @@ class ListenConnection {
     this.#client = attempt;
     this.#connected = false;
     this.#listening = new Set();
+    this.#queue = Promise.resolve();
     attempt.on('error', (error) => this.#lost(attempt, error));
     attempt.on('end', () => this.#lost(attempt));
     attempt.on('notification', (message) => {
@@ -122,18 +128,25 @@ class ListenConnection {
 
   #listen(client: pg.Client, channels: string[]): void {
     for (const channel of channels) {
-      client.query(`LISTEN ${pg.escapeIdentifier(channel)}`).then(
+      this.#send(client, `LISTEN ${pg.escapeIdentifier(channel)}`).then(
         () => {
           if (this.#client !== client) return;
           this.#delay = 100;
           // Its last subscriber left while the LISTEN was on its way: nobody wants that channel's notifications.
-          if (!this.#subscribers.has(channel)) return void client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => {});
+          if (!this.#subscribers.has(channel)) return void this.#send(client, `UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => {});
           this.#listening.add(channel);
           this.#tell(channel, true);
         },
         (error: Error) => this.#lost(client, error),
       );
     }
+  }
+
+  /** Sends `text` on `client` once the statements sent before it on the connection have answered. */
+  #send(client: pg.Client, text: string): Promise<unknown> {
+    const sent = this.#queue.then(() => client.query(text));
+    this.#queue = sent.catch(() => {});
+    return sent;
   }
 
   #lost(gone: pg.Client, error?: Error): void {

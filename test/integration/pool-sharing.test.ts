@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import Keyv from 'keyv';
 import pg from 'pg';
 import { InvalidOptionError, PgStore } from '../../src/index.js';
-import { LISTENER_NAME } from '../../src/execution/listener.js';
+import { LISTENER_NAME, listen, type Subscription } from '../../src/execution/listener.js';
 import { sharedPools } from '../../src/execution/pools.js';
 import { dropTables, sql, testDistributed, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
 import { processWarnings } from '../helpers/warnings.js';
@@ -269,6 +269,30 @@ describe('Local tiers of stores on one pool share one listening connection', fun
   this.timeout(60_000);
   const tables = [uniqueTable('cp_listen_a'), uniqueTable('cp_listen_b')];
   after(() => dropTables(...tables));
+
+  it('channels subscribed at once on a connection already listening are LISTENed one statement at a time', async () => {
+    // node-postgres deprecates (a process warning) a query sent on a client while another is in flight: tiers of
+    // several tables starting together on one pool sent their LISTENs that way.
+    const pool = new pg.Pool({ connectionString: testUrl() });
+    const id = randomUUID().slice(0, 8);
+    const channels = ['a', 'b', 'c', 'd'].map((c) => `cp_listen_${id}_${c}`);
+    const states = new Map<string, boolean>();
+    const handlers = (channel: string) => ({ message: () => {}, state: (listening: boolean) => void states.set(channel, listening), error: () => {} });
+    const subscriptions: Subscription[] = [];
+    try {
+      const warnings = await processWarnings(async () => {
+        subscriptions.push(listen(pool, { connectionString: testUrl() }, 'public.t', channels[0]!, handlers(channels[0]!)));
+        await waitFor(() => states.get(channels[0]!) === true, 10_000, 'the first channel to be listened to');
+        for (const channel of channels.slice(1)) subscriptions.push(listen(pool, { connectionString: testUrl() }, 'public.t', channel, handlers(channel)));
+        await waitFor(() => channels.every((channel) => states.get(channel) === true), 10_000, 'every channel to be listened to');
+        await Promise.all(subscriptions.slice(1).map((subscription) => subscription.stop()));
+      });
+      expect(warnings.map((warning) => warning.message)).to.deep.equal([]);
+    } finally {
+      await Promise.all(subscriptions.map((subscription) => subscription.stop()));
+      await pool.end();
+    }
+  });
 
   it('ten stores on two tables: one LISTEN connection, each tier hears its own table, none after the last disconnect', async function () {
     if (testDistributed()) this.skip(); // localCache's notices need one node's channel; citus.test.ts covers tiers there
