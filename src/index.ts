@@ -4,12 +4,13 @@
  */
 import { PgStore } from './store/pg_store.js';
 
-export { PgStore, type PgStoreKeyvOptions } from './store/pg_store.js';
+export { type CapacityStats, PgStore, type PgStoreKeyvOptions } from './store/pg_store.js';
 export type { KeyvStorageCapabilities, MethodReport } from './store/keyv_protocol.js';
 /** `import PgStore from 'cache-postgres'`, as the `@keyv/*` store packages default-export their store. */
 export default PgStore;
 export { createKeyv } from './keyv.js';
 export type { Counters, PgStoreEvents } from './observer.js';
+export type { TableStats } from './execution/table_statements.js';
 export type { CacheLogger, DistributedOptions, LocalCacheOptions, PgStoreOptions } from './options/index.js';
 export {
   CacheExt,

@@ -4,7 +4,7 @@
  * reads the counters, and the same reports feed OpenTelemetry metrics and spans through
  * `@opentelemetry/api`, which does nothing until the application registers an SDK.
  */
-import { type Attributes, type Counter, metrics, SpanStatusCode, trace } from '@opentelemetry/api';
+import { type Attributes, type Counter, metrics, type ObservableResult, SpanStatusCode, trace } from '@opentelemetry/api';
 
 const tracer = trace.getTracer('cache-postgres');
 
@@ -26,6 +26,8 @@ export interface PgStoreEvents {
   'lock-wait': [info: { key: string; waitedMs: number }];
   /** The expiration scan (or `clearExpired()`) physically deleted `count` expired rows. */
   'expired-deleted': [info: { count: number }];
+  /** The cap's sweeper evicted `count` entries of `bytes` bytes (keys and values) in one pass. */
+  evicted: [info: { count: number; bytes: number }];
 }
 
 /** Counters since the store was created. */
@@ -40,6 +42,18 @@ export interface Counters {
   expiredDeleted: number;
   /** Hits answered by the local tier (also counted in `hits`). */
   localHits: number;
+  /** Entries this store's sweeper evicted to keep the table under its cap. */
+  evicted: number;
+  /** Their bytes (keys and values). */
+  evictedBytes: number;
+}
+
+/** What the cap's sweeper last read of its table: its usage and its cap (null: none of that kind). */
+export interface UsageReading {
+  readonly bytes: number;
+  readonly entries: number;
+  readonly maxBytes: number | null;
+  readonly maxEntries: number | null;
 }
 
 type Emit = <K extends keyof PgStoreEvents>(event: K, ...args: PgStoreEvents[K]) => void;
@@ -56,12 +70,18 @@ const METRICS: Record<keyof Counters, string> = {
   refreshes: 'cache_postgres.refreshes',
   expiredDeleted: 'cache_postgres.expired_deleted',
   localHits: 'cache_postgres.local.hits',
+  evicted: 'cache_postgres.evicted',
+  evictedBytes: 'cache_postgres.evicted.bytes',
 };
 
 export class Observer {
   readonly counters: Counters = {
-    hits: 0, misses: 0, staleServed: 0, factoryCalls: 0, factoryErrors: 0, lockWaits: 0, refreshes: 0, expiredDeleted: 0, localHits: 0,
+    hits: 0, misses: 0, staleServed: 0, factoryCalls: 0, factoryErrors: 0, lockWaits: 0, refreshes: 0, expiredDeleted: 0, localHits: 0, evicted: 0, evictedBytes: 0,
   };
+  /** The table's usage as the sweeper last read it (only where this store's sweeper ran a pass). */
+  #usage: UsageReading | undefined;
+  /** Told of every key a read found (the cap's LRU record). */
+  #onHit: ((key: string) => void) | undefined;
   readonly #emit: Emit;
   readonly #warn: Warn;
   /** Warnings already given: each is given once per store, however many calls repeat its cause. */
@@ -82,6 +102,49 @@ export class Observer {
     this.#metrics = Object.fromEntries(
       Object.entries(METRICS).map(([counter, name]) => [counter, meter.createCounter(name)]),
     ) as Record<keyof Counters, Counter>;
+  }
+
+  /**
+   * OpenTelemetry gauges of the table's usage and cap, as this store's sweeper last read them (a store with a cap
+   * calls it once). Returns what removes their callbacks, so a closed store is not kept by the meter.
+   */
+  usageGauges(): () => void {
+    const meter = metrics.getMeter('cache-postgres');
+    if (typeof meter.createObservableGauge !== 'function') return () => {};
+    const removers = (
+      [
+        ['cache_postgres.capacity.bytes', 'Bytes of the entries in the cache table (keys and values)', (usage) => usage.bytes],
+        ['cache_postgres.capacity.entries', 'Entries in the cache table', (usage) => usage.entries],
+        ['cache_postgres.capacity.max_bytes', "The table's maxSize", (usage) => usage.maxBytes],
+        ['cache_postgres.capacity.max_entries', "The table's maxEntries", (usage) => usage.maxEntries],
+      ] as const satisfies ReadonlyArray<readonly [string, string, (usage: UsageReading) => number | null]>
+    ).map(([name, description, read]) => {
+      const gauge = meter.createObservableGauge(name, { description });
+      const callback = (result: ObservableResult) => {
+        const value = this.#usage && read(this.#usage);
+        if (value !== undefined && value !== null) result.observe(value, this.#attributes);
+      };
+      gauge.addCallback(callback);
+      return () => gauge.removeCallback(callback);
+    });
+    return () => removers.forEach((remove) => remove());
+  }
+
+  /** Calls `fn` with the key of every read that finds an entry (one listener: the store's LRU record). */
+  onHit(fn: (key: string) => void): void {
+    this.#onHit = fn;
+  }
+
+  /** The sweeper read the table's usage. */
+  usage(reading: UsageReading): void {
+    this.#usage = reading;
+  }
+
+  /** The sweeper evicted `rows` entries of `bytes` bytes. */
+  evicted(rows: number, bytes: number): void {
+    this.#count('evicted', rows);
+    this.#count('evictedBytes', bytes);
+    this.#emit('evicted', { count: rows, bytes });
   }
 
   #count(counter: keyof Counters, by = 1): void {
@@ -113,6 +176,7 @@ export class Observer {
 
   read(key: string, found: boolean): void {
     if (found) {
+      this.#onHit?.(key);
       this.#count('hits');
       this.#emit('hit', { key });
     } else {
@@ -123,6 +187,7 @@ export class Observer {
 
   /** A read the local tier answered: a hit, and a local one. */
   localHit(key: string): void {
+    this.#onHit?.(key);
     this.#count('hits');
     this.#count('localHits');
     this.#emit('hit', { key });

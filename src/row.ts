@@ -1,3 +1,5 @@
+import { ValueTooLargeError } from './errors.js';
+
 /**
  * A row of the cache table as every layer passes it: what a write sends (the five contract columns plus
  * tags) and what a read learns of a sliding entry. Data only; the statements that read and write rows live
@@ -39,4 +41,21 @@ export function expiresAtOf(row: RowWrite): number {
 export function slideOf(row: RowWrite): Slide | undefined {
   if (row.sliding === null) return undefined;
   return { windowMs: row.sliding * 1000, absMs: row.absolute === null ? Number.POSITIVE_INFINITY : Date.parse(row.absolute) };
+}
+
+/**
+ * Refuses an entry larger than the table's byte cap (`maxSize`: its key's UTF-8 bytes and its value's), before
+ * anything runs: stored, it would evict every other entry and then itself.
+ * @throws {ValueTooLargeError}
+ */
+export function checkEntrySize(id: string, value: Buffer, maxBytes: number | null | undefined): void {
+  const refused = entrySizeError(id, value, maxBytes);
+  if (refused) throw refused;
+}
+
+/** {@link checkEntrySize}'s error, returned. */
+export function entrySizeError(id: string, value: Buffer, maxBytes: number | null | undefined): ValueTooLargeError | undefined {
+  if (maxBytes === null || maxBytes === undefined || value.length + id.length * 3 <= maxBytes) return undefined;
+  const size = value.length + Buffer.byteLength(id, 'utf8');
+  return size > maxBytes ? new ValueTooLargeError(size, maxBytes, 'maxSize (key and value bytes)') : undefined;
 }

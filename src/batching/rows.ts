@@ -4,7 +4,7 @@ import type { RowStatements } from '../execution/row_statements.js';
 import type { PipelinePart } from '../execution/types.js';
 import { encodeInvalidation } from '../notices.js';
 import type { Observer } from '../observer.js';
-import { type CounterCreate, expiresAtOf, type RowWrite, slideOf } from '../row.js';
+import { checkEntrySize, type CounterCreate, entrySizeError, expiresAtOf, type RowWrite, slideOf } from '../row.js';
 import type { Front, Writing } from './front.js';
 import { KeyOrder } from './key_order.js';
 import { TickBatches } from './tick_batches.js';
@@ -23,6 +23,8 @@ export interface RowsOptions {
   readonly observer: Observer;
   /** The cache in front (the local tier; undefined: off). Reads must then return their rows' expiry (buildSql's withExpiry). */
   readonly front?: Front | undefined;
+  /** The table's byte cap: a larger entry is refused before it is queued (see checkEntrySize). */
+  readonly maxEntryBytes?: number | null | undefined;
 }
 
 /**
@@ -183,6 +185,8 @@ export class Rows {
 
   /** Upserts one row (all columns replaced). */
   set(row: RowWrite): Promise<void> {
+    const refused = entrySizeError(row.id, row.value, this.#options.maxEntryBytes);
+    if (refused) return Promise.reject(refused);
     const done = this.#order.run([row.id], 'write', this.#batchedAs('rw'), () => this.#set(row));
     this.#front?.setIssued(row, done);
     return done;
@@ -206,6 +210,7 @@ export class Rows {
   /** Writes many rows in one statement; a later duplicate id wins. */
   async setMany(rows: readonly RowWrite[]): Promise<void> {
     const byId = new Map<string, RowWrite>();
+    for (const row of rows) checkEntrySize(row.id, row.value, this.#options.maxEntryBytes);
     for (const row of rows) byId.set(row.id, row);
     if (byId.size === 0) return;
     await this.#writeInOrder([...byId.keys()], () => this.#statements.write([...byId.values()]));

@@ -1,6 +1,6 @@
 import { SchemaError } from '../errors.js';
 import type { Executor, SetupExecutor, TransactionQuery } from './executor.js';
-import { indexName, locksComment, notifyTriggerSql, type Sql, TRIGGER_EVENT_BITS, type TriggerSql } from '../sql/index.js';
+import { CACHE_STORAGE, indexName, locksComment, notifyTriggerSql, type Sql, TRIGGER_EVENT_BITS, type TriggerSql } from '../sql/index.js';
 
 /** The contract's columns and their exact types (format_type spelling). */
 const EXPECTED_COLUMNS: Readonly<Record<string, string>> = {
@@ -19,6 +19,8 @@ interface Inspection {
   /** The database's encoding (server_encoding). */
   encoding: string;
   oid: string | null;
+  /** pg_class.reloptions ('name=value'), or null. */
+  options: string[] | null;
   columns: Record<string, string> | null;
   has_expiry_index: boolean | null;
   has_tags_index: boolean | null;
@@ -43,6 +45,8 @@ export interface SchemaOptions {
   distributed: { readonly shardCount: number | undefined; readonly colocateWith: string | undefined } | undefined;
   /** `localCache.notifyTrigger`: the cache table's notify triggers are installed when missing. */
   notifyTrigger?: boolean | undefined;
+  /** See PgStoreOptions.storageSettings: undefined, on a table it creates; true, also on one it finds; false, never. */
+  storageSettings?: boolean | undefined;
 }
 
 /**
@@ -194,7 +198,8 @@ async function run(executor: SetupExecutor, sql: Sql, options: SchemaOptions): P
   if (first?.oid) checkColumns(first, sql, ['tags']);
   const citus = first?.oid && first.citus ? await inspectCitus(executor, sql) : undefined;
   const wanted = options.distributed !== undefined && !citus?.method;
-  if (first && isComplete(first) && !wanted) return shape(citus, sql);
+  const retune = options.storageSettings === true && Boolean(first?.oid) && !hasCacheStorage(first);
+  if (first && isComplete(first) && !wanted && !retune) return shape(citus, sql);
   if (!options.createIfNotExists) {
     if (!first?.oid) {
       throw new SchemaError(`Table ${sql.display} does not exist and createIfNotExists is false. Create it (docs/interop.md has the DDL) or allow the store to.`);
@@ -205,12 +210,19 @@ async function run(executor: SetupExecutor, sql: Sql, options: SchemaOptions): P
     if (wanted) {
       throw new SchemaError(`Table ${sql.display} is not distributed, distributed is set and createIfNotExists is false. Run: SELECT create_distributed_table('${sql.display}', 'id')`);
     }
+    // Asked for explicitly: the settings, even where nothing may be created.
+    if (retune) await executor.query({ name: '', label: 'storage settings', text: sql.ddl.storageSettings, prepared: false }, []);
     return shape(citus, sql); // Missing indexes only cost speed; with createIfNotExists false we do not add them.
   }
   await executor.transaction(async (query) => {
     await query(sql.ddlLock, [`ddl:${sql.display}`]);
     const [state] = await query<Inspection>(sql.inspect, [sql.schema, sql.table]);
     await createMissing(query, sql, state, options.useWal);
+    // A cache's storage settings on a table created just now (unless told never), or on one found, when asked.
+    const created = !state?.oid;
+    if ((created && options.storageSettings !== false) || (!created && options.storageSettings === true && !hasCacheStorage(state))) {
+      await query(sql.ddl.storageSettings);
+    }
     if (options.distributed) {
       const [now] = await query<CitusInspection>(sql.citusInspect, [sql.qualified]);
       if (!now?.method) await query(sql.distributeTable, [options.distributed.shardCount ?? null, options.distributed.colocateWith ?? 'default']);
@@ -277,6 +289,12 @@ function checkEncoding(state: Inspection, sql: Sql): void {
       `characters, shared with .NET and Python, and ${state.encoding} ${state.encoding === 'SQL_ASCII' ? 'counts them in bytes' : 'cannot hold every character'}). ` +
       "Create the database with ENCODING 'UTF8' (initdb --encoding=UTF8, or CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0).",
   );
+}
+
+/** The table already has the storage settings of a cache (its own; its TOAST table's are set with them). */
+function hasCacheStorage(state: Inspection | undefined): boolean {
+  const found = new Set(state?.options ?? []);
+  return CACHE_STORAGE.filter((setting) => !setting.startsWith('toast.')).every((setting) => found.has(setting));
 }
 
 function isComplete(state: Inspection): boolean {

@@ -8,7 +8,13 @@ import type { Executor } from './executor.js';
 export interface TableStats {
   readonly rows: number;
   readonly liveRows: number;
+  /** The table with its indexes and TOAST table, in bytes. */
   readonly bytes: number;
+  /** The table and its TOAST table, in bytes. */
+  readonly tableBytes: number;
+  readonly indexBytes: number;
+  /** Dead row versions waiting for a vacuum (PostgreSQL's statistics; null on Citus). */
+  readonly deadRows: number | null;
 }
 
 /**
@@ -56,10 +62,10 @@ export class TableStatements {
   /**
    * Deletes rows expired before `before` (epoch ms), `batch` per statement, while no other instance holds
    * the sweep's try-lock (then it deletes nothing) and `stop()` says go on.
+   * @param lockName the try-lock: the expiration scan's, or the cap's sweeper's
    * @returns the rows deleted
    */
-  async deleteExpired(before: () => number, batch: number, stop: () => boolean): Promise<number> {
-    const lockName = `scan:${this.#sql.display}`;
+  async deleteExpired(before: () => number, batch: number, stop: () => boolean, lockName = `scan:${this.#sql.display}`): Promise<number> {
     let total = 0;
     for (;;) {
       const [row] = await this.#exec.query<{ locked: boolean; selected: number; deleted: number }>(this.#sql.deleteExpiredBatch, [
@@ -76,8 +82,18 @@ export class TableStatements {
 
   /** The table's rows, live rows and bytes (the counts scan the table). */
   async stats(): Promise<TableStats> {
-    const [row] = await this.#exec.query<{ rows: string; live: string; bytes: string }>(this.#sql.stats, [this.#now(), this.#sql.qualified]);
-    return { rows: Number(row!.rows), liveRows: Number(row!.live), bytes: Number(row!.bytes) };
+    const [row] = await this.#exec.query<{ rows: string; live: string; bytes: string; table_bytes: string; index_bytes: string; dead: string | null }>(
+      this.#sql.stats,
+      [this.#now(), this.#sql.qualified],
+    );
+    return {
+      rows: Number(row!.rows),
+      liveRows: Number(row!.live),
+      bytes: Number(row!.bytes),
+      tableBytes: Number(row!.table_bytes),
+      indexBytes: Number(row!.index_bytes),
+      deadRows: row!.dead === null ? null : Number(row!.dead),
+    };
   }
 
   #now(): string {

@@ -1,3 +1,4 @@
+import { checkEntrySize } from '../row.js';
 import { isoNow, type StoreContext } from '../context.js';
 import { type Duration, MAX_WAIT_MS } from '../duration.js';
 import { FactoryTimeoutError, InvalidOptionError, InvalidValueError, LockTimeoutError, QueryError, isCallerError, show } from '../errors.js';
@@ -281,6 +282,7 @@ export class GetOrSet {
       if (hit && !call.forceFresh && call.isFresh(hit)) return hit;
       const { value, options } = await this.#produce(key, factory, call, state);
       const row = resolveEntryOptions(options, this.#context.options.clock(), this.#context.options.defaultSlidingExpirationMs);
+      checkEntrySize(key, value, this.#context.options.capacity?.maxBytes);
       await query(sql.upsert, [key, value, row.expires, row.sliding, row.absolute, row.tags]);
       return value;
     }).finally(() => rows.written([key])); // the in-process tiers drop what the transaction replaced

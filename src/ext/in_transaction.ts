@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RunStatement } from '../execution/batch_delete.js';
 import { deleteInBatches } from '../execution/batch_delete.js';
 import { incrValues, rowArrays } from '../execution/row_params.js';
-import type { RowWrite } from '../row.js';
+import { checkEntrySize, type RowWrite } from '../row.js';
 import { SHAPES } from '../execution/caller_answers.js';
 import { isoNow, type StoreContext } from '../context.js';
 import { CounterOverflowError, InvalidValueError, NotInTransactionError, show, type UnreadableResultError } from '../errors.js';
@@ -156,6 +156,7 @@ export class CacheTransaction {
   }
 
   async #write(rows: readonly RowWrite[]): Promise<void> {
+    for (const each of rows) checkEntrySize(each.id, each.value, this.#context.options.capacity?.maxBytes);
     const [row] = rows;
     const { sql } = this.#context;
     if (rows.length === 1 && row) await this.#run(sql.upsert, [row.id, row.value, row.expires, row.sliding, row.absolute, row.tags]);

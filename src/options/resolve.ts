@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { type Duration, durationOption, MAX_WAIT_MS } from '../duration.js';
 import { InvalidOptionError, show } from '../errors.js';
+import { capacity, type ResolvedCapacity, storageSettings } from './capacity.js';
 import { DatabaseClock } from './clock.js';
 import { fromKeyvPostgres, KEYV_POSTGRES_NAMES } from './keyv_postgres.js';
 import { localCache, type ResolvedLocalCache } from './local_cache.js';
@@ -40,12 +41,17 @@ export interface ResolvedOptions {
   readonly databaseClock: DatabaseClock | undefined;
   readonly logger: CacheLogger | undefined;
   readonly lockProtocol: 'lease-table' | 'python';
+  /** Undefined: no size cap. */
+  readonly capacity: ResolvedCapacity | undefined;
+  /** See {@link PgStoreOptions.storageSettings}. */
+  readonly storageSettings: boolean | undefined;
 }
 
 const KNOWN = new Set<string>([
   'uri', 'connectionString', 'pool', 'poolMax', 'poolConfig', 'connectTimeout', 'statementTimeout', 'schema', 'table', 'createIfNotExists', 'useWal', 'distributed',
   'enableExpirationScan', 'expirationScanInterval', 'retainExpiredFor', 'deleteBatchSize', 'defaultSlidingExpiration', 'slidingWriteThreshold',
   'iterationLimit', 'batching', 'maxBatchSize', 'preparedStatements', 'pipelining', 'localCache', 'clock', 'logger', 'lockProtocol',
+  'maxSize', 'maxEntries', 'eviction', 'evictionInterval', 'lruResolution', 'storageSettings',
 ]);
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 const MIN_SCAN_INTERVAL_MS = 5 * 60_000;
@@ -118,6 +124,8 @@ function validate(raw: PgStoreOptions): ResolvedOptions {
     ...clock(raw),
     logger: logger(raw),
     lockProtocol: lockProtocol(raw.lockProtocol),
+    capacity: capacity(raw),
+    storageSettings: storageSettings(raw.storageSettings),
   };
   if (resolved.expirationScanIntervalMs < MIN_SCAN_INTERVAL_MS) {
     throw new InvalidOptionError('expirationScanInterval', 'must be at least 5 minutes (the .NET minimum).');

@@ -97,6 +97,49 @@ export interface PgStoreOptions extends KeyvPostgresOptions {
    */
   deleteBatchSize?: number | undefined;
   /**
+   * A cap on the table's size: the bytes of its entries (each key's and value's bytes, as stored; the table and its
+   * indexes take more on disk, see docs/operations.md). Whole bytes, or a size as in postgresql.conf: `'64MB'`,
+   * `'2GB'` (powers of 1024; `'MiB'`, `'GiB'` too). At least 1MB. Past it, the sweeper (one store at a time across
+   * processes) evicts entries in `eviction` order, in small batches, down to 95% of the cap; a write larger than the
+   * cap is refused with ValueTooLargeError. The cap is the table's: the last store started with `maxSize` or
+   * `maxEntries` writes it there, and every capped store's sweeper enforces the table's cap (a store whose options
+   * differ says so once, as a warning). Not with `distributed`. docs/operations.md.
+   * @default undefined (no cap)
+   */
+  maxSize?: number | string | undefined;
+  /**
+   * A cap on the number of entries, alone or beside `maxSize` (whichever is reached first evicts). Same rules as
+   * `maxSize`.
+   * @default undefined (no cap)
+   */
+  maxEntries?: number | undefined;
+  /**
+   * Which entries a cap evicts first: `'lru'`, the least recently read or written (a read is recorded at most once
+   * per `lruResolution`, in a background batch, so reads stay reads), or `'fifo'`, the least recently written (reads
+   * write nothing). Entries written by .NET and Python count by their writes. Only with a cap.
+   * @default 'lru'
+   */
+  eviction?: 'lru' | 'fifo' | undefined;
+  /**
+   * How often the sweeper checks the table against its cap (one cheap statement when under it). From 100 ms to
+   * 1 hour. Only with a cap.
+   * @default '1s'
+   */
+  evictionInterval?: Duration | undefined;
+  /**
+   * LRU: how stale a key's recorded last read may get before a read records it again. Lower is closer to exact LRU
+   * and writes more. At least 1 second. Only with `eviction: 'lru'`.
+   * @default '5s'
+   */
+  lruResolution?: Duration | undefined;
+  /**
+   * Storage settings suited to a cache (fillfactor and autovacuum thresholds, docs/operations.md) on the table:
+   * left out, only when the store creates the table; `true`, also on an existing table (the store's role must own
+   * it); `false`, never.
+   * @default undefined
+   */
+  storageSettings?: boolean | undefined;
+  /**
    * Sliding expiration applied by `store.ext` writes that give no expiry at all (the .NET rule).
    * Must be greater than zero.
    * @default '20m'

@@ -31,6 +31,7 @@ import { type NotifySql, notifySql } from './triggers.js';
 
 export type { BulkSql, CountersSql, LocksSql, NotifySql, RowsSql, SchemaSql, TableNames };
 export { LANE_LOCK_TIMEOUT } from './rows.js';
+export { CACHE_STORAGE } from './schema.js';
 export { derivedName, indexName, LOCK_CLASS, locksComment, qualifiedName, type Statement } from './statement.js';
 export { bytesOf, bytesOfEscaped, MAX_VALUE_BYTES, oversize, textOfEscaped, tooLarge } from './values.js';
 export { TRIGGER_EVENT_BITS, TRIGGER_SENDER, TRIGGER_VERSION, type TriggerSql } from './triggers.js';

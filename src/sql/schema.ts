@@ -36,27 +36,49 @@ export interface SchemaSql {
     readonly addTagsColumn: string;
     readonly createExpiryIndex: string;
     readonly createTagsIndex: string;
+    /** The storage settings of a cache ({@link CACHE_STORAGE}), on the table and its TOAST table. */
+    readonly storageSettings: string;
     readonly createLocksTable: string;
     readonly commentLocksTable: string;
   };
 }
 
+/**
+ * The storage settings of a cache table (docs/operations.md, "Vacuum and bloat"): every write of a cache is an
+ * update or a delete, so its dead rows are vacuumed after 2% of the table changed rather than PostgreSQL's 20%
+ * (and its TOAST table's, where values over 2 kB go, alike), without the cost-based pauses meant for tables a
+ * vacuum must not disturb; a tenth of each page is left free, so a row rewritten in place (same expiry, a touch)
+ * can stay on its page (a HOT update, no index entry). As reloptions' text: 'name=value'.
+ */
+export const CACHE_STORAGE: readonly string[] = Object.freeze([
+  'fillfactor=90',
+  'autovacuum_vacuum_scale_factor=0.02',
+  'autovacuum_vacuum_insert_scale_factor=0.02',
+  'autovacuum_analyze_scale_factor=0.05',
+  'autovacuum_vacuum_cost_delay=0',
+  'toast.autovacuum_vacuum_scale_factor=0.02',
+  'toast.autovacuum_vacuum_cost_delay=0',
+]);
+
 export function schemaSql(ctx: SqlContext): SchemaSql {
   const { schema, table, display, qualified: t, locksQualified: l, named } = ctx;
   return {
     stats: named('stats', `SELECT count(*)::int8 AS rows, count(*) FILTER (WHERE expiresattime >= $1::timestamptz)::int8 AS live,
-  pg_total_relation_size($2::regclass)::int8 AS bytes FROM ${t}`,
+  pg_total_relation_size($2::regclass)::int8 AS bytes, pg_table_size($2::regclass)::int8 AS table_bytes,
+  pg_indexes_size($2::regclass)::int8 AS index_bytes,
+  (SELECT n_dead_tup FROM pg_stat_all_tables WHERE relid = $2::regclass)::int8 AS dead FROM ${t}`,
       true,
-      // The coordinator's table is an empty shell: the shards' size is citus_total_relation_size's.
+      // The coordinator's table is an empty shell: the shards' sizes are Citus' (their dead rows are the workers').
       `SELECT count(*)::int8 AS rows, count(*) FILTER (WHERE expiresattime >= $1::timestamptz)::int8 AS live,
-  citus_total_relation_size($2::regclass)::int8 AS bytes FROM ${t}`,
+  citus_total_relation_size($2::regclass)::int8 AS bytes, citus_table_size($2::regclass)::int8 AS table_bytes,
+  (citus_total_relation_size($2::regclass) - citus_table_size($2::regclass))::int8 AS index_bytes, NULL::int8 AS dead FROM ${t}`,
     ),
 
     // What exists, read from the catalog (never by name: rule 19 of the contract).
     inspect: named('inspect', `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema_exists,
   current_setting('server_encoding') AS encoding, EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus, t.*
 FROM (SELECT 1) AS one LEFT JOIN LATERAL (
-  SELECT c.oid::int8 AS oid,
+  SELECT c.oid::int8 AS oid, c.reloptions AS options,
     (SELECT json_object_agg(a.attname, format_type(a.atttypid, a.atttypmod))
        FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
     EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
@@ -118,6 +140,7 @@ ORDER BY 1`, false),
   tags TEXT[] NULL
 )`,
       addTagsColumn: `ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS tags TEXT[] NULL`,
+      storageSettings: `ALTER TABLE ${t} SET (${CACHE_STORAGE.map((setting) => setting.replace('=', ' = ')).join(', ')})`,
       createExpiryIndex: `CREATE INDEX IF NOT EXISTS ${pg.escapeIdentifier(indexName(table, 'expiresattime'))}
   ON ${t} (expiresattime) WITH (deduplicate_items = True)`,
       createTagsIndex: `CREATE INDEX IF NOT EXISTS ${pg.escapeIdentifier(indexName(table, 'tags'))} ON ${t} USING GIN (tags)`,

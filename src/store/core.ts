@@ -8,6 +8,10 @@ import { TableStatements } from '../execution/table_statements.js';
 import { LocalTier } from '../local/local_tier.js';
 import { Observer } from '../observer.js';
 import type { ResolvedOptions } from '../options/index.js';
+import { hostname } from 'node:os';
+import { CapacityStatements, type CapacityRecord, ensureCapacity } from '../execution/capacity.js';
+import { capacitySql } from '../sql/capacity.js';
+import { type EvictionResult, Sweeper, Touches } from './capacity.js';
 import { joinScan } from './scanner.js';
 import { ensureSchema } from '../execution/schema.js';
 import { buildSql, type Sql } from '../sql/index.js';
@@ -48,6 +52,9 @@ export class StoreCore {
   readonly #closing = new AbortController();
   /** Leaves the table's shared expiration scan (see joinScan). */
   #leaveScan: (() => Promise<void>) | undefined;
+  /** With a cap: its statements, the sweeper's pass and LRU's record of reads. */
+  readonly #capacity: { statements: CapacityStatements; sweeper: Sweeper; touches: Touches | undefined; gauges: () => void } | undefined;
+  #leaveSweep: (() => Promise<void>) | undefined;
 
   /** @param scanPass what a pass of the expiration scan runs (PgStore's clearExpired, which an application may wrap) */
   constructor(options: ResolvedOptions, reporter: Reporter, scanPass: () => Promise<number>) {
@@ -85,8 +92,17 @@ export class StoreCore {
           options.localCache,
         )
       : undefined;
-    this.rows = new Rows(statements, { ...options, maxInFlight: BATCHES_IN_FLIGHT, observer, front });
+    this.rows = new Rows(statements, { ...options, maxInFlight: BATCHES_IN_FLIGHT, observer, front, maxEntryBytes: options.capacity?.maxBytes });
     this.table = new TableStatements(this.exec, sql, options.clock);
+    const cap = options.capacity;
+    if (cap) {
+      const statements = new CapacityStatements(this.exec, capacitySql(sql), sql.display);
+      const sweepOptions = { capacity: cap, clock: options.clock, retainExpiredForMs: options.retainExpiredForMs, deleteBatchSize: options.deleteBatchSize };
+      const touches = cap.policy === 'lru' ? new Touches(statements, cap.resolutionMs, options.clock, (error) => reporter.background(error)) : undefined;
+      if (touches) observer.onHit((key) => touches.read(key));
+      const sweeper = new Sweeper(statements, this.table, sweepOptions, observer, () => this.#closed);
+      this.#capacity = { statements, sweeper, touches, gauges: observer.usageGauges() };
+    }
     this.context = {
       exec: this.exec,
       rows: this.rows,
@@ -122,6 +138,7 @@ export class StoreCore {
           return Number(row?.ms);
         });
         this.exec.distributed = shape.distributed;
+        await this.#ensureCapacity(shape.distributed);
         this.#isReady = true;
         this.#startScanner();
         if (!this.#closed) this.rows.start();
@@ -145,6 +162,39 @@ export class StoreCore {
     return total;
   }
 
+  /**
+   * One pass of the cap's sweeper now (see Sweeper.pass): what it evicted, nothing when the table is under its cap
+   * or another process's sweeper is at work.
+   */
+  async evict(): Promise<EvictionResult> {
+    if (!this.usable()) await this.prepare('evict');
+    return this.#capacity ? this.#capacity.sweeper.pass() : { rows: 0, bytes: 0 };
+  }
+
+  /** The table's usage, cap and eviction record, when this store has a cap (else null). */
+  async capacity(): Promise<CapacityRecord | null> {
+    if (!this.usable()) await this.prepare('stats');
+    return (await this.#capacity?.statements.snapshot()) ?? null;
+  }
+
+  /** Installs the cap's column, index, tables and triggers (when missing) and writes this store's cap in the table. */
+  async #ensureCapacity(distributed: boolean): Promise<void> {
+    const cap = this.options.capacity;
+    if (!cap) return;
+    const replaced = await ensureCapacity(this.exec.setup, this.sql, capacitySql(this.sql), cap, {
+      createIfNotExists: this.options.createIfNotExists,
+      distributed,
+      who: `pid ${process.pid} on ${hostname()}`,
+    });
+    if (replaced) {
+      const show = (c: { maxBytes: number | null; maxEntries: number | null; policy: string }) =>
+        `maxSize ${c.maxBytes ?? 'none'}, maxEntries ${c.maxEntries ?? 'none'}, eviction ${c.policy}`;
+      this.observer.warnOnce(
+        `The cap of ${this.sql.display} was ${show(replaced)}; this store replaced it with ${show(cap)}. A table has one cap, the last one a store started with: give every store of the table the same.`,
+      );
+    }
+  }
+
   /** Closes every layer, top down; later calls reject with StoreClosedError. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -162,6 +212,9 @@ export class StoreCore {
   async #close(): Promise<void> {
     this.options.databaseClock?.stop();
     await this.#leaveScan?.();
+    await this.#leaveSweep?.();
+    await this.#capacity?.touches?.close();
+    this.#capacity?.gauges();
     this.#closing.abort();
     await this.rows.close();
     // Calls made before disconnect() still in a batch are dispatched on the next tick: they count as
@@ -174,6 +227,7 @@ export class StoreCore {
   }
 
   #startScanner(): void {
+    this.#startSweeper();
     if (!this.options.enableExpirationScan || this.#closed || this.#leaveScan) return;
     // One scan per table per pool: stores sharing a pool do not each run one.
     this.#leaveScan = joinScan(this.exec.pool, this.sql.qualified, {
@@ -181,5 +235,16 @@ export class StoreCore {
       intervalMs: this.options.expirationScanIntervalMs,
       onError: (error) => this.#reporter.background(error),
     });
+  }
+
+  /** The cap's sweeper: one pass per interval per pool and table (shared like the scan), one at a time across processes. */
+  #startSweeper(): void {
+    const capacity = this.#capacity;
+    if (!capacity || this.#closed || this.#leaveSweep) return;
+    this.#leaveSweep = joinScan(this.exec.pool, `${this.sql.qualified}:cap`, {
+      pass: async () => (await capacity.sweeper.pass()).rows,
+      intervalMs: this.options.capacity!.intervalMs,
+      onError: (error) => this.#reporter.background(error),
+    }, true);
   }
 }

@@ -7,6 +7,23 @@ import { StoreCore } from './core.js';
 import { KeyvAdapter, keyvContract, keyvNamespace, rowId, rowIds } from './keyv_adapter.js';
 import { describe, expiry, logKeyvFailures, toBytes } from './keyv_values.js';
 import { Reporter } from './reporter.js';
+import type { TableStats } from '../execution/table_statements.js';
+
+/** `stats().capacity`: the table's cap as stored in it, what it holds (exact), and what its sweepers evicted. */
+export interface CapacityStats {
+  /** The table's byte cap (keys and values), or null. */
+  readonly maxSize: number | null;
+  readonly maxEntries: number | null;
+  readonly eviction: 'lru' | 'fifo';
+  /** Bytes of the table's entries (keys and values, expired rows not yet swept included), counted exactly by its triggers. */
+  readonly usedBytes: number;
+  readonly usedEntries: number;
+  /** Entries and bytes evicted by every store's sweeper since the cap was installed. */
+  readonly evictedRows: number;
+  readonly evictedBytes: number;
+  /** The last pass that evicted anything, by any store. */
+  readonly lastEviction: { readonly at: Date; readonly rows: number; readonly bytes: number } | null;
+}
 
 export type { PgStoreKeyvOptions } from './keyv_adapter.js';
 
@@ -227,13 +244,38 @@ export class PgStore extends KeyvAdapter {
 
   /**
    * Counters since the store was created (hits, misses, stale serves, factory calls and errors, lock
-   * waits, refreshes, expired rows deleted) and the table's rows and bytes. The row counts scan the
-   * table: call it for monitoring, not per request.
+   * waits, refreshes, expired rows deleted, entries evicted) and the table's rows, sizes and dead rows; with a cap
+   * (`maxSize`, `maxEntries`), `capacity`: the table's exact usage, its cap and the sweepers' eviction record. The
+   * row counts scan the table: call it for monitoring, not per request.
    */
-  async stats(): Promise<Counters & { rows: number; liveRows: number; bytes: number; localEntries: number }> {
+  async stats(): Promise<Counters & TableStats & { localEntries: number; capacity: CapacityStats | null }> {
     if (!this.#core.usable()) await this.#core.prepare('stats');
     const table = await this.#core.table.stats();
-    return { ...this.#core.observer.counters, ...table, localEntries: this.#core.rows.localSize };
+    const capacity = await this.#core.capacity();
+    return {
+      ...this.#core.observer.counters,
+      ...table,
+      localEntries: this.#core.rows.localSize,
+      capacity: capacity && {
+        maxSize: capacity.maxBytes,
+        maxEntries: capacity.maxEntries,
+        eviction: capacity.policy,
+        usedBytes: capacity.bytes,
+        usedEntries: capacity.entries,
+        evictedRows: capacity.evictedRows,
+        evictedBytes: capacity.evictedBytes,
+        lastEviction: capacity.lastEviction,
+      },
+    };
+  }
+
+  /**
+   * Runs a pass of the cap's sweeper now, as the background one does every `evictionInterval`: when the table is
+   * over its cap, evicts down to 95% of it. Resolves to what it evicted (nothing without a cap, under it, or while
+   * another process's sweeper is at work).
+   */
+  async evict(): Promise<{ rows: number; bytes: number }> {
+    return this.#core.evict();
   }
 
   /**

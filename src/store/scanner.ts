@@ -10,18 +10,23 @@ export class ExpirationScanner {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #stopped = false;
+  readonly #firstAfterInterval: boolean;
 
-  /** @param intervalMs the time between passes, or a function read before each wait */
-  constructor(pass: () => Promise<number>, intervalMs: number | (() => number), onError: (error: unknown) => void) {
+  /**
+   * @param intervalMs the time between passes, or a function read before each wait
+   * @param firstAfterInterval the first pass waits an interval too (else it runs at once)
+   */
+  constructor(pass: () => Promise<number>, intervalMs: number | (() => number), onError: (error: unknown) => void, firstAfterInterval = false) {
     this.#pass = pass;
     this.#intervalMs = typeof intervalMs === 'number' ? () => intervalMs : intervalMs;
     this.#onError = onError;
+    this.#firstAfterInterval = firstAfterInterval;
   }
 
-  /** Schedules a first pass right away (like .NET's first operation), then one per interval. */
+  /** Schedules a first pass right away (like .NET's first operation) unless told to wait, then one per interval. */
   start(): void {
     if (this.#stopped || this.#timer) return;
-    this.#timer = setTimeout(() => this.#tick(), 0);
+    this.#timer = setTimeout(() => this.#tick(), this.#firstAfterInterval ? this.#intervalMs() : 0);
     this.#timer.unref();
   }
 
@@ -68,7 +73,7 @@ class SharedScan {
   #running: Promise<void> | undefined;
   readonly #onEmpty: () => void;
 
-  constructor(onEmpty: () => void) {
+  constructor(onEmpty: () => void, firstAfterInterval: boolean) {
     this.#onEmpty = onEmpty;
     this.#scanner = new ExpirationScanner(
       () => {
@@ -90,6 +95,7 @@ class SharedScan {
       },
       () => Math.min(...[...this.#members].map((member) => member.intervalMs)),
       () => {},
+      firstAfterInterval,
     );
   }
 
@@ -115,14 +121,14 @@ const scans = new WeakMap<object, Map<string, SharedScan>>();
  * function: it waits for the member's pass if it is running, and the last member to leave stops the scan
  * (waiting for a pass under way).
  */
-export function joinScan(pool: object, table: string, member: Member): () => Promise<void> {
+export function joinScan(pool: object, table: string, member: Member, firstAfterInterval = false): () => Promise<void> {
   let tables = scans.get(pool);
   if (!tables) scans.set(pool, (tables = new Map()));
   let scan = tables.get(table);
   if (!scan) {
     const created = new SharedScan(() => {
       if (tables.get(table) === created) tables.delete(table);
-    });
+    }, firstAfterInterval);
     tables.set(table, (scan = created));
   }
   return scan.join(member);

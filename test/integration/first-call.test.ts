@@ -54,6 +54,7 @@ const STORE_CALLS: Record<string, Call> = {
   hasMany: (s: PgStore) => s.hasMany(['k']),
   iterator: (s: PgStore) => drain(s.iterator('ns')),
   clearExpired: (s: PgStore) => s.clearExpired(),
+  evict: (s: PgStore) => s.evict(),
   stats: (s: PgStore) => s.stats(),
   ready: (s: PgStore) => s.ready(),
   disconnect: (s: PgStore) => s.disconnect(),
