@@ -403,7 +403,7 @@ async function main() {
   const version = (await client.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
   // Fresh tables each run, vacuumed before each round: every target meets the same table state.
   // (Without this, dead rows of earlier runs pile up where autovacuum is off, as on this machine.)
-  for (const table of BENCH_TABLES) await client.query(`DROP TABLE IF EXISTS public.${table}, public.${table}_locks`);
+  for (const table of BENCH_TABLES) await client.query(`DROP TABLE IF EXISTS public.${table}, public.${table}_locks, public.${table}_usage, public.${table}_cap`);
   const vacuum = async () => {
     for (const table of BENCH_TABLES) await client.query(`VACUUM public.${table}`).catch(() => {}); // absent: target skipped
   };

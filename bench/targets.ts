@@ -62,6 +62,7 @@ interface PgStoreTargetOptions {
   poolMax: number;
   table: string;
   localCache?: PgStoreOptions['localCache'];
+  maxSize?: PgStoreOptions['maxSize'];
 }
 
 function pgStoreTarget(name: string, url: string, options: PgStoreTargetOptions, Store: PgStoreClass = PgStore): Target {
@@ -76,6 +77,7 @@ function pgStoreTarget(name: string, url: string, options: PgStoreTargetOptions,
         useWal: options.useWal ?? false,
         poolMax: options.poolMax,
         localCache: options.localCache ?? false,
+        ...(options.maxSize === undefined ? {} : { maxSize: options.maxSize }),
       });
       const keyv = new Keyv({ store, namespace: 'bench' });
       const ops = keyvOps(keyv, () => keyv.disconnect());
@@ -134,6 +136,8 @@ const PG_STORE_TARGETS: ReadonlyArray<readonly [string, PgStoreTargetOptions]> =
   ['PgStore/Keyv + localCache', { poolMax: 10, table: 'bench_local', localCache: true }],
   // The same with the cache table's notify trigger (every writer's changes reach the tiers): its cost on writes.
   ['PgStore/Keyv + localCache notifyTrigger', { poolMax: 10, table: 'bench_local_trigger', localCache: { notifyTrigger: true } }],
+  // A size cap never reached here: what its accounting triggers and LRU's read records cost every call.
+  ['PgStore/Keyv + maxSize (LRU)', { poolMax: 10, table: 'bench_capped', maxSize: '1GB' }],
 ];
 
 /** What a baseline target's name ends with (`--baseline`); its tables end with `_base`. */

@@ -69,15 +69,17 @@ async function serve(port: number, host: string, table: string, resultsFile: str
     for (const listener of process.listeners(signal)) if (!before[signal].includes(listener)) process.off(signal, listener);
   }
   const { logger, mute } = demoLogger('server');
-  const env = { ...process.env, DATABASE_URL: database.url, DEMO_TABLE: table };
-  const store = new PgStore({ uri: database.url, table, retainExpiredFor: '1h', logger });
+  // The demo's table has a size cap (docs/operations.md): every store of it is given the same one.
+  const maxSize = '64MB';
+  const env = { ...process.env, DATABASE_URL: database.url, DEMO_TABLE: table, DEMO_MAX_SIZE: maxSize };
+  const store = new PgStore({ uri: database.url, table, retainExpiredFor: '1h', logger, maxSize });
   const keyv = new Keyv({ store, namespace: 'demo' });
   keyv.on('error', () => {}); // the logger prints them
   const ctx: DemoContext = {
     store,
     keyv,
-    localA: new PgStore({ uri: database.url, table, localCache: true, logger }),
-    localB: new PgStore({ uri: database.url, table, localCache: true, logger }),
+    localA: new PgStore({ uri: database.url, table, localCache: true, logger, maxSize }),
+    localB: new PgStore({ uri: database.url, table, localCache: true, logger, maxSize }),
     workers: new WorkerPool(2, env, (index, event) => {
       if (event.event === 'factory') ctx.factoryCalls.set(event.run, (ctx.factoryCalls.get(event.run) ?? 0) + 1);
       if (event.event === 'extended') ctx.leases.set(event.name, { token: event.token, worker: index, extendedAt: Date.now() });

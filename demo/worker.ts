@@ -12,7 +12,7 @@ import type { WorkerReply, WorkerRequest } from './workers.js';
 const FACTORY_MS = 200;
 const name = `worker ${process.env.DEMO_WORKER ?? '?'} (pid ${process.pid})`;
 const { logger, mute } = demoLogger(name);
-const store = new PgStore({ table: process.env.DEMO_TABLE ?? 'cache', retainExpiredFor: '1h', logger });
+const store = new PgStore({ table: process.env.DEMO_TABLE ?? 'cache', retainExpiredFor: '1h', logger, maxSize: process.env.DEMO_MAX_SIZE ?? '64MB' });
 const keyv = new Keyv({ store, namespace: 'demo' });
 // cache-manager over its own store: two Keyv instances on one store would share one namespace.
 const cache = createPgCache({ store: { table: process.env.DEMO_TABLE ?? 'cache', logger }, namespace: 'demo-wrap' });

@@ -28,6 +28,10 @@ export const statsRoutes: Routes = {
       rows: server.rows,
       liveRows: server.liveRows,
       bytes: server.bytes,
+      tableBytes: server.tableBytes,
+      indexBytes: server.indexBytes,
+      deadRows: server.deadRows,
+      capacity: server.capacity,
       table: ctx.table,
     };
   },

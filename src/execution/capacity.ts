@@ -1,5 +1,5 @@
 import { SchemaError } from '../errors.js';
-import { type CapacitySql, type EvictionPolicy, LOCK_ROW_HORIZON_MS } from '../sql/capacity.js';
+import { type CapacitySql, capacityMark, type EvictionPolicy, LOCK_ROW_HORIZON_MS } from '../sql/capacity.js';
 import type { Sql } from '../sql/index.js';
 import type { Executor, SetupExecutor } from './executor.js';
 
@@ -9,6 +9,8 @@ interface CapacityInspection {
   has_index: boolean;
   usage_exists: boolean;
   cap_exists: boolean;
+  usage_comment: string | null;
+  cap_comment: string | null;
   comments: string[] | null;
   triggers: number;
   owner: boolean;
@@ -56,6 +58,7 @@ export async function ensureCapacity(
   }
   const [state] = await executor.query<CapacityInspection>(capacity.inspect, []);
   if (!state) throw new SchemaError(`Table ${sql.display} is missing.`);
+  checkOurs(state, sql, capacity);
   const current = state.has_column && state.has_index && state.usage_exists && state.cap_exists && state.triggers === capacity.triggerCount &&
     (state.comments ?? []).length === 1 && state.comments?.[0] === capacity.comment;
   if (!current) {
@@ -71,6 +74,7 @@ export async function ensureCapacity(
       // Another process may have installed it while this one waited for the lock.
       const [again] = await query<CapacityInspection>(capacity.inspect, []);
       if (!again) throw new SchemaError(`Table ${sql.display} is missing.`);
+      checkOurs(again, sql, capacity);
       for (const statement of capacity.install({ column: !again.has_column, index: !again.has_index, unlogged: again.persistence === 'u' })) {
         await query(statement);
       }
@@ -86,6 +90,26 @@ export async function ensureCapacity(
   const before = { maxBytes: numberOrNull(old.max_bytes), maxEntries: numberOrNull(old.max_entries), policy: old.policy };
   const same = before.maxBytes === wanted.maxBytes && before.maxEntries === wanted.maxEntries && before.policy === wanted.policy;
   return same ? undefined : before;
+}
+
+/**
+ * The names the cap would use must be free or the cap's own: a table or function of someone else's under them would
+ * be emptied or replaced.
+ */
+function checkOurs(state: CapacityInspection, sql: Sql, capacity: CapacitySql): void {
+  const schema = sql.schema;
+  for (const [exists, comment, name, expected] of [
+    [state.usage_exists, state.usage_comment, capacity.usageTable, capacity.usageComment],
+    [state.cap_exists, state.cap_comment, capacity.capTable, capacity.capComment],
+  ] as const) {
+    if (exists && comment !== expected) {
+      throw new SchemaError(`Table ${schema}.${name} exists and is not the size cap's table of ${sql.display} (its comment says ${comment === null ? 'nothing' : `"${comment}"`}). Rename it, or the cache table.`);
+    }
+  }
+  const foreign = (state.comments ?? []).find((comment) => comment === null || !comment.startsWith(capacityMark(sql.display)));
+  if (foreign !== undefined) {
+    throw new SchemaError(`A function named like the size cap's triggers of ${sql.display} exists in schema ${schema} and is not theirs (its comment says ${foreign === null ? 'nothing' : `"${foreign}"`}). Rename it, or the cache table.`);
+  }
 }
 
 /** The sweeper's statements and the LRU touch, on one table that has a cap installed. */

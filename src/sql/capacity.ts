@@ -31,6 +31,11 @@ export type EvictionPolicy = 'lru' | 'fifo';
  */
 export const LOCK_ROW_HORIZON_MS = 24 * 3600_000;
 
+/** What the capacity functions' comments of table `display` start with, whatever their version. */
+export function capacityMark(display: string): string {
+  return `cache-postgres capacity of ${display}`;
+}
+
 export interface CapacitySql {
   readonly usageTable: string;
   readonly capTable: string;
@@ -40,6 +45,9 @@ export interface CapacitySql {
   readonly install: (parts: { column: boolean; index: boolean; unlogged: boolean }) => readonly string[];
   /** The comment install puts on the functions: another one means another version. */
   readonly comment: string;
+  /** The comments install puts on the usage and cap tables: a table found under their names without it is not ours. */
+  readonly usageComment: string;
+  readonly capComment: string;
   /** How many triggers install creates. */
   readonly triggerCount: number;
   /** Writes this store's cap ($1 max bytes, $2 max entries, $3 policy, $4 who) and returns the one it replaced. */
@@ -77,7 +85,9 @@ export function capacitySql(names: TableNames): CapacitySql {
   const countFn = q(countFnName);
   const writeFn = q(writeFnName);
   const size = (row: string) => `octet_length(${row}.id) + octet_length(${row}.value)`;
-  const comment = `cache-postgres capacity of ${display} (v${CAPACITY_VERSION})`;
+  const comment = `${capacityMark(display)} (v${CAPACITY_VERSION})`;
+  const usageComment = `cache-postgres: usage of ${display}`;
+  const capComment = `cache-postgres: cap of ${display}`;
   const triggers = {
     insert: derivedName(table, 'usage_ins'),
     delete: derivedName(table, 'usage_del'),
@@ -116,6 +126,8 @@ END`;
     usageTable,
     capTable,
     comment,
+    usageComment,
+    capComment,
     triggerCount: Object.keys(triggers).length,
     inspect: named('capacity_inspect', `SELECT c.relpersistence::text AS persistence,
   EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'lastaccess' AND NOT a.attisdropped) AS has_column,
@@ -123,6 +135,8 @@ END`;
           WHERE i.indrelid = c.oid AND a.attname = 'lastaccess') AS has_index,
   to_regclass(${pg.escapeLiteral(u)}) IS NOT NULL AS usage_exists,
   to_regclass(${pg.escapeLiteral(c)}) IS NOT NULL AS cap_exists,
+  obj_description(to_regclass(${pg.escapeLiteral(u)}), 'pg_class') AS usage_comment,
+  obj_description(to_regclass(${pg.escapeLiteral(c)}), 'pg_class') AS cap_comment,
   (SELECT array_agg(DISTINCT obj_description(p.oid, 'pg_proc')) FROM pg_proc p
      WHERE p.pronamespace = c.relnamespace AND p.proname IN (${pg.escapeLiteral(countFnName)}, ${pg.escapeLiteral(writeFnName)})) AS comments,
   (SELECT count(*) FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname IN (${ourTriggers}) AND g.tgenabled <> 'D')::int AS triggers,
@@ -150,6 +164,8 @@ FROM pg_class c WHERE c.oid = to_regclass(${pg.escapeLiteral(t)})`, false),
   last_evicted_rows BIGINT NULL,
   last_evicted_bytes BIGINT NULL
 )`,
+      `COMMENT ON TABLE ${u} IS ${pg.escapeLiteral(usageComment)}`,
+      `COMMENT ON TABLE ${c} IS ${pg.escapeLiteral(capComment)}`,
       `INSERT INTO ${c} (id) VALUES (1) ON CONFLICT (id) DO NOTHING`,
       ...fn(countFn, 'trigger', countBody),
       ...fn(writeFn, 'trigger', writeBody),

@@ -305,6 +305,16 @@ ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value, expiresAtTime = EXCLUDED.
     expect(await py("cache.get('py:19').decode()")).to.equal('python value');
   });
 
+  it("a table of someone else's under the usage table's name is refused, and left as it was", async () => {
+    await fx.make().has('create the table without a cap');
+    await sql(`CREATE TABLE public.${fx.table}_usage (bytes bigint, entries bigint, note text)`);
+    await sql(`INSERT INTO public.${fx.table}_usage VALUES (1, 2, 'theirs')`);
+    const store = fx.make({ maxSize: '1MB' });
+    await rejects(store.get('k'), SchemaError, /is not the size cap's table/);
+    expect(await sql(`SELECT note FROM public.${fx.table}_usage`)).to.deep.equal([{ note: 'theirs' }]);
+    expect(await sql(`SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.${fx.table}'::regclass AND NOT tgisinternal`)).to.deep.equal([]);
+  });
+
   it('createIfNotExists false: a missing cap is a SchemaError that gives the DDL', async () => {
     await fx.make().has('create the table without a cap');
     const store = fx.make({ maxSize: '1MB', createIfNotExists: false });

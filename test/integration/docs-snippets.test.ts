@@ -27,6 +27,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { buildSql } from '../../src/sql/index.js';
+import { capacitySql } from '../../src/sql/capacity.js';
 import { dropTables, sql, testUrl } from '../helpers/db.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -278,7 +279,8 @@ describe('documentation snippets (README.md, docs/*.md)', function () {
   it("docs/interop.md's DDL is what the store runs for public.cache, the lock table included", () => {
     const page = readFileSync(path.join(ROOT, 'docs/interop.md'), 'utf8');
     const { ddl } = buildSql('public', 'cache', 0.1, false);
-    for (const statement of [ddl.createTable(false), ddl.createExpiryIndex, ddl.createTagsIndex, ddl.createLocksTable, ddl.commentLocksTable]) {
+    const capacity = capacitySql(buildSql('public', 'cache', 0.1, false)).install({ column: true, index: true, unlogged: true });
+    for (const statement of [ddl.createTable(false), ddl.createExpiryIndex, ddl.createTagsIndex, ddl.createLocksTable, ddl.commentLocksTable, ddl.storageSettings, ...capacity]) {
       expect(page).to.include(`${statement};`);
     }
   });
