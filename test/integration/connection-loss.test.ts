@@ -4,6 +4,7 @@
  * exception), every call must settle with a typed error, and the store must work again afterwards.
  */
 import { expect } from 'chai';
+import pg from 'pg';
 import { CachePostgresError, ConnectionError, PgStore, type PgStoreOptions, StatementTimeoutError } from '../../src/index.js';
 import { waitFor } from '../helpers/db.js';
 import { type PrivateServer, startPrivateServer } from '../helpers/private-server.js';
@@ -112,6 +113,36 @@ describe('connection loss (a private PostgreSQL)', function () {
       expect(await store.ext.getString('k0')).to.be.a('string');
     });
   }
+
+  it('a capped table: writes and the sweeper while backends are terminated; the count stays exact and the cap is kept after', async () => {
+    const store = make({ table: 'loss_cap', maxSize: '1MB', evictionInterval: '100ms' });
+    const events: unknown[] = [];
+    store.on('error', (error) => events.push(error));
+    const value = 'x'.repeat(8_000);
+    await store.ext.set('k0', value);
+    const running = load(8, (i) => store.ext.set(`k${i % 400}`, `${i}${value}`));
+    for (let round = 0; round < 5 || (running.errors.length === 0 && round < 30); round++) {
+      const done = running.done;
+      await waitFor(() => running.done > done + 100, 10_000, 'progress');
+      await server.terminate();
+    }
+    await running.stop();
+    expectTyped(running.errors);
+    expectTyped(events);
+    const used = async () => (await store.stats()).capacity!.usedBytes;
+    await waitFor(async () => (await used()) <= 1024 * 1024, 10_000, 'the sweeper to bring the table under its cap');
+    const stats = await store.stats();
+    const client = new pg.Client({ connectionString: server.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ bytes: string; entries: string }>(
+        "SELECT COALESCE(sum(octet_length(id) + octet_length(value)), 0)::text AS bytes, count(*)::text AS entries FROM public.loss_cap",
+      );
+      expect({ bytes: stats.capacity!.usedBytes, entries: stats.capacity!.usedEntries }).to.deep.equal({ bytes: Number(rows[0]!.bytes), entries: Number(rows[0]!.entries) });
+    } finally {
+      await client.end();
+    }
+  });
 
   it("an idle pooled connection that dies is reported as a typed 'error' event, not a crash", async () => {
     const store = make();
