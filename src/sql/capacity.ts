@@ -14,11 +14,11 @@
  * tables (a .NET service's role) still writes the cache table as before.
  */
 import pg from 'pg';
-import { derivedName, dollarQuoted, indexName, LOCK_CLASS, type TableNames, type Statement, statementFactory } from './statement.js';
+import { derivedName, dollarQuoted, hash, indexName, LOCK_CLASS, type Statement, statementFactory, type TableNames } from './statement.js';
 import { NEW_ROWS, OLD_ROWS } from './triggers.js';
 
 /** Bumped when the functions' text changes: an installed one of another version is replaced (and the usage recounted). */
-export const CAPACITY_VERSION = 1;
+export const CAPACITY_VERSION = 2;
 
 /** The eviction orders: by last read or write (reads recorded at a resolution), or by last write only. */
 export type EvictionPolicy = 'lru' | 'fifo';
@@ -93,23 +93,37 @@ export function capacitySql(names: TableNames): CapacitySql {
     delete: derivedName(table, 'usage_del'),
     truncate: derivedName(table, 'usage_trunc'),
     write: derivedName(table, 'usage_upd'),
+    flush: derivedName(table, 'usage_flush'),
   };
 
-  const countBody = `BEGIN
+  // Overwrites (below) add their size changes to this transaction-local setting, which the statement's end adds to
+  // the usage in one row: an INSERT of a delta row per overwritten row cost more than the overwrite itself.
+  const pending = pg.escapeLiteral(`cache_postgres.u${hash(t)}`);
+  const takePending = `pend := COALESCE(NULLIF(current_setting(${pending}, true), ''), '0')::int8;
+  IF pend <> 0 THEN PERFORM set_config(${pending}, '0', true); END IF;`;
+  const countBody = `DECLARE
+  pend int8;
+BEGIN
+  ${takePending}
   IF TG_OP = 'INSERT' THEN
-    INSERT INTO ${u} (bytes, entries) SELECT sum(${size('n')}), count(*) FROM ${NEW_ROWS} n HAVING count(*) > 0;
+    INSERT INTO ${u} (bytes, entries) SELECT COALESCE(sum(${size('n')}), 0) + pend, count(*) FROM ${NEW_ROWS} n HAVING count(*) > 0 OR pend <> 0;
+  ELSIF TG_OP = 'UPDATE' THEN
+    IF pend <> 0 THEN INSERT INTO ${u} (bytes, entries) VALUES (pend, 0); END IF;
   ELSIF TG_OP = 'DELETE' THEN
-    INSERT INTO ${u} (bytes, entries) SELECT -sum(${size('o')}), -count(*) FROM ${OLD_ROWS} o HAVING count(*) > 0;
+    INSERT INTO ${u} (bytes, entries) SELECT -sum(${size('o')}) + pend, -count(*) FROM ${OLD_ROWS} o HAVING count(*) > 0 OR pend <> 0;
   ELSE
     DELETE FROM ${u};
   END IF;
   RETURN NULL;
 END`;
-  // A row rewritten (its value, by anyone): it was just written, and its size may have changed.
-  const writeBody = `BEGIN
-  NEW.lastaccess := now();
-  IF ${size('NEW')} <> ${size('OLD')} THEN
-    INSERT INTO ${u} (bytes, entries) VALUES (${size('NEW')} - (${size('OLD')}), 0);
+  // A row whose value is rewritten: by a store of ours, which sets lastaccess itself (then this runs only when the size
+  // changed), or by anyone else (.NET, Python, psql), for whom it sets lastaccess.
+  const writeBody = `DECLARE
+  delta int8 := ${size('NEW')} - (${size('OLD')});
+BEGIN
+  IF NEW.lastaccess = OLD.lastaccess THEN NEW.lastaccess := now(); END IF;
+  IF delta <> 0 THEN
+    PERFORM set_config(${pending}, (COALESCE(NULLIF(current_setting(${pending}, true), ''), '0')::int8 + delta)::text, true);
   END IF;
   RETURN NEW;
 END`;
@@ -173,9 +187,13 @@ FROM pg_class c WHERE c.oid = to_regclass(${pg.escapeLiteral(t)})`, false),
       `CREATE TRIGGER ${pg.escapeIdentifier(triggers.insert)} AFTER INSERT ON ${t} REFERENCING NEW TABLE AS ${NEW_ROWS} FOR EACH STATEMENT EXECUTE FUNCTION ${countFn}()`,
       `CREATE TRIGGER ${pg.escapeIdentifier(triggers.delete)} AFTER DELETE ON ${t} REFERENCING OLD TABLE AS ${OLD_ROWS} FOR EACH STATEMENT EXECUTE FUNCTION ${countFn}()`,
       `CREATE TRIGGER ${pg.escapeIdentifier(triggers.truncate)} AFTER TRUNCATE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${countFn}()`,
-      // Row-level, and only for writes that set the value: a read's slide (an UPDATE of expiresattime) or touch
-      // fires nothing.
-      `CREATE TRIGGER ${pg.escapeIdentifier(triggers.write)} BEFORE UPDATE OF value, id ON ${t} FOR EACH ROW EXECUTE FUNCTION ${writeFn}()`,
+      // Row-level, only for writes that set the value, and only when there is something to do (tested in C, no call):
+      // a read's slide (an UPDATE of expiresattime) or a touch fires nothing.
+      `CREATE TRIGGER ${pg.escapeIdentifier(triggers.write)} BEFORE UPDATE OF value, id ON ${t} FOR EACH ROW
+  WHEN (OLD.lastaccess = NEW.lastaccess OR octet_length(OLD.value) <> octet_length(NEW.value) OR OLD.id <> NEW.id) EXECUTE FUNCTION ${writeFn}()`,
+      // An UPDATE statement's size changes, added at its end (an INSERT ... ON CONFLICT's are added by the INSERT trigger).
+      `CREATE TRIGGER ${pg.escapeIdentifier(triggers.flush)} AFTER UPDATE ON ${t} FOR EACH STATEMENT
+  WHEN (COALESCE(current_setting(${pending}, true), '') NOT IN ('', '0')) EXECUTE FUNCTION ${countFn}()`,
       // With the triggers in place and writers held off, the count starts exact.
       `DELETE FROM ${u}`,
       `INSERT INTO ${u} (bytes, entries) SELECT COALESCE(sum(${size('r')}), 0), count(*) FROM ${t} r`,

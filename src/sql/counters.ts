@@ -22,7 +22,7 @@ ON CONFLICT (id) DO UPDATE SET
   expiresattime = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.expiresattime ELSE c.expiresattime END,
   slidingexpirationinseconds = CASE WHEN c.expiresattime < $6::timestamptz THEN NULL ELSE c.slidingexpirationinseconds END,
   absoluteexpiration = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.absoluteexpiration ELSE c.absoluteexpiration END,
-  tags = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.tags ELSE c.tags END
+  tags = CASE WHEN c.expiresattime < $6::timestamptz THEN EXCLUDED.tags ELSE c.tags END${ctx.capped ? ', lastaccess = now()' : ''}
 WHERE c.expiresattime < $6::timestamptz OR encode(c.value, 'escape')::bigint BETWEEN $7::bigint AND $8::bigint
 RETURNING encode(c.value, 'escape') AS value`),
   };

@@ -47,10 +47,12 @@ export interface Sql extends TableNames, RowsSql, NotifySql, BulkSql, CountersSq
  *   this fraction of the sliding window, so a hot key is not rewritten on every read (0: every read)
  * @param withExpiry reads also return `until` (the row's expiry in epoch ms) and, for a sliding row,
  *   `sw` and `absms`: what the in-process tier keeps, for how long, and how it touches the row
+ * @param capped the table has a size cap (sql/capacity.ts): writes stamp `lastaccess` themselves, so its row
+ *   trigger runs only for other writers
  */
-export function buildSql(schema: string, table: string, slidingWriteThreshold = 0, withExpiry = false): Sql {
+export function buildSql(schema: string, table: string, slidingWriteThreshold = 0, withExpiry = false, capped = false): Sql {
   if (!(slidingWriteThreshold >= 0 && slidingWriteThreshold <= 1)) throw new RangeError('slidingWriteThreshold must be in [0, 1]');
-  const ctx = sqlContext(schema, table, slidingWriteThreshold, withExpiry);
+  const ctx = sqlContext(schema, table, slidingWriteThreshold, withExpiry, capped);
   return Object.freeze({
     schema,
     table,

@@ -43,9 +43,10 @@ export const COLUMNS = 'id, value, expiresattime, slidingexpirationinseconds, ab
  * instead, which {@link oversize} recognises (`!` is not a base64 character).
  */
 export const VALUE = `CASE WHEN octet_length(value) <= ${MAX_VALUE_BYTES} THEN encode(value, 'base64') ELSE '!' || octet_length(value) END AS b64`;
-const SET_ALL = `value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
+/** An upsert's update of an existing row: every column; on a capped table, its last access too (see buildSql). */
+const setAll = (ctx: SqlContext) => `value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
   slidingexpirationinseconds = EXCLUDED.slidingexpirationinseconds,
-  absoluteexpiration = EXCLUDED.absoluteexpiration, tags = EXCLUDED.tags`;
+  absoluteexpiration = EXCLUDED.absoluteexpiration, tags = EXCLUDED.tags${ctx.capped ? ', lastaccess = now()' : ''}`;
 
 /**
  * How long a statement on a shared pipelined connection waits for a row lock held elsewhere. Far
@@ -113,7 +114,7 @@ SELECT u.id, substring($${b + 1}::bytea FROM u.off FOR u.len), u.expires, u.slid
   CASE WHEN u.tags IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(u.tags::json)) END
 FROM UNNEST($${b}::text[], $${b + 2}::timestamptz[], $${b + 3}::bigint[], $${b + 4}::timestamptz[], $${b + 5}::text[],
   $${b + 6}::int[], $${b + 7}::int[]) AS u(id, expires, sliding, abs, tags, off, len)${where}
-ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`;
+ON CONFLICT (id) DO UPDATE SET ${setAll(ctx)}`;
 
   // The fail-fast form sets lock_timeout only for a row that will be updated (CASE fixes the order), so
   // a read of rows that do not slide, the common case, pays nothing for it.
@@ -156,7 +157,7 @@ FROM ${t} WHERE id = $1 AND expiresattime >= $2::timestamptz`),
 
     upsert: named('upsert', `INSERT INTO ${t} (${COLUMNS})
 VALUES ($1, $2::bytea, $3::timestamptz, $4::bigint, $5::timestamptz, $6::text[])
-ON CONFLICT (id) DO UPDATE SET ${SET_ALL}`),
+ON CONFLICT (id) DO UPDATE SET ${setAll(ctx)}`),
 
     // One statement for any number of rows, each with its own expiry and tags. Callers remove duplicate
     // ids first: ON CONFLICT cannot touch one row twice in a statement.

@@ -65,11 +65,13 @@ export interface SqlContext extends TableNames {
   readonly slidingWriteThreshold: number;
   /** See buildSql. */
   readonly withExpiry: boolean;
+  /** See buildSql. */
+  readonly capped: boolean;
   readonly named: StatementFactory;
 }
 
 /** The context of table `schema`.`table` (identifiers already validated lower-case names). */
-export function sqlContext(schema: string, table: string, slidingWriteThreshold: number, withExpiry: boolean): SqlContext {
+export function sqlContext(schema: string, table: string, slidingWriteThreshold: number, withExpiry: boolean, capped = false): SqlContext {
   const qualified = qualifiedName(schema, table);
   const locksTable = derivedName(table, 'locks');
   return {
@@ -81,6 +83,7 @@ export function sqlContext(schema: string, table: string, slidingWriteThreshold:
     locksQualified: `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(locksTable)}`,
     slidingWriteThreshold,
     withExpiry,
+    capped,
     named: statementFactory(qualified),
   };
 }

@@ -17,6 +17,8 @@ export const EVICT_BATCH = 200;
  * by someone else in between (a clear, a tag invalidation) makes it free more than needed, by at most this much.
  */
 export const EVICT_SHARE = 0.05;
+/** The wait between passes while the table keeps crossing its cap. */
+export const PRESSED_INTERVAL_MS = 100;
 /** Ids per touch statement. */
 const TOUCH_BATCH = 5000;
 /** The touch record kept in memory: past this many keys, those recorded longest ago are forgotten. */
@@ -59,6 +61,8 @@ export class Sweeper {
   #vacuumFails = false;
   /** Passes of this store run one after another (the background one and `evict()`). */
   #chain: Promise<unknown> = Promise.resolve();
+  /** The last pass found the table over its cap: the writes outrun the interval, so the next check comes sooner. */
+  #pressed = false;
 
   constructor(statements: CapacityStatements, table: TableStatements, options: SweepOptions, observer: Observer, stopped: () => boolean) {
     this.#statements = statements;
@@ -79,12 +83,22 @@ export class Sweeper {
     return run;
   }
 
+  /**
+   * The wait before the next background pass: the interval, or {@link PRESSED_INTERVAL_MS} while the table was over
+   * its cap at the last pass (writes faster than the interval allows would otherwise carry it past the cap by what
+   * a whole interval writes).
+   */
+  waitMs(intervalMs: number): number {
+    return this.#pressed ? Math.min(intervalMs, PRESSED_INTERVAL_MS) : intervalMs;
+  }
+
   async #pass(): Promise<EvictionResult> {
     let usage = await this.#statements.fold();
     if (!usage) return { rows: 0, bytes: 0 };
     this.#observer.usage(usage);
     await this.#vacuum();
-    if (!over(usage)) return { rows: 0, bytes: 0 };
+    this.#pressed = over(usage);
+    if (!this.#pressed) return { rows: 0, bytes: 0 };
     const { clock, retainExpiredForMs, deleteBatchSize } = this.#options;
     const expired = await this.#table.deleteExpired(() => clock() - retainExpiredForMs, deleteBatchSize, this.#stopped, this.#statements.lockName);
     if (expired > 0) this.#observer.expiredDeleted(expired);

@@ -63,7 +63,7 @@ export class StoreCore {
     this.#scanPass = scanPass;
     // Every lock waiter listens on it between attempts: any number of them is expected, not a leak.
     setMaxListeners(0, this.#closing.signal);
-    const sql = (this.sql = buildSql(options.schema, options.table, options.slidingWriteThreshold, options.localCache !== undefined));
+    const sql = (this.sql = buildSql(options.schema, options.table, options.slidingWriteThreshold, options.localCache !== undefined, options.capacity !== undefined));
     const observer = (this.observer = new Observer(
       (event, ...args) => reporter.event(event, ...args),
       `${options.schema}.${options.table}`,
@@ -241,9 +241,13 @@ export class StoreCore {
   #startSweeper(): void {
     const capacity = this.#capacity;
     if (!capacity || this.#closed || this.#leaveSweep) return;
+    const intervalMs = this.options.capacity!.intervalMs;
     this.#leaveSweep = joinScan(this.exec.pool, `${this.sql.qualified}:cap`, {
       pass: async () => (await capacity.sweeper.pass()).rows,
-      intervalMs: this.options.capacity!.intervalMs,
+      // Read before each wait: shorter while the writes outrun the interval.
+      get intervalMs() {
+        return capacity.sweeper.waitMs(intervalMs);
+      },
       onError: (error) => this.#reporter.background(error),
     }, true);
   }
