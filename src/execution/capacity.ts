@@ -160,6 +160,11 @@ export class CapacityStatements {
     await this.#exec.query(this.#sql.touch, [ids, resolutionMs / 1000]);
   }
 
+  /** VACUUM of the cache table (the sweeper's, after evicting much). */
+  async vacuumTable(): Promise<void> {
+    await this.#exec.query({ name: '', label: 'vacuum', text: this.#sql.vacuumTable, prepared: false }, []);
+  }
+
   async vacuumUsage(): Promise<void> {
     await this.#exec.query({ name: '', label: 'vacuum usage', text: this.#sql.vacuumUsage, prepared: false }, []);
   }

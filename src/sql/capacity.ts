@@ -70,6 +70,8 @@ export interface CapacitySql {
   readonly touch: Statement;
   /** VACUUM of the usage table (its folded deltas are dead rows; run by the sweeper, not left to autovacuum). */
   readonly vacuumUsage: string;
+  /** VACUUM of the cache table, by the sweeper after it evicted much. */
+  readonly vacuumTable: string;
 }
 
 export function capacitySql(names: TableNames): CapacitySql {
@@ -242,5 +244,6 @@ SELECT (SELECT ok FROM lock) AS locked, (SELECT count(*) FROM victims)::int AS s
 WHERE id = ANY($1::text[]) AND lastaccess < now() - $2::float8 * INTERVAL '1 second'`),
 
     vacuumUsage: `VACUUM ${u}`,
+    vacuumTable: `VACUUM ${t}`,
   };
 }

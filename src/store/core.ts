@@ -213,6 +213,7 @@ export class StoreCore {
     this.options.databaseClock?.stop();
     await this.#leaveScan?.();
     await this.#leaveSweep?.();
+    await this.#capacity?.sweeper.close();
     await this.#capacity?.touches?.close();
     this.#capacity?.gauges();
     this.#closing.abort();

@@ -92,6 +92,16 @@ describe('size cap: maxSize and maxEntries', function () {
     expect(stats.evicted).to.equal(evicted.rows);
   });
 
+  it('after evicting a quarter of the cap, the sweeper vacuums the table (its dead rows would outgrow the cap between autovacuum rounds)', async () => {
+    const store = fx.make({ maxSize: '1MB' });
+    await Promise.all(Array.from({ length: 250 }, (_, i) => store.set(`k${i}`, value(10_000))));
+    const vacuums = async () =>
+      Number((await sql<{ n: string }>(`SELECT vacuum_count::text AS n FROM pg_stat_all_tables WHERE relid = 'public.${fx.table}'::regclass`))[0]!.n);
+    const before = await vacuums();
+    expect((await store.evict()).bytes).to.be.greaterThan(MB / 4);
+    await waitFor(async () => (await vacuums()) > before, 10_000, 'the sweeper to vacuum the table');
+  });
+
   it('maxEntries alone caps the number of entries', async () => {
     const store = fx.make({ maxEntries: 100 });
     await Promise.all(Array.from({ length: 250 }, (_, i) => store.set(`k${i}`, 'v')));
