@@ -180,7 +180,8 @@ async function refreshStats() {
   if (s.error) return;
   for (const field of ['hits', 'misses', 'localHits', 'staleServed', 'factoryCalls', 'expiredDeleted']) $(`stat-${field}`).textContent = fmt(s[field]);
   $('stat-rows').textContent = `${fmt(s.rows)} (${fmt(s.liveRows)})`;
-  $('stat-bytes').textContent = `${fmt(s.bytes / 1024)} KiB (indexes ${fmt(s.indexBytes / 1024)} KiB)`;
+  $('stat-bytes').textContent = `${fmt(s.bytes / 1024)} KiB`;
+  $('stat-indexBytes').textContent = `${fmt(s.indexBytes / 1024)} KiB`;
   $('stat-deadRows').textContent = s.deadRows === null ? 'n/a' : fmt(s.deadRows);
   const cap = s.capacity;
   $('stat-cap').textContent = cap ? `${fmt(cap.usedBytes / 1024)} KiB of ${fmt(cap.maxSize / 1024)} KiB, ${fmt(cap.usedEntries)} entries (${cap.eviction})` : 'no cap';

@@ -59,9 +59,7 @@ export async function ensureCapacity(
   const [state] = await executor.query<CapacityInspection>(capacity.inspect, []);
   if (!state) throw new SchemaError(`Table ${sql.display} is missing.`);
   checkOurs(state, sql, capacity);
-  const current = state.has_column && state.has_index && state.usage_exists && state.cap_exists && state.triggers === capacity.triggerCount &&
-    (state.comments ?? []).length === 1 && state.comments?.[0] === capacity.comment;
-  if (!current) {
+  if (!isCurrent(state, capacity)) {
     const install = capacity.install({ column: !state.has_column, index: !state.has_index, unlogged: state.persistence === 'u' });
     if (!options.createIfNotExists) {
       throw new SchemaError(`The size cap of ${sql.display} is not installed and createIfNotExists is false. Run, as the table's owner:\n${install.join(';\n')};`);
@@ -69,16 +67,26 @@ export async function ensureCapacity(
     if (!state.owner) {
       throw new SchemaError(`The size cap of ${sql.display} needs a column, an index and triggers on it, which only its owner can add. Connect as the owner once, or run as the owner:\n${install.join(';\n')};`);
     }
-    await executor.transaction(async (query) => {
-      await query(sql.ddlLock, [`ddl:${sql.display}`]);
-      // Another process may have installed it while this one waited for the lock.
-      const [again] = await query<CapacityInspection>(capacity.inspect, []);
-      if (!again) throw new SchemaError(`Table ${sql.display} is missing.`);
-      checkOurs(again, sql, capacity);
-      for (const statement of capacity.install({ column: !again.has_column, index: !again.has_index, unlogged: again.persistence === 'u' })) {
-        await query(statement);
+    // A transaction of someone else's that read the table and then writes it (getOrSet's) can deadlock with the
+    // install's lock: the install is the victim at worst, and is tried again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await executor.transaction(async (query) => {
+          await query(sql.ddlLock, [`ddl:${sql.display}`]);
+          // Another process may have installed it while this one waited for the lock.
+          const [again] = await query<CapacityInspection>(capacity.inspect, []);
+          if (!again) throw new SchemaError(`Table ${sql.display} is missing.`);
+          checkOurs(again, sql, capacity);
+          if (isCurrent(again, capacity)) return;
+          for (const statement of capacity.install({ column: !again.has_column, index: !again.has_index, unlogged: again.persistence === 'u' })) {
+            await query(statement);
+          }
+        });
+        break;
+      } catch (error) {
+        if (attempt >= 5 || (error as { sqlState?: string }).sqlState !== '40P01') throw error;
       }
-    });
+    }
   }
   const [old] = await executor.query<{ max_bytes: string | null; max_entries: string | null; policy: EvictionPolicy; set_by: string | null }>(capacity.setCap, [
     wanted.maxBytes,
@@ -90,6 +98,12 @@ export async function ensureCapacity(
   const before = { maxBytes: numberOrNull(old.max_bytes), maxEntries: numberOrNull(old.max_entries), policy: old.policy };
   const same = before.maxBytes === wanted.maxBytes && before.maxEntries === wanted.maxEntries && before.policy === wanted.policy;
   return same ? undefined : before;
+}
+
+/** Everything the cap needs is there, of this version. */
+function isCurrent(state: CapacityInspection, capacity: CapacitySql): boolean {
+  return state.has_column && state.has_index && state.usage_exists && state.cap_exists && state.triggers === capacity.triggerCount &&
+    (state.comments ?? []).length === 1 && state.comments?.[0] === capacity.comment;
 }
 
 /**

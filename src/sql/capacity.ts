@@ -160,8 +160,9 @@ END`;
 FROM pg_class c WHERE c.oid = to_regclass(${pg.escapeLiteral(t)})`, false),
 
     install: ({ column, index, unlogged }) => [
-      // Writers wait for the few statements below: the recount is then exact.
-      `LOCK TABLE ${t} IN SHARE ROW EXCLUSIVE MODE`,
+      // Writers wait for the few statements below: the recount is then exact. Adding the column needs the strongest
+      // lock: taken first, not by an upgrade halfway (which deadlocks with a reader waiting to write).
+      `LOCK TABLE ${t} IN ${column ? 'ACCESS EXCLUSIVE' : 'SHARE ROW EXCLUSIVE'} MODE`,
       // A constant default on ADD COLUMN is only a catalog change (no rewrite): existing rows read it as now.
       ...(column ? [`ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS lastaccess TIMESTAMPTZ NOT NULL DEFAULT now()`] : []),
       ...(index ? [`CREATE INDEX IF NOT EXISTS ${pg.escapeIdentifier(indexName(table, 'lastaccess'))} ON ${t} (lastaccess)`] : []),

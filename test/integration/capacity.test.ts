@@ -102,6 +102,30 @@ describe('size cap: maxSize and maxEntries', function () {
     await waitFor(async () => (await vacuums()) > before, 10_000, 'the sweeper to vacuum the table');
   });
 
+  it('five processes\' stores starting at once on a fresh table, with getOrSet transactions running: every one ready, the cap installed once', async () => {
+    const first = fx.make();
+    await first.has('create the table, no cap yet');
+    // getOrSet's transactions read the table, then write it: what an install's table lock can deadlock with.
+    let running = true;
+    const load = (async () => {
+      for (let i = 0; running; i++) await first.ext.getOrSet(`g${i % 20}`, async () => 'v', { absoluteExpirationRelative: '1m' });
+    })();
+    const stores = Array.from({ length: 5 }, () => {
+      const store = new PgStore({ pool: fx.pool(), table: fx.table, enableExpirationScan: false, maxEntries: 1000, evictionInterval: '1h' });
+      return store;
+    });
+    try {
+      await Promise.all(stores.map((store) => store.set('k', 'v')));
+    } finally {
+      running = false;
+      await load;
+      await Promise.all(stores.map((store) => store.disconnect()));
+    }
+    const triggers = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'public.${fx.table}'::regclass AND NOT tgisinternal`);
+    expect(triggers[0]!.n).to.equal(5);
+    expect(await usageOf(fx.make({ maxEntries: 1000 }))).to.deep.equal(await fx.actual());
+  });
+
   it('maxEntries alone caps the number of entries', async () => {
     const store = fx.make({ maxEntries: 100 });
     await Promise.all(Array.from({ length: 250 }, (_, i) => store.set(`k${i}`, 'v')));
