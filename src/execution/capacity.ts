@@ -44,7 +44,8 @@ const numberOrNull = (text: string | null): number | null => (text === null ? nu
 /**
  * Installs what a cap needs on the table (sql/capacity.ts) when any of it is missing or of another version, under
  * the DDL lock; one catalog read when nothing is. Then writes this store's cap into the table.
- * @returns the cap it replaced, when another store had written a different one
+ * @returns the cap it replaced, when another store had written a different one, and whether the store's role owns
+ *   the table (and so may vacuum it)
  */
 export async function ensureCapacity(
   executor: SetupExecutor,
@@ -52,7 +53,7 @@ export async function ensureCapacity(
   capacity: CapacitySql,
   wanted: CapWanted,
   options: { createIfNotExists: boolean; distributed: boolean; who: string },
-): Promise<CapWanted | undefined> {
+): Promise<{ replaced: CapWanted | undefined; owner: boolean }> {
   if (options.distributed) {
     throw new SchemaError(`maxSize and maxEntries are not available on ${sql.display}, a table distributed by Citus (the triggers that count its bytes would run on each shard). Leave the cap out.`);
   }
@@ -94,10 +95,10 @@ export async function ensureCapacity(
     wanted.policy,
     options.who,
   ]);
-  if (!old || (old.max_bytes === null && old.max_entries === null)) return undefined;
+  if (!old || (old.max_bytes === null && old.max_entries === null)) return { replaced: undefined, owner: state.owner };
   const before = { maxBytes: numberOrNull(old.max_bytes), maxEntries: numberOrNull(old.max_entries), policy: old.policy };
   const same = before.maxBytes === wanted.maxBytes && before.maxEntries === wanted.maxEntries && before.policy === wanted.policy;
-  return same ? undefined : before;
+  return { replaced: same ? undefined : before, owner: state.owner };
 }
 
 /** Everything the cap needs is there, of this version. */

@@ -65,7 +65,8 @@ export class Sweeper {
   readonly #observer: Observer;
   readonly #stopped: () => boolean;
   #vacuumedAt = 0;
-  #vacuumFails = false;
+  /** The store's role owns the table (else VACUUM would only warn and skip it, so the sweeper leaves it to autovacuum). */
+  #owner = true;
   /** Passes of this store run one after another (the background one and `evict()`). */
   #chain: Promise<unknown> = Promise.resolve();
   /** The last pass found the table over its cap: the writes outrun the interval, so the next check comes sooner. */
@@ -73,7 +74,6 @@ export class Sweeper {
   /** What passes evicted since the cache table's last vacuum, and that vacuum (running in the background, if any). */
   #sinceVacuum = { rows: 0, bytes: 0, at: 0 };
   #tableVacuum: Promise<void> | undefined;
-  #tableVacuumFails = false;
 
   constructor(statements: CapacityStatements, table: TableStatements, options: SweepOptions, observer: Observer, stopped: () => boolean) {
     this.#statements = statements;
@@ -149,16 +149,12 @@ export class Sweeper {
     since.bytes += bytes;
     const due = (usage.maxBytes !== null && since.bytes >= usage.maxBytes * TABLE_VACUUM_SHARE) ||
       (usage.maxEntries !== null && since.rows >= usage.maxEntries * TABLE_VACUUM_SHARE);
-    if (!due || this.#tableVacuum || this.#tableVacuumFails || this.#stopped() || Date.now() - since.at < TABLE_VACUUM_MIN_MS) return;
+    if (!due || this.#tableVacuum || !this.#owner || this.#stopped() || Date.now() - since.at < TABLE_VACUUM_MIN_MS) return;
     this.#sinceVacuum = { rows: 0, bytes: 0, at: Date.now() };
+    // A failure (a timeout on a huge table, a lost connection) is reported; the next quarter of the cap tries again.
     this.#tableVacuum = this.#statements
       .vacuumTable()
-      .catch((error: unknown) => {
-        // Not the owner: said once, and left to autovacuum. Anything else (a timeout on a huge table): reported, tried again later.
-        if ((error as { sqlState?: string }).sqlState !== '42501') return this.#observer.error(error);
-        this.#tableVacuumFails = true;
-        this.#observer.warnOnce(`The sweeper cannot VACUUM the cache table (${error instanceof Error ? error.message : String(error)}): its evictions are left to autovacuum.`);
-      })
+      .catch((error: unknown) => this.#observer.error(error))
       .finally(() => {
         this.#tableVacuum = undefined;
       });
@@ -169,17 +165,23 @@ export class Sweeper {
     await this.#tableVacuum;
   }
 
-  /** VACUUM of the usage table now and then: its folded deltas are dead rows. Needs ownership; skipped without. */
+  /**
+   * The store's role does not own the table: PostgreSQL's VACUUM would skip it with a notice, so the sweeper does not
+   * send one and says so once.
+   */
+  notOwner(): void {
+    this.#owner = false;
+    this.#observer.warnOnce(
+      "This store's role does not own the cache table, so its sweeper does not VACUUM it or the cap's usage table: a store whose role owns it does, else autovacuum must keep up with the evictions (docs/operations.md).",
+    );
+  }
+
+  /** VACUUM of the usage table now and then: its folded deltas are dead rows. A failure is reported, and retried a minute later. */
   async #vacuum(): Promise<void> {
     const now = Date.now();
-    if (this.#vacuumFails || now - this.#vacuumedAt < VACUUM_EVERY_MS) return;
+    if (!this.#owner || now - this.#vacuumedAt < VACUUM_EVERY_MS) return;
     this.#vacuumedAt = now;
-    try {
-      await this.#statements.vacuumUsage();
-    } catch (error) {
-      this.#vacuumFails = true;
-      this.#observer.warnOnce(`The sweeper cannot VACUUM the usage table of the cap (${error instanceof Error ? error.message : String(error)}): leave it to autovacuum.`);
-    }
+    await this.#statements.vacuumUsage().catch((error: unknown) => this.#observer.error(error));
   }
 }
 

@@ -181,11 +181,12 @@ export class StoreCore {
   async #ensureCapacity(distributed: boolean): Promise<void> {
     const cap = this.options.capacity;
     if (!cap) return;
-    const replaced = await ensureCapacity(this.exec.setup, this.sql, capacitySql(this.sql), cap, {
+    const { replaced, owner } = await ensureCapacity(this.exec.setup, this.sql, capacitySql(this.sql), cap, {
       createIfNotExists: this.options.createIfNotExists,
       distributed,
       who: `pid ${process.pid} on ${hostname()}`,
     });
+    if (!owner) this.#capacity?.sweeper.notOwner();
     if (replaced) {
       const show = (c: { maxBytes: number | null; maxEntries: number | null; policy: string }) =>
         `maxSize ${c.maxBytes ?? 'none'}, maxEntries ${c.maxEntries ?? 'none'}, eviction ${c.policy}`;

@@ -322,6 +322,39 @@ ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value, expiresAtTime = EXCLUDED.
     }
   });
 
+  it("a capped store whose role does not own the table evicts, says once that it leaves vacuuming to others, and sends no VACUUM", async () => {
+    await fx.make({ maxSize: '1MB' }).has('the owner installs the cap');
+    const role = `cp_cap_sweeper_${process.pid}`;
+    await sql(`DROP ROLE IF EXISTS ${role}`);
+    await sql(`CREATE ROLE ${role} LOGIN PASSWORD 'pw_${role}'`);
+    try {
+      await sql(`GRANT SELECT, INSERT, UPDATE, DELETE ON public.${fx.table}, public.${fx.table}_usage, public.${fx.table}_cap TO ${role}`);
+      const url = new URL(testUrl());
+      url.username = role;
+      url.password = `pw_${role}`;
+      const warnings: string[] = [];
+      const store = new PgStore({
+        uri: url.toString(), table: fx.table, enableExpirationScan: false, maxSize: '1MB', evictionInterval: '1h',
+        logger: { warn: (message: string) => warnings.push(message), error: () => {} },
+      });
+      try {
+        await Promise.all(Array.from({ length: 250 }, (_, i) => store.set(`k${i}`, value(10_000))));
+        const vacuums = async () =>
+          Number((await sql<{ n: string }>(`SELECT vacuum_count::text AS n FROM pg_stat_all_tables WHERE relid = 'public.${fx.table}'::regclass`))[0]!.n);
+        const before = await vacuums();
+        expect((await store.evict()).bytes).to.be.greaterThan(MB / 4);
+        expect((await fx.actual()).bytes).to.be.at.most(MB);
+        expect(warnings.filter((w) => /does not own the cache table/.test(w))).to.have.length(1);
+        expect(await vacuums()).to.equal(before);
+      } finally {
+        await store.disconnect();
+      }
+    } finally {
+      await sql(`DROP OWNED BY ${role}`);
+      await sql(`DROP ROLE ${role}`);
+    }
+  });
+
   it('the Python library reads and writes a capped table unchanged, and its entries are counted and evicted', async function () {
     const peer = pythonPeer();
     if (typeof peer === 'string') {
