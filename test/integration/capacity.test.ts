@@ -357,6 +357,7 @@ ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value, expiresAtTime = EXCLUDED.
 
   it('the Python library reads and writes a capped table unchanged, and its entries are counted and evicted', async function () {
     const peer = pythonPeer();
+    // Where the Python library cannot run (no python3 or psycopg), this cannot be checked: say why (CI installs them).
     if (typeof peer === 'string') {
       console.warn(`      (skipped: ${peer})`);
       this.skip();
