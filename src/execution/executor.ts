@@ -15,6 +15,8 @@ import type { CallerClient, Gate, PipelinePart, SetupExecutor, TransactionQuery 
 
 /** deadlock_detected and serialization_failure: the statement was rolled back and may simply run again. */
 const RETRYABLE = new Set(['40P01', '40001']);
+/** feature_not_supported: what Citus answers a statement form it cannot run on a distributed table. */
+const REFUSED = '0A000';
 const MAX_ATTEMPTS = 3;
 
 export { LATE_AFTER_MS } from './lanes.js';
@@ -82,6 +84,40 @@ export class Executor {
    */
   distributed = false;
 
+  /** Asks the database again whether the table is distributed now ({@link Executor.watchDistribution}). */
+  #recheck: (() => Promise<boolean>) | undefined;
+  /** The recheck in flight: every call refused meanwhile waits for the same one. */
+  #rechecking: Promise<boolean> | undefined;
+
+  /**
+   * Sets what the schema check found, and how to ask again. A table can be distributed while the stores
+   * run (`create_distributed_table` on a live cache, to move it to Citus without a restart): Citus then
+   * refuses some of the single-server forms. A refusal of a statement that has a `citus` form makes the
+   * executor ask once, switch every statement to the distributed forms when the table is distributed,
+   * and run the refused statement again in its form; no caller has to know.
+   */
+  watchDistribution(distributed: boolean, recheck: () => Promise<boolean>): void {
+    this.distributed = distributed;
+    this.#recheck = recheck;
+  }
+
+  /**
+   * True when `failed` is Citus refusing the single-server form of `statement` (`sent`: the form that
+   * ran) because the table was distributed since the check, and the executor now runs the distributed
+   * forms: run it again. A statement sent before the switch and refused after it is run again too. A
+   * recheck that fails (the table is distributed by another column: a SchemaError saying how to fix it)
+   * rejects.
+   */
+  async #switchedForm(statement: Statement, sent: Statement, failed: unknown): Promise<boolean> {
+    if (sent !== statement || !statement.citus || !this.#recheck || (failed as { code?: string } | undefined)?.code !== REFUSED) return false;
+    if (this.distributed) return true;
+    this.#rechecking ??= this.#recheck().finally(() => {
+      this.#rechecking = undefined;
+    });
+    if (await this.#rechecking) this.distributed = true;
+    return this.distributed;
+  }
+
   /** The form of `statement` this table runs. */
   #form(statement: Statement): Statement {
     return this.distributed && statement.citus ? statement.citus : statement;
@@ -130,15 +166,17 @@ export class Executor {
     for (let attempt = 1; ; attempt++) {
       this.#roundTrips++;
       const lease = await this.#connections.acquire(statement.label);
+      const form = this.#form(statement);
       let failed: unknown;
       try {
-        return await lease.watch(this.#answerMs, send<R>(lease.client, queryConfig(this.#form(statement), values, this.#prepare)));
+        return await lease.watch(this.#answerMs, send<R>(lease.client, queryConfig(form, values, this.#prepare)));
       } catch (error) {
         failed = error;
       } finally {
         lease.release(failed);
       }
       if (attempt < MAX_ATTEMPTS && RETRYABLE.has((failed as { code?: string }).code ?? '')) continue;
+      if (attempt < MAX_ATTEMPTS && (await this.#switchedForm(statement, form, failed))) continue;
       throw lease.failure(statement.label, failed);
     }
   }
@@ -176,8 +214,9 @@ export class Executor {
     if (!this.pipelining) return this.#inTurn(parts);
     this.#roundTrips++;
     const labels = parts.map((part) => part.statement.label);
-    const settled = await this.#lanes.run(labels, parts.map((part) => queryConfig(this.#form(part.statement), part.values, true)));
-    return this.#retryVictims(parts, settled);
+    const forms = parts.map((part) => this.#form(part.statement));
+    const settled = await this.#lanes.run(labels, parts.map((part, i) => queryConfig(forms[i]!, part.values, true)));
+    return this.#retryVictims(parts, forms, settled);
   }
 
   /**
@@ -187,14 +226,15 @@ export class Executor {
    */
   async #inTurn(parts: readonly PipelinePart[]): Promise<Array<unknown[] | CachePostgresError>> {
     const settled: Array<unknown[] | CachePostgresError> = [];
+    const forms = parts.map((part) => this.#form(part.statement));
     const lease = await this.#connections.acquire(parts[0]?.statement.label ?? 'pipeline').catch((error: unknown) => error as CachePostgresError);
     if (lease instanceof Error) return parts.map(() => lease);
     let broken: unknown;
     try {
-      for (const part of parts) {
+      for (const [i, part] of parts.entries()) {
         this.#roundTrips++;
         try {
-          settled.push(await lease.watch(this.#answerMs, send(lease.client, queryConfig(this.#form(part.statement), part.values, this.#prepare))));
+          settled.push(await lease.watch(this.#answerMs, send(lease.client, queryConfig(forms[i]!, part.values, this.#prepare))));
         } catch (error) {
           // An error of the statement leaves the connection usable; a lost or cut one fails the rest.
           if (!(error instanceof pg.DatabaseError)) broken = error;
@@ -206,16 +246,29 @@ export class Executor {
       lease.release(broken);
     }
     while (settled.length < parts.length) settled.push(settled[settled.length - 1] as CachePostgresError);
-    return this.#retryVictims(parts, settled);
+    return this.#retryVictims(parts, forms, settled);
   }
 
-  /** A part chosen as a deadlock victim (or a serialization failure) runs again alone. */
-  #retryVictims(parts: readonly PipelinePart[], settled: ReadonlyArray<unknown[] | CachePostgresError>): Promise<Array<unknown[] | CachePostgresError>> {
+  /**
+   * A part chosen as a deadlock victim (or a serialization failure) runs again alone, and so does one
+   * Citus refused because the table was distributed meanwhile (in its distributed form).
+   */
+  #retryVictims(
+    parts: readonly PipelinePart[],
+    forms: readonly Statement[],
+    settled: ReadonlyArray<unknown[] | CachePostgresError>,
+  ): Promise<Array<unknown[] | CachePostgresError>> {
     return Promise.all(
       settled.map(async (outcome, i) => {
         const part = parts[i]!;
-        if (!(outcome instanceof Error) || !RETRYABLE.has((outcome as Partial<QueryError>).sqlState ?? '')) return outcome;
-        return this.#query(part.statement, part.values).catch((error: unknown) => error as CachePostgresError);
+        if (!(outcome instanceof Error)) return outcome;
+        try {
+          const code = (outcome as Partial<QueryError>).sqlState;
+          if (!RETRYABLE.has(code ?? '') && !(await this.#switchedForm(part.statement, forms[i]!, { code }))) return outcome;
+          return await this.#query(part.statement, part.values);
+        } catch (error) {
+          return error as CachePostgresError;
+        }
       }),
     );
   }

@@ -243,6 +243,15 @@ async function run(executor: SetupExecutor, sql: Sql, options: SchemaOptions): P
   return shape(first?.citus || options.distributed ? await inspectCitus(executor, sql) : undefined, sql);
 }
 
+/**
+ * Whether the table is distributed now: asked again when Citus refuses a statement of a store that found
+ * it on one server (see Executor.watchDistribution). Rejects with the SchemaError of a table the store
+ * cannot use distributed (by another column, or this connection on a worker).
+ */
+export async function isDistributedNow(executor: SetupExecutor, sql: Sql): Promise<boolean> {
+  return shape(await inspectCitus(executor, sql), sql).distributed;
+}
+
 function inspectCitus(executor: SetupExecutor, sql: Sql): Promise<CitusInspection | undefined> {
   return executor.query<CitusInspection>(sql.citusInspect, [sql.qualified]).then(([row]) => row);
 }

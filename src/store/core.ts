@@ -13,7 +13,7 @@ import { CapacityStatements, type CapacityRecord, ensureCapacity } from '../exec
 import { capacitySql } from '../sql/capacity.js';
 import { type EvictionResult, Sweeper, Touches } from './capacity.js';
 import { joinScan } from './scanner.js';
-import { ensureSchema } from '../execution/schema.js';
+import { ensureSchema, isDistributedNow } from '../execution/schema.js';
 import { buildSql, type Sql } from '../sql/index.js';
 import type { Reporter } from './reporter.js';
 
@@ -137,7 +137,7 @@ export class StoreCore {
           const [row] = await this.exec.setup.query<{ ms: number }>(this.sql.clock, []);
           return Number(row?.ms);
         });
-        this.exec.distributed = shape.distributed;
+        this.exec.watchDistribution(shape.distributed, () => isDistributedNow(this.exec.setup, this.sql));
         await this.#ensureCapacity(shape.distributed);
         this.#isReady = true;
         this.#startScanner();

@@ -5,6 +5,7 @@
  * CACHE_POSTGRES_TEST_DISTRIBUTED=1 (the fixture then creates distributed tables).
  */
 import { expect } from 'chai';
+import Keyv from 'keyv';
 import pg from 'pg';
 import { PgStore, SchemaError } from '../../src/index.js';
 import { rejects } from '../helpers/assert.js';
@@ -110,6 +111,49 @@ describe('Citus', function () {
       expect(await s.ext.deletePattern('p:*')).to.equal(2); // batch deletes without FOR UPDATE
       expect(await s.ext.deleteTags(['x'])).to.equal(0);
       expect((await s.stats()).bytes).to.be.greaterThan(0); // the shards' size, not the coordinator's empty shell
+    });
+
+    it('a table distributed while the stores run: every operation goes on without a restart, in the distributed forms', async () => {
+      const name = table('cit_live');
+      const s = store({ table: name, enableExpirationScan: true });
+      const local = store({ table: name, localCache: true });
+      const keyv = new Keyv({ store: s });
+      const errors: Error[] = [];
+      s.on('error', (error: Error) => errors.push(error));
+      await keyv.set('seen', 'before');
+      await local.ext.set('l', 'L');
+      expect((await local.ext.get('l'))?.toString()).to.equal('L');
+      expect(await placement(name)).to.equal(undefined);
+
+      // What an operator does to move a growing cache to Citus without downtime.
+      await sql(`SELECT create_distributed_table($1, 'id')`, [`public.${name}`]);
+
+      // Issued in one tick: the first refusals make the stores ask once and switch; none is lost.
+      await s.ext.set('p:1', 'one', { slidingExpiration: '1m', tags: ['x'] });
+      const [got, many, sliding, gos] = await Promise.all([
+        keyv.get('seen'),
+        keyv.getMany(['seen', 'absent']),
+        s.ext.get('p:1'),
+        s.ext.getOrSet('computed', async () => 'made'),
+      ]);
+      expect(got).to.equal('before'); // Keyv swallows a store's failure into undefined: this read must really work
+      expect(many).to.deep.equal(['before', undefined]);
+      expect(sliding?.toString()).to.equal('one');
+      expect(gos?.toString()).to.equal('made');
+      expect(await s.ext.refresh('p:1')).to.equal(true);
+      expect(await s.ext.incr('n', 2)).to.equal(2);
+      expect(await s.ext.deleteTags(['x'])).to.equal(1);
+      await s.ext.setMany({ 'q:1': 'a', 'q:2': 'b' });
+      expect(await s.ext.deletePattern('q:*')).to.equal(2);
+      await sql(`INSERT INTO public.${name} (id, value, expiresattime) VALUES ('gone', '\\x00', now() - interval '30 days')`);
+      expect(await s.clearExpired()).to.equal(1);
+      expect((await s.stats()).bytes).to.be.greaterThan(0); // the shards' size
+      const lock = await s.ext.lock('job');
+      await lock.release();
+      // The other store (a local tier) switches on its own first refusal.
+      expect((await local.ext.getMany(['l', 'computed'])).size).to.equal(2);
+      expect(await keyv.delete('seen')).to.equal(true);
+      expect(errors).to.deep.equal([]);
     });
 
     it('refuses a table distributed by another column, saying how to fix it', async () => {
