@@ -3,6 +3,7 @@ import { Connections, NO_ANSWER_GRACE_MS } from './connections.js';
 import type { RunStatement } from './batch_delete.js';
 import { onCallerClient } from './caller_client.js';
 import { type CachePostgresError, type QueryError } from '../errors.js';
+import { Forms } from './forms.js';
 import { Lanes } from './lanes.js';
 import { listen, type ListenHandlers, type Subscription } from './listener.js';
 import type { ResolvedOptions } from '../options/index.js';
@@ -13,10 +14,6 @@ import { openStorePool } from './store_pool.js';
 import { inTransaction, type TransactionPorts } from './transaction.js';
 import type { CallerClient, Gate, PipelinePart, SetupExecutor, TransactionQuery } from './types.js';
 
-/** deadlock_detected and serialization_failure: the statement was rolled back and may simply run again. */
-const RETRYABLE = new Set(['40P01', '40001']);
-/** feature_not_supported: what Citus answers a statement form it cannot run on a distributed table. */
-const REFUSED = '0A000';
 const MAX_ATTEMPTS = 3;
 
 export { LATE_AFTER_MS } from './lanes.js';
@@ -69,7 +66,7 @@ export class Executor {
     // support mishandles, so one setting turns both off.
     this.#pipelining = options.pipelining && options.preparedStatements && this.#pool.options?.pipeline === true;
     this.#answerMs = statementMs > 0 ? statementMs + NO_ANSWER_GRACE_MS : Number.POSITIVE_INFINITY;
-    this.#ports = { form: (statement) => this.#form(statement), counted: () => void this.#roundTrips++, prepare: this.#prepare, answerMs: this.#answerMs };
+    this.#ports = { form: (statement) => this.forms.of(statement), counted: () => void this.#roundTrips++, prepare: this.#prepare, answerMs: this.#answerMs };
     this.#connections = new Connections(this.#pool, table, options.connectTimeoutMs);
     this.#lanes = new Lanes(this.#pool, this.#connections, this.#answerMs);
     this.#sessionConfig = options.pool
@@ -77,51 +74,8 @@ export class Executor {
       : { keepAlive: true, connectionTimeoutMillis: options.connectTimeoutMs, ...options.poolConfig, connectionString: options.connectionString };
   }
 
-  /**
-   * Set once the schema check finds the table distributed by Citus: from then on every statement that
-   * has a `citus` form runs in it (see {@link Statement.citus}). Chosen here, where every statement
-   * passes, so no caller has to remember.
-   */
-  distributed = false;
-
-  /** Asks the database again whether the table is distributed now ({@link Executor.watchDistribution}). */
-  #recheck: (() => Promise<boolean>) | undefined;
-  /** The recheck in flight: every call refused meanwhile waits for the same one. */
-  #rechecking: Promise<boolean> | undefined;
-
-  /**
-   * Sets what the schema check found, and how to ask again. A table can be distributed while the stores
-   * run (`create_distributed_table` on a live cache, to move it to Citus without a restart): Citus then
-   * refuses some of the single-server forms. A refusal of a statement that has a `citus` form makes the
-   * executor ask once, switch every statement to the distributed forms when the table is distributed,
-   * and run the refused statement again in its form; no caller has to know.
-   */
-  watchDistribution(distributed: boolean, recheck: () => Promise<boolean>): void {
-    this.distributed = distributed;
-    this.#recheck = recheck;
-  }
-
-  /**
-   * True when `failed` is Citus refusing the single-server form of `statement` (`sent`: the form that
-   * ran) because the table was distributed since the check, and the executor now runs the distributed
-   * forms: run it again. A statement sent before the switch and refused after it is run again too. A
-   * recheck that fails (the table is distributed by another column: a SchemaError saying how to fix it)
-   * rejects.
-   */
-  async #switchedForm(statement: Statement, sent: Statement, failed: unknown): Promise<boolean> {
-    if (sent !== statement || !statement.citus || !this.#recheck || (failed as { code?: string } | undefined)?.code !== REFUSED) return false;
-    if (this.distributed) return true;
-    this.#rechecking ??= this.#recheck().finally(() => {
-      this.#rechecking = undefined;
-    });
-    if (await this.#rechecking) this.distributed = true;
-    return this.distributed;
-  }
-
-  /** The form of `statement` this table runs. */
-  #form(statement: Statement): Statement {
-    return this.distributed && statement.citus ? statement.citus : statement;
-  }
+  /** Which form of each statement runs: the common one, or the distributed one once the table is (forms.ts). */
+  readonly forms = new Forms();
 
   /** Statements sent since the store was created (each is one round trip). */
   get roundTrips(): number {
@@ -166,7 +120,7 @@ export class Executor {
     for (let attempt = 1; ; attempt++) {
       this.#roundTrips++;
       const lease = await this.#connections.acquire(statement.label);
-      const form = this.#form(statement);
+      const form = this.forms.of(statement);
       let failed: unknown;
       try {
         return await lease.watch(this.#answerMs, send<R>(lease.client, queryConfig(form, values, this.#prepare)));
@@ -175,8 +129,7 @@ export class Executor {
       } finally {
         lease.release(failed);
       }
-      if (attempt < MAX_ATTEMPTS && RETRYABLE.has((failed as { code?: string }).code ?? '')) continue;
-      if (attempt < MAX_ATTEMPTS && (await this.#switchedForm(statement, form, failed))) continue;
+      if (attempt < MAX_ATTEMPTS && (await this.forms.again(statement, form, (failed as { code?: string }).code))) continue;
       throw lease.failure(statement.label, failed);
     }
   }
@@ -188,7 +141,7 @@ export class Executor {
    * then stall behind someone's transaction. Statements go one at a time instead.
    */
   get pipelining(): boolean {
-    return this.#pipelining && !this.distributed;
+    return this.#pipelining && !this.forms.distributed;
   }
 
   /**
@@ -197,7 +150,7 @@ export class Executor {
    * one-statement form (a data-modifying CTE) as three distributed steps, one an UPDATE on every shard.
    */
   get splitReads(): boolean {
-    return this.#pipelining || this.distributed;
+    return this.#pipelining || this.forms.distributed;
   }
 
   /**
@@ -214,7 +167,7 @@ export class Executor {
     if (!this.pipelining) return this.#inTurn(parts);
     this.#roundTrips++;
     const labels = parts.map((part) => part.statement.label);
-    const forms = parts.map((part) => this.#form(part.statement));
+    const forms = parts.map((part) => this.forms.of(part.statement));
     const settled = await this.#lanes.run(labels, parts.map((part, i) => queryConfig(forms[i]!, part.values, true)));
     return this.#retryVictims(parts, forms, settled);
   }
@@ -226,7 +179,7 @@ export class Executor {
    */
   async #inTurn(parts: readonly PipelinePart[]): Promise<Array<unknown[] | CachePostgresError>> {
     const settled: Array<unknown[] | CachePostgresError> = [];
-    const forms = parts.map((part) => this.#form(part.statement));
+    const forms = parts.map((part) => this.forms.of(part.statement));
     const lease = await this.#connections.acquire(parts[0]?.statement.label ?? 'pipeline').catch((error: unknown) => error as CachePostgresError);
     if (lease instanceof Error) return parts.map(() => lease);
     let broken: unknown;
@@ -258,19 +211,12 @@ export class Executor {
     forms: readonly Statement[],
     settled: ReadonlyArray<unknown[] | CachePostgresError>,
   ): Promise<Array<unknown[] | CachePostgresError>> {
-    return Promise.all(
-      settled.map(async (outcome, i) => {
-        const part = parts[i]!;
-        if (!(outcome instanceof Error)) return outcome;
-        try {
-          const code = (outcome as Partial<QueryError>).sqlState;
-          if (!RETRYABLE.has(code ?? '') && !(await this.#switchedForm(part.statement, forms[i]!, { code }))) return outcome;
-          return await this.#query(part.statement, part.values);
-        } catch (error) {
-          return error as CachePostgresError;
-        }
-      }),
-    );
+    const outcomes = settled.map(async (outcome, i) => {
+      const part = parts[i]!;
+      if (!(outcome instanceof Error) || !(await this.forms.again(part.statement, forms[i]!, (outcome as Partial<QueryError>).sqlState))) return outcome;
+      return this.#query(part.statement, part.values);
+    });
+    return Promise.all(outcomes.map((outcome) => outcome.catch((error: unknown) => error as CachePostgresError)));
   }
 
   /**

@@ -250,7 +250,7 @@ export class RowStatements {
    */
   #upsertOf(rows: readonly RowWrite[], many: Statement): PipelinePart {
     const [row] = rows;
-    if (this.#exec.distributed && rows.length === 1 && row) {
+    if (this.#exec.forms.distributed && rows.length === 1 && row) {
       return { statement: this.#sql.upsert, values: [row.id, row.value, row.expires, row.sliding, row.absolute, row.tags] };
     }
     return { statement: many, values: rowArrays(rows) };

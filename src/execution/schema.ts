@@ -141,7 +141,7 @@ export function ensureLocksTable(executor: Executor, sql: Sql, options: { create
       if (found?.exists) return checkLocksTable(found, sql);
       await query(sql.ddl.createLocksTable);
       await query(sql.ddl.commentLocksTable);
-      if (executor.distributed) await query(sql.distributeLocksTable);
+      if (executor.forms.distributed) await query(sql.distributeLocksTable);
     });
   });
 }

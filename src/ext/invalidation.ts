@@ -205,7 +205,7 @@ async function columnKinds(context: StoreContext, schema: string, table: string,
 const CAST_TEXT: Readonly<Record<string, CastText>> = { bool: 'boolean', bpchar: 'character', inet: 'inet' };
 
 function refuseDistributed(context: StoreContext, what: string): void {
-  if (context.exec.distributed) {
+  if (context.exec.forms.distributed) {
     throw new SchemaError(
       `${what} is not available on ${context.sql.display}, a table distributed by Citus: a trigger on the shards runs on the workers, which can neither delete across shards in the writer's transaction nor notify the coordinator's listeners.`,
     );

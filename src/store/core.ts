@@ -137,7 +137,7 @@ export class StoreCore {
           const [row] = await this.exec.setup.query<{ ms: number }>(this.sql.clock, []);
           return Number(row?.ms);
         });
-        this.exec.watchDistribution(shape.distributed, () => isDistributedNow(this.exec.setup, this.sql));
+        this.exec.forms.watch(shape.distributed, () => isDistributedNow(this.exec.setup, this.sql));
         await this.#ensureCapacity(shape.distributed);
         this.#isReady = true;
         this.#startScanner();
