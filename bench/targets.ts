@@ -5,6 +5,7 @@
 import KeyvPostgres from '@keyv/postgres';
 import KeyvRedis from '@keyv/redis';
 import Keyv from 'keyv';
+import pg from 'pg';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PgStore, type PgStoreOptions } from '../src/index.js';
@@ -143,7 +144,29 @@ const PG_STORE_TARGETS: ReadonlyArray<readonly [string, PgStoreTargetOptions]> =
 /** What a baseline target's name ends with (`--baseline`); its tables end with `_base`. */
 export const BASELINE = ' (baseline)';
 
-export const BENCH_TABLES = [...PG_STORE_TARGETS.map(([, options]) => options.table), 'bench_ext'].flatMap((table) => [table, `${table}_base`]).concat('bench_keyv_postgres');
+/** Calls made in one tick share one run of `send` (given their inputs in order, answering each in order). */
+function tickBatch<I, O>(send: (inputs: I[]) => Promise<O[]>): (input: I) => Promise<O> {
+  let queued: Array<{ input: I; settle: (outcome: O | Error, failed: boolean) => void }> = [];
+  const flush = () => {
+    const batch = queued;
+    queued = [];
+    send(batch.map((call) => call.input)).then(
+      (outputs) => batch.forEach((call, i) => call.settle(outputs[i] as O, false)),
+      (error: Error) => batch.forEach((call) => call.settle(error, true)),
+    );
+  };
+  return (input) =>
+    new Promise<O>((resolve, reject) => {
+      if (queued.push({ input, settle: (outcome, failed) => (failed ? reject(outcome as Error) : resolve(outcome as O)) }) === 1) queueMicrotask(flush);
+    });
+}
+
+/** The table of the ceiling target: the cache's two essential columns, nothing else. */
+const CEILING_TABLE = 'bench_ceiling';
+
+export const BENCH_TABLES = [...PG_STORE_TARGETS.map(([, options]) => options.table), 'bench_ext']
+  .flatMap((table) => [table, `${table}_base`])
+  .concat('bench_keyv_postgres', CEILING_TABLE);
 
 /**
  * The PgStore targets of another version of this library: `dir` is its checkout, built (dist/esm/index.js).
@@ -175,6 +198,85 @@ export function targets(pgUrl: string, redisUrl: string, Store: PgStoreClass = P
         const store = new KeyvPostgres({ uri: pgUrl, table: 'bench_keyv_postgres', useUnloggedTable: true });
         const keyv = new Keyv({ store, namespace: 'bench' });
         return keyvOps(keyv, () => keyv.disconnect());
+      },
+    },
+    {
+      // The server's ceiling: the same rows through the simplest statements a plain client would send, one
+      // named statement per call on a pool of 10 (an unlogged table of the same columns, no expiry, no
+      // batching). Its server CPU per op says what our statements add; its client CPU is node-postgres' per
+      // statement, which batching amortizes.
+      name: 'pg, simplest statements (ceiling)',
+      atomicIncr: true,
+      stampedeSafe: false,
+      async open() {
+        const pool = new pg.Pool({ connectionString: pgUrl, max: 10 });
+        await pool.query(`CREATE UNLOGGED TABLE IF NOT EXISTS ${CEILING_TABLE} (id text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)`);
+        const payload = new Map<string, Buffer>();
+        const bytes = (value: string) => payload.get(value) ?? (payload.set(value, Buffer.from(value)), payload.get(value)!);
+        return {
+          get: (key) => pool.query({ name: 'ceiling_get', text: `SELECT value FROM ${CEILING_TABLE} WHERE id = $1`, values: [key] }),
+          set: (key, value) =>
+            pool.query({ name: 'ceiling_set', text: `INSERT INTO ${CEILING_TABLE} VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value`, values: [key, bytes(value)] }),
+          incr: (key) =>
+            pool.query({
+              name: 'ceiling_incr',
+              text: `INSERT INTO ${CEILING_TABLE} VALUES ($1, '1') ON CONFLICT (id) DO UPDATE SET value = convert_to((convert_from(${CEILING_TABLE}.value, 'UTF8')::int8 + 1)::text, 'UTF8') RETURNING value`,
+              values: [`counter:${key}`],
+            }),
+          getOrSet: async (key, factory) => {
+            const { rows } = await pool.query({ name: 'ceiling_get', text: `SELECT value FROM ${CEILING_TABLE} WHERE id = $1`, values: [key] });
+            if (rows.length > 0) return rows[0];
+            const value = await factory();
+            await pool.query({ name: 'ceiling_set', text: `INSERT INTO ${CEILING_TABLE} VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value`, values: [key, bytes(value)] });
+            return value;
+          },
+          clear: async () => {
+            await pool.query(`TRUNCATE ${CEILING_TABLE}`);
+          },
+          close: () => pool.end(),
+        };
+      },
+    },
+    {
+      // The same simplest statements, batched as our store batches: each tick's gets in one `= ANY($1)` select,
+      // its sets in one multi-row upsert, on one connection. What our statements (slide, expiry, tags) and our
+      // batching machinery add to the server's and the client's cost is the gap to this one.
+      name: 'pg, simplest statements batched (ceiling)',
+      atomicIncr: true,
+      stampedeSafe: false,
+      async open() {
+        const client = new pg.Client({ connectionString: pgUrl });
+        await client.connect();
+        await client.query(`CREATE UNLOGGED TABLE IF NOT EXISTS ${CEILING_TABLE} (id text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)`);
+        const gets = tickBatch<string, unknown>(async (keys) => {
+          const { rows } = await client.query<{ id: string; value: Buffer }>({ name: 'ceiling_get_many', text: `SELECT id, value FROM ${CEILING_TABLE} WHERE id = ANY($1::text[])`, values: [keys] });
+          const found = new Map(rows.map((row) => [row.id, row.value]));
+          return keys.map((key) => found.get(key));
+        });
+        const sets = tickBatch<[string, string], unknown>(async (writes) => {
+          const last = new Map(writes); // one row per key in a statement: the last write wins, as in ours
+          await client.query({
+            name: 'ceiling_set_many',
+            text: `INSERT INTO ${CEILING_TABLE} SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value`,
+            values: [[...last.keys()], [...last.values()].map((value) => Buffer.from(value))],
+          });
+          return writes.map(() => undefined);
+        });
+        return {
+          get: (key) => gets(key),
+          set: (key, value) => sets([key, value]),
+          incr: (key) =>
+            client.query({
+              name: 'ceiling_incr',
+              text: `INSERT INTO ${CEILING_TABLE} VALUES ($1, '1') ON CONFLICT (id) DO UPDATE SET value = convert_to((convert_from(${CEILING_TABLE}.value, 'UTF8')::int8 + 1)::text, 'UTF8') RETURNING value`,
+              values: [`counter:${key}`],
+            }),
+          getOrSet: async (key, factory) => (await gets(key)) ?? (await sets([key, await factory()])),
+          clear: async () => {
+            await client.query(`TRUNCATE ${CEILING_TABLE}`);
+          },
+          close: () => client.end(),
+        };
       },
     },
     {
