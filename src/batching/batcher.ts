@@ -1,3 +1,5 @@
+import { currentCall, recording, type Traced, traceBatch } from '../tracing.js';
+
 /**
  * A DataLoader-style auto-batcher: every `load(item)` made while a batch is open joins it, and the
  * batch is handed to `dispatch` once. Each caller gets its own result or its own error; a batch that
@@ -20,6 +22,8 @@
  * for it, in order, so a call never overtakes an earlier call on the same key.
  */
 export interface BatcherOptions<I = never> {
+  /** What its batches are called in traces (`cache-postgres batch <name>`). */
+  name?: string;
   /** Largest batch; a full batch is closed and a new one opened. */
   maxBatchSize: number;
   /** Most batches dispatched and not yet completed. */
@@ -59,7 +63,8 @@ export type DispatchFn<I, R> = (items: I[]) => Promise<Array<R | Error | Promise
 
 interface Batch<I, R> {
   items: I[];
-  callbacks: Array<{ resolve: (value: R) => void; reject: (error: unknown) => void }>;
+  /** Each item's caller, with the traced call it was loaded under (see tracing.ts). */
+  callbacks: Array<{ resolve: (value: R) => void; reject: (error: unknown) => void; call: Traced | undefined }>;
 }
 
 /** A dispatched batch: late once `lateAfterMs` passed, its keys then pinned. */
@@ -109,7 +114,8 @@ export class Batcher<I, R> {
     }
     const batch = (this.#open ??= { items: [], callbacks: [] });
     batch.items.push(item);
-    const promise = new Promise<R>((resolve, reject) => batch.callbacks.push({ resolve, reject }));
+    const call = currentCall();
+    const promise = new Promise<R>((resolve, reject) => batch.callbacks.push({ resolve, reject, call }));
     if (batch.items.length >= this.#options.maxBatchSize) {
       this.#open = undefined;
       this.#full.push(batch);
@@ -169,7 +175,7 @@ export class Batcher<I, R> {
     }
     let pending: Promise<Array<R | Error | Promise<R>>>;
     try {
-      pending = this.#dispatch(batch.items);
+      pending = recording() ? traceBatch(this.#options.name ?? 'batch', batch.callbacks, () => this.#dispatch(batch.items)) : this.#dispatch(batch.items);
     } catch (error) {
       pending = Promise.reject(error);
     }

@@ -61,13 +61,14 @@ export class TickBatches {
     // Pipelined, two batches overlap on one connection (the executor's lane), in issue order.
     this.#readsAndWrites = new Batcher((items) => this.#readWriteBatch(items), {
       ...batch,
+      name: 'readWrite',
       keyOf: (item: ReadOrWrite) => ('read' in item ? item.read : item.write.id),
       kindOf: (item: ReadOrWrite) => ('read' in item ? 'read' : 'write'),
       ...(statements.pipelining ? { maxInFlight: Math.max(2, options.maxInFlight), splitWhenIdle: SPLIT_WHEN_IDLE } : {}),
     });
-    this.#deletes = new Batcher((ids) => this.#deleteBatch(ids), { ...batch, keyOf: byId, kindOf: () => 'write' });
-    this.#hases = new Batcher((ids) => this.#hasBatch(ids), { ...batch, keyOf: byId, kindOf: () => 'read' });
-    this.#increments = new Batcher((items) => this.#incrementBatch(items), { ...batch, keyOf: (item: Increment) => item.id, kindOf: () => 'write' });
+    this.#deletes = new Batcher((ids) => this.#deleteBatch(ids), { ...batch, name: 'delete', keyOf: byId, kindOf: () => 'write' });
+    this.#hases = new Batcher((ids) => this.#hasBatch(ids), { ...batch, name: 'has', keyOf: byId, kindOf: () => 'read' });
+    this.#increments = new Batcher((items) => this.#incrementBatch(items), { ...batch, name: 'incr', keyOf: (item: Increment) => item.id, kindOf: () => 'write' });
   }
 
   /** The batchers by the group names Rows passes to KeyOrder.run, each keeping its own calls in issue order. */

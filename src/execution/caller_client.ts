@@ -2,6 +2,7 @@ import type { RunStatement } from './batch_delete.js';
 import { callerRows, checkReadable, PROBE, type RowShape } from './caller_answers.js';
 import { queryError } from '../errors.js';
 import type { Statement } from '../sql/index.js';
+import { noteStatement } from '../tracing.js';
 import type { CallerClient, Gate } from './types.js';
 
 /** What a caller's connection takes of the executor: its gate, the statement form the table runs, its round-trip count. */
@@ -33,6 +34,7 @@ export function onCallerClient(client: CallerClient, ports: CallerClientPorts): 
     if (opening) await opening;
     const checked = checkReadable(client, () => sendOne('probe', PROBE.text, []));
     if (checked) await checked;
+    noteStatement(statement.label);
     const result = await sendOne(statement.label, ports.form(statement).text, values);
     // An array of rows, or node-postgres' `{ rows }`, of `shape`; else UnreadableResultError (the statement ran).
     return callerRows<R>(result, statement.label, shape);

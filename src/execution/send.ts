@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Statement } from '../sql/index.js';
+import { noteStatement } from '../tracing.js';
 
 /** What {@link send} sends: node-postgres prepares a statement once per connection when it has a name; plain text runs unprepared. */
 export interface Sendable {
@@ -8,8 +9,13 @@ export interface Sendable {
   readonly name?: string;
 }
 
+/**
+ * What node-postgres is handed for `statement`. Every statement sent on the store's connections passes here, in
+ * the context of the call (or batch) that sends it: the call's span learns the statement's label (tracing.ts).
+ */
 export function queryConfig(statement: Statement | string, values: unknown[], prepare: boolean): Sendable {
   if (typeof statement === 'string') return { text: statement, values };
+  noteStatement(statement.label);
   return prepare && statement.prepared ? { name: statement.name, text: statement.text, values } : { text: statement.text, values };
 }
 
