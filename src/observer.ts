@@ -1,12 +1,11 @@
 /**
  * Counters, typed events and OpenTelemetry in one place: every module reports through an Observer,
  * the store turns reports into events (listeners are optional and cheap when absent), `stats()`
- * reads the counters, and the same reports feed OpenTelemetry metrics and spans through
- * `@opentelemetry/api`, which does nothing until the application registers an SDK.
+ * reads the counters, and the same reports feed OpenTelemetry metrics through `@opentelemetry/api`, which
+ * does nothing until the application registers an SDK. The spans of calls are tracing.ts's.
  */
-import { type Attributes, type Counter, metrics, type ObservableResult, SpanStatusCode, trace } from '@opentelemetry/api';
-
-const tracer = trace.getTracer('cache-postgres');
+import { type Attributes, type Counter, metrics, type ObservableResult } from '@opentelemetry/api';
+import { noteLocal } from './tracing.js';
 
 /** The events of a PgStore, with their payloads. */
 export interface PgStoreEvents {
@@ -88,6 +87,7 @@ export class Observer {
   readonly #warned = new Set<string>();
   readonly #metrics: Record<keyof Counters, Counter>;
   readonly #attributes: Attributes;
+  #spanAttributes: Attributes;
 
   /**
    * @param table `schema.table`, the `cache_postgres.table` attribute of every metric and span
@@ -97,11 +97,25 @@ export class Observer {
     this.#emit = emit;
     this.#warn = warn;
     this.#attributes = { 'cache_postgres.table': table };
+    this.#spanAttributes = spanAttributes(table, undefined);
     // Taken from the global provider now: an SDK registered before the store is created is used.
     const meter = metrics.getMeter('cache-postgres');
     this.#metrics = Object.fromEntries(
       Object.entries(METRICS).map(([counter, name]) => [counter, meter.createCounter(name)]),
     ) as Record<keyof Counters, Counter>;
+  }
+
+  /**
+   * What every span of this store's calls carries (tracing.ts): the database client conventions' `db.system`,
+   * `db.collection.name` (the table), `db.namespace` (`database|schema`, once known) and `cache_postgres.table`.
+   */
+  get spanAttributes(): Attributes {
+    return this.#spanAttributes;
+  }
+
+  /** The database the store's connections open, when its options name it: spans then carry `db.namespace`. */
+  inDatabase(database: string | undefined): void {
+    this.#spanAttributes = spanAttributes(this.#attributes['cache_postgres.table'] as string, database);
   }
 
   /**
@@ -152,21 +166,6 @@ export class Observer {
     this.#metrics[counter].add(by, this.#attributes);
   }
 
-  /** Runs `fn` in an OpenTelemetry span named `name`, recording its failure. */
-  span<T>(name: string, key: string, fn: () => Promise<T>): Promise<T> {
-    return tracer.startActiveSpan(name, { attributes: { ...this.#attributes, 'cache_postgres.key': key } }, async (span) => {
-      try {
-        return await fn();
-      } catch (error) {
-        span.recordException(error instanceof Error ? error : String(error));
-        span.setStatus({ code: SpanStatusCode.ERROR });
-        throw error;
-      } finally {
-        span.end();
-      }
-    });
-  }
-
   /** A setting that works until it quietly does not (e.g. stale values the scan will delete): said once. */
   warnOnce(message: string): void {
     if (this.#warned.has(message)) return;
@@ -187,6 +186,7 @@ export class Observer {
 
   /** A read the local tier answered: a hit, and a local one. */
   localHit(key: string): void {
+    noteLocal();
     this.#onHit?.(key);
     this.#count('hits');
     this.#count('localHits');
@@ -226,4 +226,15 @@ export class Observer {
   error(error: unknown): void {
     this.#emit('error', error instanceof Error ? error : new Error(String(error)));
   }
+}
+
+/** The span attributes of table `display` (`schema.table`) in `database`. */
+function spanAttributes(display: string, database: string | undefined): Attributes {
+  const dot = display.indexOf('.');
+  return Object.freeze({
+    'db.system': 'postgresql',
+    'db.collection.name': display.slice(dot + 1),
+    ...(database ? { 'db.namespace': `${database}|${display.slice(0, dot)}` } : {}),
+    'cache_postgres.table': display,
+  });
 }

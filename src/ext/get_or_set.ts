@@ -107,9 +107,7 @@ export class GetOrSet {
     const flight = this.#flights.get(key);
     // Joiners get their own copy: a Buffer shared between callers could be mutated under another one.
     if (flight) return Buffer.from(await this.#join(key, flight, factory, call));
-    const started = this.#context.observer.span('cache-postgres getOrSet', key, () => this.#fetch(key, factory, call)).finally(() =>
-      this.#flights.delete(key),
-    );
+    const started = this.#fetch(key, factory, call).finally(() => this.#flights.delete(key));
     this.#flights.set(key, started);
     return started;
   }

@@ -16,6 +16,7 @@ import type { EntryOptions } from './entry_options.js';
 import { type DeletePatternOptions, patternDeletion } from './patterns.js';
 import { type DeleteTagsOptions, tagDeletion } from './tags.js';
 import type { EntryValue } from './values.js';
+import { traceAs, traceMethods } from '../tracing.js';
 
 /**
  * `store.ext.in(client)`: the cache writes of `store.ext`, run on a connection the application holds,
@@ -52,6 +53,7 @@ export class CacheTransaction {
   constructor(context: StoreContext, client: CallerClient) {
     this.#context = context;
     this.#run = context.exec.onClient(client);
+    traceAs(this, context.observer.spanAttributes);
   }
 
   /** The value's bytes as this transaction sees them, or `undefined`. A sliding entry is extended, in the transaction. */
@@ -189,3 +191,17 @@ export function checkCallerClient(client: unknown): asserts client is CallerClie
     );
   }
 }
+
+/** Every call of a caller's transaction is a span (tracing.ts); a method missing here fails at load. */
+traceMethods(CacheTransaction.prototype, {
+  get: { name: 'ext.in.get', keys: 'one' },
+  set: { name: 'ext.in.set', keys: 'one' },
+  setMany: { name: 'ext.in.setMany', keys: 'many' },
+  delete: { name: 'ext.in.delete', keys: 'one' },
+  deleteMany: { name: 'ext.in.deleteMany', keys: 'many' },
+  deleteTags: { name: 'ext.in.deleteTags', keys: 'none' },
+  deletePattern: { name: 'ext.in.deletePattern', keys: 'none' },
+  incr: { name: 'ext.in.incr', keys: 'one' },
+  decr: { name: 'ext.in.decr', keys: 'one' },
+  getOrSet: { name: 'ext.in.getOrSet', keys: 'one' },
+});

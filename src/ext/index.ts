@@ -12,6 +12,7 @@ import { type DeleteTagsOptions, deleteByTags } from './tags.js';
 import type { EntryValue } from './values.js';
 import type { CallerClient } from '../execution/executor.js';
 import { CacheTransaction, checkCallerClient } from './in_transaction.js';
+import { traceAs, traceMethods } from '../tracing.js';
 import {
   dropInvalidation, dropNotifyTrigger, type InvalidateOnOptions, invalidateOn, type InvalidationStatus, type InvalidationTarget, listInvalidations,
 } from './invalidation.js';
@@ -44,6 +45,7 @@ export class CacheExt {
   /** @internal Built by PgStore. */
   constructor(context: StoreContext) {
     this.#context = context;
+    traceAs(this, context.observer.spanAttributes);
     this.#getOrSet = new GetOrSet(context);
     this.#locks = new Locks(context);
     this.#wrappers = new Wrappers(context, this.#getOrSet, this.#locks);
@@ -279,3 +281,38 @@ export class CacheExt {
     return (this.#decorators ??= createDecorators(this.#wrappers));
   }
 }
+
+/** Every call of `store.ext` is a span (tracing.ts); a method missing here fails at load. */
+traceMethods(CacheExt.prototype, {
+  get: { name: 'ext.get', keys: 'one' },
+  getString: { name: 'ext.getString', keys: 'one' },
+  set: { name: 'ext.set', keys: 'one' },
+  refresh: { name: 'ext.refresh', keys: 'one' },
+  delete: { name: 'ext.delete', keys: 'one' },
+  has: { name: 'ext.has', keys: 'one' },
+  ttl: { name: 'ext.ttl', keys: 'one' },
+  info: { name: 'ext.info', keys: 'one' },
+  getMany: { name: 'ext.getMany', keys: 'many' },
+  setMany: { name: 'ext.setMany', keys: 'many' },
+  deleteMany: { name: 'ext.deleteMany', keys: 'many' },
+  deleteTags: { name: 'ext.deleteTags', keys: 'none' },
+  scan: { name: 'ext.scan', keys: 'none' },
+  getPattern: { name: 'ext.getPattern', keys: 'none' },
+  deletePattern: { name: 'ext.deletePattern', keys: 'none' },
+  incr: { name: 'ext.incr', keys: 'one' },
+  decr: { name: 'ext.decr', keys: 'one' },
+  getOrSet: { name: 'ext.getOrSet', keys: 'one' },
+  lock: { name: 'ext.lock', keys: 'one' },
+  tryLock: { name: 'ext.tryLock', keys: 'one' },
+  withLock: { name: 'ext.withLock', keys: 'one' },
+  isLocked: { name: 'ext.isLocked', keys: 'one' },
+  // Each hands out something whose calls are spans: the wrapped function (wrappers.ts), the transaction's methods.
+  cached: 'product',
+  failover: 'product',
+  early: 'product',
+  in: 'product',
+  invalidateOn: { name: 'ext.invalidateOn', keys: 'none' },
+  dropInvalidation: { name: 'ext.dropInvalidation', keys: 'none' },
+  invalidations: { name: 'ext.invalidations', keys: 'none' },
+  dropNotifyTrigger: { name: 'ext.dropNotifyTrigger', keys: 'none' },
+});

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isoNow, type StoreContext } from '../context.js';
+import { traceFunction } from '../tracing.js';
 import { type Duration, MAX_WAIT_MS } from '../duration.js';
 import { InvalidOptionError, InvalidValueError, LockNotHeldError, LockTimeoutError } from '../errors.js';
 import { validateKey } from '../keys.js';
@@ -227,16 +228,20 @@ export class Locks {
       if (!controller.signal.aborted) controller.abort(error);
       throw error;
     };
+    // The handle's calls are spans too (tracing.ts), named by the lock.
+    const spans = context.observer.spanAttributes;
+    const traced = <F extends (...args: never[]) => Promise<unknown>>(operation: string, fn: F) =>
+      traceFunction(fn, { name: `ext.lock.${operation}`, keys: 'none' }, { ...spans, 'cache_postgres.key': name });
     return {
       name,
       token,
       signal: controller.signal,
-      release: async () => check(await backend.release(name, owner, token, isoNow(context)), 'release'),
-      extend: async (ttl?: Duration) => {
+      release: traced('release', async () => check(await backend.release(name, owner, token, isoNow(context)), 'release')),
+      extend: traced('extend', async (ttl?: Duration) => {
         const ms = ttl === undefined ? options.ttlMs : positive(ttl, 'ttl');
         check(await backend.extend(name, owner, token, isoNow(context), new Date(clock() + ms).toISOString()), 'extend');
-      },
-      held: () => backend.held(name, owner, token, isoNow(context)),
+      }),
+      held: traced('held', () => backend.held(name, owner, token, isoNow(context))),
     };
   }
 }

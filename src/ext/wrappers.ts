@@ -7,6 +7,8 @@ import { duration } from './entry_options.js';
 import { checkRetention, getEntryWithExpiry, setEntry, staleEntry } from './entries.js';
 import type { FactoryContext, GetOrSet, GetOrSetOptions } from './get_or_set.js';
 import type { Locks } from './locks.js';
+import { traceFunction } from '../tracing.js';
+import type { Attributes } from '@opentelemetry/api';
 
 /**
  * How a wrapper names the entry of a call: a template over the arguments, or a function of them.
@@ -64,15 +66,15 @@ export class Wrappers {
   }
 
   cached<A extends unknown[], R>(fn: Fn<A, R>, options: CachedOptions<A>): (...args: A) => Promise<R> {
-    return bind(fn, this.cachedRunner<A, R>(options), 'cached');
+    return bind(fn, this.cachedRunner<A, R>(options), 'cached', this.#context.observer.spanAttributes);
   }
 
   failover<A extends unknown[], R>(fn: Fn<A, R>, options: FailoverOptions<A>): (...args: A) => Promise<R> {
-    return bind(fn, this.failoverRunner<A, R>(options), 'failover');
+    return bind(fn, this.failoverRunner<A, R>(options), 'failover', this.#context.observer.spanAttributes);
   }
 
   early<A extends unknown[], R>(fn: Fn<A, R>, options: EarlyOptions<A>): (...args: A) => Promise<R> {
-    return bind(fn, this.earlyRunner<A, R>(options), 'early');
+    return bind(fn, this.earlyRunner<A, R>(options), 'early', this.#context.observer.spanAttributes);
   }
 
   /** getOrSet through a serializer: the factory's value is encoded, the stored bytes decoded. */
@@ -215,12 +217,18 @@ function checkOptions<T extends { key: unknown }>(options: T, wrapper: string): 
 function bind<A extends unknown[], R>(
   fn: Fn<A, R>,
   run: (args: A, compute: () => R | Promise<R>) => Promise<R>,
-  wrapper: string,
+  wrapper: 'cached' | 'failover' | 'early',
+  spanAttributes: Attributes,
 ): (...args: A) => Promise<R> {
   if (typeof fn !== 'function') throw new InvalidValueError(`${wrapper} wraps a function, got ${typeof fn}.`);
-  return function (this: unknown, ...args: A) {
-    return run(args, () => fn.apply(this, args));
-  };
+  // Every call of a wrapped function or decorated method is a span (tracing.ts), `ext.cached` and its kin.
+  return traceFunction(
+    function (this: unknown, ...args: A) {
+      return run(args, () => fn.apply(this, args));
+    },
+    { name: `ext.${wrapper}`, keys: 'none' },
+    spanAttributes,
+  );
 }
 
 function errorMatcher(errors: FailoverOptions<never>['errors']): (error: unknown) => boolean {

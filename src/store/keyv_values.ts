@@ -76,3 +76,25 @@ export function describe(options: ResolvedOptions): string {
     return 'postgres://(connection string)';
   }
 }
+
+/**
+ * The database the store's connections open, as its options (or the pool's, or `PGDATABASE`) name it, for the
+ * spans' `db.namespace`; undefined when only the server's default (the user's name) would tell.
+ */
+export function databaseOf(options: ResolvedOptions): string | undefined {
+  const config = (options.pool?.options ?? { ...options.poolConfig, connectionString: options.connectionString }) as {
+    database?: unknown;
+    connectionString?: unknown;
+  };
+  // node-postgres lets the connection string's database win over `database`.
+  if (typeof config.connectionString === 'string') {
+    try {
+      const name = decodeURIComponent(new URL(config.connectionString).pathname.slice(1));
+      if (name) return name;
+    } catch {
+      // not a URL (libpq's key=value form): the other sources
+    }
+  }
+  if (typeof config.database === 'string' && config.database) return config.database;
+  return process.env.PGDATABASE || undefined;
+}

@@ -5,8 +5,10 @@ import { ALL_KEYS, prefixRange, validateNamespace } from '../keys.js';
 import { type PgStoreOptions, resolveOptions } from '../options/index.js';
 import { StoreCore } from './core.js';
 import { KeyvAdapter, keyvContract, keyvNamespace, rowId, rowIds } from './keyv_adapter.js';
-import { describe, expiry, logKeyvFailures, toBytes } from './keyv_values.js';
+import { databaseOf, describe, expiry, logKeyvFailures, toBytes } from './keyv_values.js';
 import { Reporter } from './reporter.js';
+import { traceAs, traceMethods } from '../tracing.js';
+import type { EventEmitter } from 'node:events';
 import type { TableStats } from '../execution/table_statements.js';
 
 /** `stats().capacity`: the table's cap as stored in it, what it holds (exact), and what its sweepers evicted. */
@@ -65,6 +67,8 @@ export class PgStore extends KeyvAdapter {
     super({ dialect: 'postgres', url: describe(resolved), schema: resolved.schema, table: resolved.table });
     this.#reporter = new Reporter(this, resolved.logger, () => this.#core?.closed ?? false);
     this.#core = new StoreCore(resolved, this.#reporter, () => this.clearExpired());
+    this.#core.observer.inDatabase(databaseOf(resolved));
+    traceAs(this, this.#core.observer.spanAttributes);
     this.ext = new CacheExt(this.#core.context);
     if (resolved.logger) logKeyvFailures(this, resolved.logger);
   }
@@ -287,3 +291,23 @@ export class PgStore extends KeyvAdapter {
   }
 }
 
+
+/** Every call of a store is a span (tracing.ts); a method missing here fails at load. */
+traceMethods<PgStore, EventEmitter>(PgStore.prototype, {
+  ready: { name: 'ready', keys: 'none' },
+  get: { name: 'get', keys: 'one' },
+  getMany: { name: 'getMany', keys: 'many' },
+  set: { name: 'set', keys: 'one' },
+  setMany: { name: 'setMany', keys: 'many' },
+  delete: { name: 'delete', keys: 'one' },
+  deleteMany: { name: 'deleteMany', keys: 'many' },
+  clear: { name: 'clear', keys: 'none' },
+  has: { name: 'has', keys: 'one' },
+  hasMany: { name: 'hasMany', keys: 'many' },
+  iterator: { name: 'iterator', keys: 'none' },
+  clearExpired: { name: 'clearExpired', keys: 'none' },
+  stats: { name: 'stats', keys: 'none' },
+  evict: { name: 'evict', keys: 'none' },
+  disconnect: { name: 'disconnect', keys: 'none' },
+});
+traceMethods<KeyvAdapter, EventEmitter>(KeyvAdapter.prototype, {}); // accessors only: a method added there fails at load
