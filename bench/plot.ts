@@ -347,3 +347,155 @@ export async function renderPng(svg: string, path: string): Promise<boolean> {
     await browser.close();
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The scale bench's plot (bench/scale.ts): six log-log panels, {@link WIDTH} x {@link HEIGHT} as the churn plot, so
+// renderPng draws it too.
+
+/** A line of points (x, y), both positive; `dashed` draws it dashed. */
+export interface ScaleSeries {
+  name: string;
+  color: string;
+  dashed?: boolean;
+  points: Array<[number, number]>;
+}
+
+export interface ScalePanel {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: ScaleSeries[];
+  /** Tick text of the axes. */
+  xFormat: (v: number) => string;
+  yFormat: (v: number) => string;
+  /** Horizontal reference lines (a goal). */
+  lines?: Array<{ value: number; label: string; color: string }>;
+  note?: string;
+  /** Draw a legend of its series inside the panel. @default true */
+  legend?: boolean;
+}
+
+export interface ScalePlotInput {
+  title: string;
+  subtitle: string;
+  /** Up to six panels, drawn three to a row. */
+  panels: ScalePanel[];
+  /** One legend for the panels that draw none, in a row under the subtitle. */
+  legend?: Array<{ name: string; color: string; dashed?: boolean }>;
+}
+
+/** Decades (1, 10, 100, ...) around `values`, at least one decade apart. */
+function decadesAround(values: number[]): number[] {
+  const positive = values.filter((v) => v > 0 && Number.isFinite(v));
+  if (positive.length === 0) return [1, 10];
+  const low = 10 ** Math.floor(Math.log10(Math.min(...positive)));
+  let high = 10 ** Math.ceil(Math.log10(Math.max(...positive)));
+  if (high <= low) high = low * 10;
+  const out: number[] = [];
+  for (let v = low; v <= high * 1.0001; v *= 10) out.push(Number(v.toPrecision(3)));
+  // Too few decades for a readable axis: add the 2 and 5 steps.
+  if (out.length <= 3) {
+    const fine: number[] = [];
+    for (const d of out) for (const m of [1, 2, 5]) if (d * m <= high * 1.0001) fine.push(Number((d * m).toPrecision(3)));
+    return fine;
+  }
+  return out;
+}
+
+function logLogChart(box: Box, panel: ScalePanel, clipId: string): string {
+  const plot = { x: box.x + 70, y: box.y + 40, w: box.w - 90, h: box.h - 90 };
+  const parts: string[] = [`<text x="${box.x + 10}" y="${box.y + 22}" class="title">${escape(panel.title)}</text>`];
+  const points = panel.series.flatMap((s) => s.points).filter(([x, y]) => x > 0 && y > 0 && Number.isFinite(y));
+  if (points.length === 0) {
+    parts.push(`<rect x="${plot.x}" y="${plot.y}" width="${plot.w}" height="${plot.h}" class="frame"/>`);
+    parts.push(`<text x="${plot.x + plot.w / 2}" y="${plot.y + plot.h / 2}" class="xlabel">not measured in this run</text>`);
+    return parts.join('\n');
+  }
+  const xTicks = decadesAround(points.map(([x]) => x));
+  const yTicks = decadesAround([...points.map(([, y]) => y), ...(panel.lines ?? []).map((l) => l.value)]);
+  const [x0, x1] = [Math.log10(xTicks[0]!), Math.log10(xTicks[xTicks.length - 1]!)];
+  const [y0, y1] = [Math.log10(yTicks[0]!), Math.log10(yTicks[yTicks.length - 1]!)];
+  const sx = (x: number) => plot.x + ((Math.log10(x) - x0) / (x1 - x0 || 1)) * plot.w;
+  const sy = (y: number) => plot.y + plot.h - ((Math.log10(y) - y0) / (y1 - y0 || 1)) * plot.h;
+  for (const v of yTicks) {
+    const y = f(sy(v));
+    parts.push(`<line x1="${plot.x}" x2="${plot.x + plot.w}" y1="${y}" y2="${y}" class="grid"/>`);
+    parts.push(`<text x="${plot.x - 6}" y="${y}" class="ytick">${escape(panel.yFormat(v))}</text>`);
+  }
+  for (const v of xTicks) {
+    const x = f(sx(v));
+    parts.push(`<line x1="${x}" x2="${x}" y1="${plot.y}" y2="${plot.y + plot.h}" class="grid"/>`);
+    parts.push(`<text x="${x}" y="${plot.y + plot.h + 16}" class="xtick">${escape(panel.xFormat(v))}</text>`);
+  }
+  parts.push(`<rect x="${plot.x}" y="${plot.y}" width="${plot.w}" height="${plot.h}" class="frame"/>`);
+  parts.push(`<text x="${plot.x + plot.w / 2}" y="${plot.y + plot.h + 36}" class="xlabel">${escape(panel.xLabel)}</text>`);
+  parts.push(`<text x="${box.x + 14}" y="${plot.y + plot.h / 2}" class="xlabel" transform="rotate(-90 ${box.x + 14} ${plot.y + plot.h / 2})">${escape(panel.yLabel)}</text>`);
+  parts.push(`<clipPath id="${clipId}"><rect x="${plot.x - 4}" y="${plot.y - 4}" width="${plot.w + 8}" height="${plot.h + 8}"/></clipPath>`);
+  parts.push(`<g clip-path="url(#${clipId})">`);
+  for (const s of panel.series) {
+    const pts = s.points.filter(([x, y]) => x > 0 && y > 0 && Number.isFinite(y)).sort((a, b) => a[0] - b[0]);
+    if (pts.length === 0) continue;
+    const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
+    if (pts.length > 1) parts.push(`<polyline points="${pts.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ')}" fill="none" stroke="${s.color}" stroke-width="1.8"${dash}/>`);
+    for (const [x, y] of pts) parts.push(`<circle cx="${f(sx(x))}" cy="${f(sy(y))}" r="3" fill="${s.dashed ? '#ffffff' : s.color}" stroke="${s.color}" stroke-width="1.5"/>`);
+  }
+  for (const line of panel.lines ?? []) {
+    const y = f(sy(line.value));
+    parts.push(`<line x1="${plot.x}" x2="${plot.x + plot.w}" y1="${y}" y2="${y}" stroke="${line.color}" stroke-width="1.2" stroke-dasharray="2 3"/>`);
+    parts.push(`<text x="${plot.x + plot.w - 6}" y="${Number(y) - 5}" class="linelabel" fill="${line.color}">${escape(line.label)}</text>`);
+  }
+  parts.push('</g>');
+  const legend = panel.legend === false ? [] : panel.series.filter((s) => s.points.length > 0);
+  if (legend.length > 0) {
+    const legendW = 14 + Math.max(...legend.map((s) => s.name.length)) * 6.4 + 30;
+    const legendH = legend.length * 15 + 8;
+    const lx = plot.x + plot.w - 6 - legendW;
+    const ly = plot.y + 6;
+    parts.push(`<rect x="${f(lx)}" y="${f(ly)}" width="${f(legendW)}" height="${legendH}" class="legend"/>`);
+    legend.forEach((s, i) => {
+      const y = ly + 13 + i * 15;
+      parts.push(`<line x1="${f(lx + 6)}" x2="${f(lx + 30)}" y1="${y - 4}" y2="${y - 4}" stroke="${s.color}" stroke-width="2.2"${s.dashed ? ' stroke-dasharray="5 3"' : ''}/>`);
+      parts.push(`<text x="${f(lx + 36)}" y="${y}" class="legendsmall">${escape(s.name)}</text>`);
+    });
+  }
+  if (panel.note) parts.push(`<text x="${box.x + box.w - 12}" y="${box.y + box.h - 8}" class="note">${escape(panel.note)}</text>`);
+  return parts.join('\n');
+}
+
+/** The scale bench's panels as one SVG document, {@link WIDTH} x {@link HEIGHT} (three columns, two rows). */
+export function scaleSvg(input: ScalePlotInput): string {
+  const top = input.legend?.length ? 84 : 60;
+  const cell = { w: WIDTH / 3, h: (HEIGHT - top) / 2 };
+  const body = input.panels.slice(0, 6).map((panel, i) =>
+    logLogChart({ x: (i % 3) * cell.w, y: top + Math.floor(i / 3) * cell.h, w: cell.w, h: cell.h }, panel, `scaleclip${i}`),
+  );
+  const slot = (WIDTH - 24) / Math.max(1, input.legend?.length ?? 1);
+  (input.legend ?? []).forEach((entry, i) => {
+    const x = 12 + i * slot;
+    body.push(`<line x1="${f(x)}" x2="${f(x + 26)}" y1="68" y2="68" stroke="${entry.color}" stroke-width="2.5"${entry.dashed ? ' stroke-dasharray="5 3"' : ''}/>`);
+    body.push(`<text x="${f(x + 32)}" y="72" class="legendsmall">${escape(entry.name)}</text>`);
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">
+<defs>
+<style>
+.title { font-size: 14px; font-weight: bold; fill: #222; }
+.heading { font-size: 19px; font-weight: bold; fill: #111; }
+.subheading { font-size: 12px; fill: #444; }
+.grid { stroke: #e4e4e4; stroke-width: 1; }
+.frame { fill: none; stroke: #888; stroke-width: 1; }
+.ytick { font-size: 11px; fill: #444; text-anchor: end; dominant-baseline: middle; }
+.xtick { font-size: 11px; fill: #444; text-anchor: middle; }
+.xlabel { font-size: 12px; fill: #444; text-anchor: middle; }
+.legend { fill: #ffffff; fill-opacity: 0.85; stroke: #ccc; }
+.legendsmall { font-size: 11px; fill: #222; }
+.linelabel { font-size: 11px; font-weight: bold; text-anchor: end; paint-order: stroke; stroke: #ffffff; stroke-width: 3px; }
+.note { font-size: 11px; fill: #666; text-anchor: end; }
+</style>
+</defs>
+<rect width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>
+<text x="12" y="26" class="heading">${escape(input.title)}</text>
+<text x="12" y="46" class="subheading">${escape(input.subtitle)}</text>
+${body.join('\n')}
+</svg>
+`;
+}
