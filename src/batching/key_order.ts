@@ -8,7 +8,8 @@
  *   `delete(k)` issued after `set(k)` deletes it);
  * - except between calls of one batcher, which keeps their order itself;
  * - a barrier (a call on keys not known in advance: a pattern, tags, `clear()`) waits for every call
- *   in flight, and every call issued while it is in flight waits for it.
+ *   in flight, and every call issued while it is in flight waits for it, unless the barrier knows which
+ *   keys it may touch (a pattern does) and the call's keys are none of them.
  * Reads of one key do not wait for each other, and calls on different keys never wait: calls without
  * a conflict start at once, and batching gathers them as before.
  *
@@ -34,11 +35,18 @@ interface Entry {
 
 const ignore = (): void => {};
 
+/** A barrier in flight: when it settles, and the keys it may touch (undefined: any). */
+interface Barrier {
+  readonly settled: Settled;
+  readonly covers: ((id: string) => boolean) | undefined;
+}
+
 export class KeyOrder {
   /** The calls in flight tracked here, per key, oldest first. */
   readonly #keys = new Map<string, Entry[]>();
   readonly #trackers: ReadonlyArray<readonly [string, Tracker]>;
-  #barrier: Settled | undefined;
+  /** Barriers in flight, oldest first (usually none). */
+  #barriers: Barrier[] = [];
 
   /** @param trackers the batchers, by the group name their calls give to {@link KeyOrder.run} */
   constructor(trackers: ReadonlyMap<string, Tracker> = new Map()) {
@@ -54,7 +62,7 @@ export class KeyOrder {
    */
   run<T>(ids: readonly string[], kind: 'read' | 'write', group: string | undefined, op: () => Promise<T>): Promise<T> {
     let waits: Array<Promise<void>> | undefined;
-    if (this.#barrier) waits = [this.#barrier];
+    for (const barrier of this.#barriers) if (!barrier.covers || ids.some(barrier.covers)) (waits ??= []).push(barrier.settled);
     if (this.#keys.size > 0) {
       for (const id of ids) {
         const entries = this.#keys.get(id);
@@ -85,19 +93,23 @@ export class KeyOrder {
     return result;
   }
 
-  /** Runs `op` after every call in flight, and holds every call issued meanwhile until it settles. */
-  barrier<T>(op: () => Promise<T>): Promise<T> {
-    const waits: Array<Promise<void>> = this.#barrier ? [this.#barrier] : [];
+  /**
+   * Runs `op` after every call in flight, and holds every call issued meanwhile until it settles: with
+   * `covers`, only the calls on a key it covers (a pattern's matches), so a long pattern delete does not
+   * stall calls on other keys. A call it lets pass cannot be affected by it: it never touches that key.
+   */
+  barrier<T>(op: () => Promise<T>, covers?: (id: string) => boolean): Promise<T> {
+    const waits: Array<Promise<void>> = this.#barriers.map((barrier) => barrier.settled);
     for (const entries of this.#keys.values()) for (const entry of entries) waits.push(entry.settled);
     for (const [, tracker] of this.#trackers) {
       const empty = tracker.whenEmpty();
       if (empty) waits.push(empty);
     }
     const result = waits.length === 0 ? op() : Promise.all(waits).then(op);
-    const settled: Settled = result.then(ignore, ignore);
-    this.#barrier = settled;
-    void settled.then(() => {
-      if (this.#barrier === settled) this.#barrier = undefined;
+    const barrier: Barrier = { settled: result.then(ignore, ignore), covers };
+    this.#barriers.push(barrier);
+    void barrier.settled.then(() => {
+      this.#barriers = this.#barriers.filter((other) => other !== barrier);
     });
     return result;
   }

@@ -268,11 +268,11 @@ export class Rows {
 
   /**
    * Runs `op`, which touches keys not known in advance (a pattern, tags, every key), after every call in
-   * flight; calls issued meanwhile wait for it.
+   * flight; calls issued meanwhile wait for it (only those on keys it `covers`, when given: key_order.ts).
    */
-  barrier<T>(op: () => Promise<T>): Promise<T> {
+  barrier<T>(op: () => Promise<T>, covers?: (id: string) => boolean): Promise<T> {
     this.#front?.otherWrite(); // a barrier may write any key
-    return this.#order.barrier(op);
+    return this.#order.barrier(op, covers);
   }
 
   /**

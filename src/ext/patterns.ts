@@ -82,6 +82,28 @@ export function compilePattern(pattern: unknown, options: PatternOptions = {}): 
   };
 }
 
+/**
+ * Whether PostgreSQL's `id LIKE compiled.like` (COLLATE "C": exact characters) holds for a key, in
+ * JavaScript: `%` any run, `_` one character (a code point, as in a UTF-8 database), `\` the next
+ * character literal. Lets a pattern call hold only the calls on keys it may touch.
+ */
+export function patternMatcher(compiled: CompiledPattern): (id: string) => boolean {
+  let source = '^';
+  const chars = [...compiled.like];
+  for (let i = 0; i < chars.length; i++) {
+    const char = chars[i]!;
+    if (char === '%') source += '.*';
+    else if (char === '_') source += '.';
+    else source += escapeRegExp(char === '\\' ? (chars[++i] ?? '') : char);
+  }
+  const regexp = new RegExp(`${source}$`, 'su');
+  return (id) => regexp.test(id);
+}
+
+function escapeRegExp(char: string): string {
+  return /[\\^$.*+?()[\]{}|/]/.test(char) ? `\\${char}` : char;
+}
+
 /** Options of `deletePattern`. */
 export interface DeletePatternOptions extends PatternOptions {
   /**
@@ -134,7 +156,7 @@ export async function getByPattern(context: StoreContext, pattern: string, optio
       if (rows.length < batchSize) return found;
       after = rows[rows.length - 1]!.id;
     }
-  });
+  }, patternMatcher(compiled));
 }
 
 /**
@@ -177,7 +199,7 @@ export async function deleteByPattern(context: StoreContext, pattern: string, op
     } finally {
       context.rows.written('all');
     }
-  });
+  }, patternMatcher(compiled));
 }
 
 function pageSize(value: unknown, fallback: number): number {

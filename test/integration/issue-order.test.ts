@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import Keyv from 'keyv';
 import type { PgStore } from '../../src/index.js';
+import { adminPool } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
 
 const RUNS = 30;
@@ -60,6 +61,36 @@ describe('Issue order on one key', function () {
           expect(await store.ext.deletePattern('p:*')).to.equal(1);
           expect(await store.ext.has('p:1')).to.equal(false);
         }
+      });
+
+      it('a deletePattern in flight holds the calls on keys it may delete, and no call on another key', async () => {
+        const store = make();
+        await store.ext.setMany({ 'p:1': 'a', 'p:2': 'b', other: 'o' });
+        // Someone's transaction holds p:1: the pattern delete waits for it, as long as the test says.
+        const holder = await adminPool().connect();
+        await holder.query('BEGIN');
+        await holder.query(`SELECT 1 FROM public.${t.table} WHERE id = 'p:1' FOR UPDATE`);
+        const deleting = store.ext.deletePattern('p:*');
+        const matching = store.ext.get('p:2'); // issued after it, on a key it deletes: must see the deletion
+        // Issued after it, on keys it cannot touch: answered while it is still held (before: held as long).
+        const others = Promise.all([store.ext.get('other'), store.ext.set('q:1', 'q').then(() => store.ext.has('q:1'))]);
+        let first: string;
+        try {
+          first = await Promise.race([
+            others.then(() => 'others'),
+            deleting.then(() => 'deletePattern'),
+            new Promise<string>((resolve) => setTimeout(() => resolve('neither within 5 s'), 5_000).unref()),
+          ]);
+        } finally {
+          await holder.query('COMMIT');
+          holder.release();
+        }
+        expect(first).to.equal('others');
+        const [other, hasQ] = await others;
+        expect(other?.toString()).to.equal('o');
+        expect(hasQ).to.equal(true);
+        expect(await deleting).to.equal(2);
+        expect(await matching).to.equal(undefined);
       });
 
       it('deleteTags and clear() see the calls issued before them and none issued after', async () => {

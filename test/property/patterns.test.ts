@@ -5,11 +5,13 @@
  * characters, `?` one character, `\` makes the next character literal, everything else (`%` and `_`
  * included) means itself. With `{ like: true }` the pattern is raw LIKE: `%`, `_`, `\` escapes.
  * A pattern of wildcards only (no literal character, an escaped wildcard being one) must be refused by
- * deletePattern without `{ all: true }`, deleting nothing.
+ * deletePattern without `{ all: true }`, deleting nothing. The in-process matcher that scopes a pattern call's
+ * barrier (patternMatcher) must agree with the same reference on every key.
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { InvalidValueError, type PgStore } from '../../src/index.js';
+import { compilePattern, patternMatcher } from '../../src/ext/patterns.js';
 import { manualClock, rejects } from '../helpers/assert.js';
 import { sql } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
@@ -164,6 +166,9 @@ describe('Property: key patterns', function () {
 
         const expected = sorted(live.filter((k) => matches(tokens, k)));
         const options = like ? { like: true } : {};
+        // The matcher that lets a pattern call hold only the calls on keys it may touch agrees too.
+        const holds = patternMatcher(compilePattern(pattern, options));
+        for (const k of [...live, ...dead]) expect(holds(k), `patternMatcher(${JSON.stringify(pattern)}) on ${JSON.stringify(k)}`).to.equal(matches(tokens, k));
 
         const found = await ext.getPattern(pattern, options);
         expect(sorted(found.keys()), `getPattern(${JSON.stringify(pattern)}, ${JSON.stringify(options)})`).to.deep.equal(expected);
