@@ -7,6 +7,9 @@ import { incrValues, rowArrays } from './row_params.js';
 import type { ListenHandlers, Subscription } from './listener.js';
 import type { PipelinePart } from './types.js';
 
+/** A row of the pipelined reads: `slide` tells that it is due a slide (see selectMany in sql/rows.ts). */
+type SelectedRow = (BytesRow | EscapedRow) & { slide?: boolean };
+
 /** SQLSTATE lock_not_available: a fail-fast statement met a row lock held elsewhere, and wrote nothing. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -95,22 +98,21 @@ export class RowStatements {
     const asText = textIds.filter((id) => !asBytes.has(id));
     const ids = [...asBytes, ...asText];
     if (this.#exec.splitReads) {
-      const selects = [
+      const reads = [
         ...(asBytes.size > 0 ? [{ statement: this.#sql.selectMany, values: [[...asBytes], now] }] : []),
         ...(asText.length > 0 ? [{ statement: this.#sql.selectManyText, values: [asText, now] }] : []),
       ];
-      // The slide and the upsert wait only briefly for a row lock held elsewhere (see LANE_LOCK_TIMEOUT):
-      // the pipelines behind them on this connection must not wait for someone's transaction.
-      const reads = ids.length > 0 ? [{ statement: this.#sql.slideManyFailFast, values: [ids, now] }, ...selects] : [];
+      // The upsert waits only briefly for a row lock held elsewhere (see LANE_LOCK_TIMEOUT): the
+      // pipelines behind it on this connection must not wait for someone's transaction.
       const upsert = writes.length > 0 ? [this.#upsertOf(writes, this.#sql.upsertRowsFailFast)] : [];
       const results = await this.#exec.pipeline([...reads, ...upsert]);
-      const readResults = results.slice(0, reads.length);
       const upserted = upsert.length > 0 ? results[reads.length] : undefined;
-      if (lockedOut(readResults[0])) this.#slideLater(ids, now);
       // Any error: a part refused after disconnect() is a StoreClosedError, not a QueryError.
-      const readError = readResults.find((result, i): result is CachePostgresError => result instanceof CachePostgresError && !(i === 0 && lockedOut(result)));
+      let readError = results.slice(0, reads.length).find((result): result is CachePostgresError => result instanceof CachePostgresError);
+      const rows = readError ? [] : (results.slice(0, reads.length).flat() as SelectedRow[]);
+      readError ??= await this.#slideDue(rows, now);
       return {
-        found: readError ? new Map() : foundById(readResults.slice(1).flat() as Array<BytesRow | EscapedRow>),
+        found: readError ? new Map() : foundById(rows),
         ...(readError ? { readError } : {}),
         written: lockedOut(upserted)
           ? outcomeOf(this.#writeLater(writes))
@@ -232,6 +234,26 @@ export class RowStatements {
     } catch (error) {
       return await this.#isolate(writes, error);
     }
+  }
+
+  /**
+   * Slides the rows a read found due (their `slide` column: sliding, and moved by more than the
+   * threshold), before the read answers; a read of rows that are not due sends nothing more. A slide
+   * that meets a row lock held elsewhere runs again later, without holding up the values read. The rows'
+   * `until` becomes the expiry the slide wrote.
+   */
+  async #slideDue(rows: SelectedRow[], now: string): Promise<CachePostgresError | undefined> {
+    let due: string[] | undefined;
+    for (const row of rows) if (row.slide) (due ??= []).push(row.id);
+    if (!due) return undefined;
+    const [slid] = await this.#exec.pipeline([{ statement: this.#sql.slideManyFailFast, values: [due, now] }]);
+    if (lockedOut(slid)) this.#slideLater(due, now);
+    else if (slid instanceof CachePostgresError) return slid;
+    else {
+      const at = Date.parse(now);
+      for (const row of rows) if (row.slide && typeof row.until === 'number') row.until = Math.min(at + Number(row.sw) * 1000, row.absms ?? Number.POSITIVE_INFINITY);
+    }
+    return undefined;
   }
 
   /**

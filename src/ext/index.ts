@@ -51,7 +51,7 @@ export class CacheExt {
     this.#wrappers = new Wrappers(context, this.#getOrSet, this.#locks);
   }
 
-  /** The value's bytes, or `undefined` when missing or expired. A sliding entry is extended in the same statement. */
+  /** The value's bytes, or `undefined` when missing or expired. A sliding entry due a slide is extended before it answers. */
   get(key: string): Promise<Buffer | undefined> {
     return getEntry(this.#context, key);
   }

@@ -177,9 +177,9 @@ export interface PgStoreOptions extends KeyvPostgresOptions {
   preparedStatements?: boolean | undefined;
   /**
    * Send the statements of one batch back to back on one connection without waiting for each answer
-   * (node-postgres' pipeline mode): a read and the slide of its sliding rows go as two plain statements
-   * in one round trip, which PostgreSQL runs in half the time of the single statement that does both
-   * (measured). Needs `preparedStatements` (a pooler that cannot keep prepared statements cannot keep
+   * (node-postgres' pipeline mode): a read is a plain select, and only the rows it finds due a slide
+   * are slid, by a second statement sent before it answers; PostgreSQL runs these in half the time of the
+   * single statement that does both (measured). Needs `preparedStatements` (a pooler that cannot keep prepared statements cannot keep
    * pipelines either) and, with a borrowed `pool`, one created with `pipeline: true`; otherwise
    * the single-statement form is used.
    * @default true

@@ -10,7 +10,7 @@ const at = (ms: number) => new Date(T0 + ms);
 describe('store.ext entries', () => {
   const fx = useCacheTable('cp_ext');
 
-  // Both ways a read can slide: pipelined (slide and select in one round trip) and one statement.
+  // Both ways a read can slide: pipelined (a select, then a slide of the rows due one) and one statement.
   for (const pipelining of [true, false]) describe(`expiry semantics (pipelining: ${pipelining})`, () => {
     const make = (options: Parameters<typeof fx.make>[0] = {}) => fx.make({ ...options, pipelining });
     it('applies the default sliding expiration when no expiry is given, even with tags', async () => {
@@ -75,6 +75,25 @@ describe('store.ext entries', () => {
       clock.advance(2_000); // 11 s: over it
       await ext.get('hot');
       expect((await fx.row('hot'))!.expiresattime).to.deep.equal(at(111_000));
+    });
+
+    it('sends a slide only for the rows a read finds due one, and answers after it landed', async () => {
+      const clock = manualClock(T0);
+      const store = make({ clock, slidingWriteThreshold: 0.1 });
+      await store.ext.setMany({ s1: 'a', s2: 'b' }, { slidingExpiration: '100s' });
+      await store.ext.set('plain', 'p', { absoluteExpirationRelative: '1h' });
+      const trips = async (fn: () => Promise<unknown>) => {
+        const before = store.roundTrips;
+        await fn();
+        return store.roundTrips - before;
+      };
+      clock.advance(5_000); // not due: a 5 s move is under 10% of the window
+      expect(await trips(() => store.ext.getMany(['s1', 's2', 'plain']))).to.equal(1);
+      clock.advance(20_000); // due: the read is followed by one slide of the due rows, before it answers
+      // Without pipelining, one statement reads and slides (getMany's CTE).
+      expect(await trips(() => store.ext.getMany(['s1', 'plain']))).to.equal(pipelining ? 2 : 1);
+      expect((await fx.row('s1'))!.expiresattime).to.deep.equal(at(125_000));
+      expect((await fx.row('s2'))!.expiresattime).to.deep.equal(at(100_000)); // not read: not slid
     });
 
     it('reads an entry without sliding expiration without writing it', async () => {

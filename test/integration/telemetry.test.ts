@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Context, context, metrics, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { expect } from 'chai';
 import type pg from 'pg';
+import { manualClock } from '../helpers/assert.js';
 import { useCacheTable } from '../helpers/fixture.js';
 import { PgStore } from '../../src/index.js';
 import { CacheExt, CacheTransaction } from '../../src/ext/index.js';
@@ -275,13 +276,25 @@ describe('OpenTelemetry', () => {
     expect(first!.attributes['cache_postgres.statement'], 'the readiness work the first call waited for').to.match(/^clock /);
     const { calls: [get] } = await recorded(() => store.ext.get('one'));
     expect(get!.attributes).to.include({ 'cache_postgres.key': 'one', 'cache_postgres.tier': 'direct' });
-    expect(get!.attributes['cache_postgres.statement']).to.match(/^(slide_many_fail_fast select_many|get_many)$/);
+    expect(get!.attributes['cache_postgres.statement']).to.match(/^(select_many|get_many)$/);
     expect(get!.attributes).not.to.have.property('db.operation.batch.size');
     const { calls: [many] } = await recorded(() => store.ext.getMany(['a', 'b', 'c']));
     expect(many!.attributes).to.include({ 'db.operation.batch.size': 3, 'cache_postgres.tier': 'direct' });
     expect(many!.attributes).not.to.have.property('cache_postgres.key');
     const { calls: [set] } = await recorded(() => store.ext.setMany(new Map([['a', 'v'], ['b', 'v']])));
     expect(set!.attributes).to.include({ 'db.operation.batch.size': 2 });
+  });
+
+  it('a read sends its select alone, and a slide only for the rows it finds due one', async () => {
+    const clock = manualClock(Date.parse('2032-06-01T00:00:00.000Z'));
+    const store = fx.make({ clock, slidingWriteThreshold: 0.1 });
+    await store.ext.set('sliding', 'v', { slidingExpiration: '100s' });
+    clock.advance(5_000); // a 5 s move: not due (under 10% of the window)
+    const { calls: [notDue] } = await recorded(() => store.ext.get('sliding'));
+    expect(notDue!.attributes['cache_postgres.statement']).to.match(/^(select_many|get_many)$/);
+    clock.advance(20_000);
+    const { calls: [due] } = await recorded(() => store.ext.get('sliding'));
+    expect(due!.attributes['cache_postgres.statement']).to.match(/^(select_many slide_many_fail_fast|get_many)$/);
   });
 
   it('tiers: local (the in-process tier answered), batched (the tick\'s statement, its span linked to the calls it carried), direct', async () => {
@@ -306,7 +319,7 @@ describe('OpenTelemetry', () => {
     expect(batch.ended).to.equal(true);
     expect(batch.attributes).to.include({ 'db.operation.name': 'BATCH readWrite', 'db.operation.batch.size': 4, 'cache_postgres.tier': 'batched', 'db.system': 'postgresql' });
     expect(batch.links.map((link) => link.context.spanId)).to.have.members(calls.map((s) => s.spanId));
-    expect(batch.attributes['cache_postgres.statement']).to.match(/^(slide_many_fail_fast select_many|get_many)$/);
+    expect(batch.attributes['cache_postgres.statement']).to.match(/^(select_many|get_many)$/);
     for (const call of calls) expect(call.attributes['cache_postgres.statement']).to.equal(batch.attributes['cache_postgres.statement']);
     const misses = calls.filter((s) => s.attributes['cache_postgres.key'] === 'x');
     expect(misses.map((s) => s.status)).to.deep.equal([undefined]); // a miss is no error
