@@ -18,7 +18,7 @@
  * much about the moment as about the target.
  *
  * CPU per operation: the client's (this process, `process.cpuUsage()`) and the server's (every process
- * named postgres on this machine, from /proc: the database must be local and otherwise idle), each in µs
+ * named postgres or redis-server on this machine, from /proc: the database must be local and otherwise idle), each in µs
  * per operation, median over the rounds. Unlike ops/s, they hardly move between rounds on a shared machine.
  *
  * Before and after a change: `--baseline DIR`, a checkout of this library with its build (`DIR/dist/esm/
