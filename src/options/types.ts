@@ -249,8 +249,10 @@ export interface LocalCacheOptions {
    */
   maxEntries?: number | undefined;
   /**
-   * Most bytes of values kept (their UTF-8 size; a value kept as the text Keyv stores counts one per
-   * character), the least recently used going first. A value larger than this is not kept.
+   * Most bytes the entries kept may cost, the least recently used going first: each value (its UTF-8
+   * size; a value kept as the text Keyv stores counts one per character; a value asked for both as bytes
+   * and as text counts both), its key (two bytes a character) and about 480 bytes of bookkeeping per
+   * entry, what V8 was measured to spend on one beyond its value. An entry larger than this is not kept.
    * @default 67108864 (64 MiB)
    */
   maxBytes?: number | undefined;

@@ -158,7 +158,7 @@ describe('localCache (the in-process tier)', () => {
   });
 
   it('keeps what this store writes (its next read costs no round trip), and holds values by bytes', async () => {
-    const store = await make({ localCache: { ttl: '1h', maxBytes: 2500 } });
+    const store = await make({ localCache: { ttl: '1h', maxBytes: 3200 } });
     await store.set('w', 'written');
     expect(await read(store, 'w')).to.deep.equal({ value: 'written', fromMemory: true });
     // A read issued right after the write (same tick) waits for it and is answered from memory too.
@@ -166,7 +166,8 @@ describe('localCache (the in-process tier)', () => {
     const [, value] = await Promise.all([store.set('w', 'again'), store.get('w')]);
     expect(value).to.equal('again');
     expect((await store.stats()).localHits).to.equal(localHits + 1);
-    // 1,000-character values: two fit in 2,500 bytes, the least recently used goes.
+    // 1,000-character values (about 1,500 bytes each with their key and bookkeeping): two fit in 3,200
+    // bytes, the least recently used goes.
     for (const key of ['a', 'b', 'c']) await store.set(key, key.repeat(1000));
     expect((await read(store, 'a')).fromMemory).to.equal(false);
     expect((await read(store, 'c')).fromMemory).to.equal(true);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { keyDigest } from '../../src/key_digest.js';
-import { LocalCache } from '../../src/local/local_cache.js';
+import { entryCost, LocalCache } from '../../src/local/local_cache.js';
 import { decodeInvalidation, encodeInvalidation } from '../../src/notices.js';
 
 const bytes = (text: string) => Buffer.from(text);
@@ -90,19 +90,26 @@ describe('LocalCache: sizes, text and written values', () => {
   };
 
   it('holds at most maxBytes, least recently used out first, and never a value larger than that', () => {
-    const cache = make(100, 1000, 10);
+    // Each entry counts its value, its key and its bookkeeping (entryCost); a value asked for in its
+    // other form counts that too. Room for two 4-byte entries and a little more.
+    const cache = make(100, 1000, 2 * entryCost('a', 4) + 5);
     cache.keep('a', bytes('1234'), Infinity, cache.stamp(), 0);
     cache.keep('b', 'abcd', Infinity, cache.stamp(), 0);
-    expect(cache.bytes).to.equal(8);
-    cache.getText('a', 0); // a is now the most recently used
+    expect(cache.bytes).to.equal(2 * entryCost('a', 4));
+    expect(cache.getText('a', 0)).to.equal('1234'); // a is now the most recently used, and held as text too
+    expect(cache.bytes).to.equal(2 * entryCost('a', 4) + 4);
     cache.keep('c', bytes('xyz'), Infinity, cache.stamp(), 0);
-    expect([cache.getText('a', 0), cache.getText('b', 0), cache.getText('c', 0)]).to.deep.equal(['1234', undefined, 'xyz']);
-    expect(cache.bytes).to.equal(7);
-    cache.keep('huge', 'x'.repeat(11), Infinity, cache.stamp(), 0);
+    expect([cache.getText('a', 0), cache.getText('b', 0)]).to.deep.equal(['1234', undefined]);
+    expect(cache.bytes).to.equal(entryCost('a', 4) + 4 + entryCost('c', 3));
+    expect(cache.getText('c', 0)).to.equal('xyz'); // its text form pushes the least recently used (a) out
+    expect(cache.getText('a', 0)).to.equal(undefined);
+    expect(cache.bytes).to.equal(entryCost('c', 3) + 3);
+    cache.keep('huge', 'x'.repeat(2 * entryCost('a', 4)), Infinity, cache.stamp(), 0);
     expect(cache.getText('huge', 0)).to.equal(undefined);
-    expect(cache.bytes).to.equal(7);
-    cache.invalidate(['a']);
-    expect(cache.bytes).to.equal(3);
+    expect(cache.bytes).to.equal(entryCost('c', 3) + 3);
+    cache.invalidate(['c']);
+    expect(cache.bytes).to.equal(0);
+    cache.keep('d', 'v', Infinity, cache.stamp(), 0);
     cache.flush();
     expect(cache.bytes).to.equal(0);
   });
