@@ -158,17 +158,18 @@ export class Executor {
    * (a distributed table) one after the other on one connection.
    * Pipelines issued while others are in flight join them on the same connection (see {@link Lanes}).
    * Each part runs in its own implicit transaction and settles on its own: a failed part does not fail
-   * the others, and a retryable failure (deadlock) runs again alone.
+   * the others, and a retryable failure (deadlock) runs again alone. `alone`: on a connection no later
+   * pipeline joins (see Lanes.run).
    * @returns each part's rows, or the typed error that part ended with
    */
-  async pipeline(parts: readonly PipelinePart[]): Promise<Array<unknown[] | CachePostgresError>> {
+  async pipeline(parts: readonly PipelinePart[], alone = false): Promise<Array<unknown[] | CachePostgresError>> {
     const opening = this.#gate(parts[0]?.statement.label ?? 'pipeline');
     if (opening) await opening;
     if (!this.pipelining) return this.#inTurn(parts);
     this.#roundTrips++;
     const labels = parts.map((part) => part.statement.label);
     const forms = parts.map((part) => this.forms.of(part.statement));
-    const settled = await this.#lanes.run(labels, parts.map((part, i) => queryConfig(forms[i]!, part.values, true)));
+    const settled = await this.#lanes.run(labels, parts.map((part, i) => queryConfig(forms[i]!, part.values, true)), alone);
     return this.#retryVictims(parts, forms, settled);
   }
 

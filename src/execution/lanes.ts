@@ -37,7 +37,12 @@ export class Lanes {
     this.#answerMs = answerMs;
   }
 
-  async run(labels: string[], configs: Sendable[]): Promise<Settled> {
+  /**
+   * @param alone on a connection of its own that no later pipeline joins: a large read, which would hold
+   *   every pipeline written behind it for its whole round trip
+   */
+  async run(labels: string[], configs: Sendable[], alone = false): Promise<Settled> {
+    if (alone) return new Lane(this.#connections.acquire(labels[0] ?? 'pipeline'), this.#answerMs, () => {}).run(labels, configs);
     let lane = this.#current;
     if (lane?.late()) lane = undefined;
     // Only once connected: until then the pool's waiting count includes the lane's own checkout.

@@ -10,6 +10,12 @@ import type { PipelinePart } from './types.js';
 /** A row of the pipelined reads: `slide` tells that it is due a slide (see selectMany in sql/rows.ts). */
 type SelectedRow = (BytesRow | EscapedRow) & { slide?: boolean };
 
+/**
+ * Keys from which a bulk read (getMany) goes on a connection of its own: a pipelined batch written behind
+ * it would wait for its whole answer (100,000 keys: 0.6 s), where its own round trip takes a few ms.
+ */
+const LARGE_READ = 1000;
+
 /** SQLSTATE lock_not_available: a fail-fast statement met a row lock held elsewhere, and wrote nothing. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -82,7 +88,7 @@ export class RowStatements {
   /** The live rows among `ids`, sliding rows extended, in one round trip. */
   async read(ids: string[]): Promise<Map<string, Found>> {
     if (!this.#exec.splitReads) return foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [ids, this.#now()]));
-    const { found, readError } = await this.readAndWrite(ids, [], []);
+    const { found, readError } = await this.readAndWrite(ids, [], [], ids.length >= LARGE_READ);
     if (readError) throw readError;
     return found;
   }
@@ -92,7 +98,7 @@ export class RowStatements {
    * writes (as if the tick's gets ran just before its sets). Pipelined, reads and writes fail apart,
    * and text reads come in `escape` form. A key read both ways is answered once, as bytes.
    */
-  async readAndWrite(byteIds: string[], textIds: string[], writes: RowWrite[]): Promise<ReadWriteOutcome> {
+  async readAndWrite(byteIds: string[], textIds: string[], writes: RowWrite[], alone = false): Promise<ReadWriteOutcome> {
     const now = this.#now();
     const asBytes = new Set(byteIds);
     const asText = textIds.filter((id) => !asBytes.has(id));
@@ -105,12 +111,12 @@ export class RowStatements {
       // The upsert waits only briefly for a row lock held elsewhere (see LANE_LOCK_TIMEOUT): the
       // pipelines behind it on this connection must not wait for someone's transaction.
       const upsert = writes.length > 0 ? [this.#upsertOf(writes, this.#sql.upsertRowsFailFast)] : [];
-      const results = await this.#exec.pipeline([...reads, ...upsert]);
+      const results = await this.#exec.pipeline([...reads, ...upsert], alone);
       const upserted = upsert.length > 0 ? results[reads.length] : undefined;
       // Any error: a part refused after disconnect() is a StoreClosedError, not a QueryError.
       let readError = results.slice(0, reads.length).find((result): result is CachePostgresError => result instanceof CachePostgresError);
       const rows = readError ? [] : (results.slice(0, reads.length).flat() as SelectedRow[]);
-      readError ??= await this.#slideDue(rows, now);
+      readError ??= await this.#slideDue(rows, now, alone);
       return {
         found: readError ? new Map() : foundById(rows),
         ...(readError ? { readError } : {}),
@@ -242,11 +248,11 @@ export class RowStatements {
    * that meets a row lock held elsewhere runs again later, without holding up the values read. The rows'
    * `until` becomes the expiry the slide wrote.
    */
-  async #slideDue(rows: SelectedRow[], now: string): Promise<CachePostgresError | undefined> {
+  async #slideDue(rows: SelectedRow[], now: string, alone: boolean): Promise<CachePostgresError | undefined> {
     let due: string[] | undefined;
     for (const row of rows) if (row.slide) (due ??= []).push(row.id);
     if (!due) return undefined;
-    const [slid] = await this.#exec.pipeline([{ statement: this.#sql.slideManyFailFast, values: [due, now] }]);
+    const [slid] = await this.#exec.pipeline([{ statement: this.#sql.slideManyFailFast, values: [due, now] }], alone);
     if (lockedOut(slid)) this.#slideLater(due, now);
     else if (slid instanceof CachePostgresError) return slid;
     else {

@@ -2,14 +2,14 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { InvalidKeyError, NotACounterError, PgStore, QueryError } from '../../src/index.js';
 import { manualClock } from '../helpers/assert.js';
-import { readRoundTrips, sql, testDistributed, testUrl } from '../helpers/db.js';
+import { readRoundTrips, sql, testDistributed, testUrl, waitFor } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
 
 describe('auto-batching of concurrent single-key calls', () => {
   const fx = useCacheTable('cp_batch');
-  // On a distributed table a tick's writes follow its reads as a third statement (see readRoundTrips).
+  // On a distributed table a tick's writes follow its reads as a second statement (see readRoundTrips).
   const READ = readRoundTrips();
-  const READ_AND_WRITE = testDistributed() ? 3 : 1;
+  const READ_AND_WRITE = testDistributed() ? 2 : 1;
   const statements = async (store: ReturnType<typeof fx.make>, calls: () => Promise<unknown>) => {
     const before = store.roundTrips;
     await calls();
@@ -31,6 +31,22 @@ describe('auto-batching of concurrent single-key calls', () => {
     expect(n).to.equal(2);
     expect(checkouts).to.equal(1);
     expect(values).to.deep.equal(Array.from({ length: 30 }, (_, i) => `v${i}`));
+  });
+
+  // Pipelining only: without it every statement has a connection of its own anyway.
+  (testDistributed() ? it.skip : it)('a large getMany goes on a connection of its own: a get issued while it runs is not written behind it', async () => {
+    const store = fx.make();
+    const keys = Array.from({ length: 20_000 }, (_, i) => `big:${i}`);
+    await store.ext.setMany(keys.map((key) => [key, 'v'.repeat(200)] as const));
+    await store.ext.set('small', 's');
+    const trips = store.roundTrips;
+    let bigDone = false;
+    const big = store.ext.getMany(keys).then((found) => ((bigDone = true), found.size));
+    await waitFor(() => store.roundTrips > trips, 5_000, 'the large read to be sent');
+    const small = await store.ext.get('small'); // before: pipelined behind the large read, answered after it
+    expect(small?.toString()).to.equal('s');
+    expect(bigDone, 'the large read was still running when the small one answered').to.equal(false);
+    expect(await big).to.equal(20_000);
   });
 
   it('sends the gets of one tick as one statement without pipelining', async () => {
