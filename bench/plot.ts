@@ -295,31 +295,12 @@ export function churnSvg(input: PlotInput): string {
     barChart(boxes[3]!, 'Hit ratio (hits / reads)', bars, 'hatched: offline, same trace and cap'),
   ];
 
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">
-<defs>
-<pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#ffffff"/><line x1="0" y1="0" x2="0" y2="6" stroke="#555555" stroke-width="2"/></pattern>
-<style>
-.title { font-size: 15px; font-weight: bold; fill: #222; }
-.heading { font-size: 19px; font-weight: bold; fill: #111; }
-.subheading { font-size: 13px; fill: #444; }
-.grid { stroke: #e4e4e4; stroke-width: 1; }
-.frame { fill: none; stroke: #888; stroke-width: 1; }
-.ytick { font-size: 11px; fill: #444; text-anchor: end; dominant-baseline: middle; }
-.xtick { font-size: 11px; fill: #444; text-anchor: middle; }
-.xlabel { font-size: 12px; fill: #444; text-anchor: middle; }
-.legend { fill: #ffffff; fill-opacity: 0.85; stroke: #ccc; }
-.legendtext { font-size: 12px; fill: #222; }
-.linelabel { font-size: 11px; font-weight: bold; text-anchor: end; paint-order: stroke; stroke: #ffffff; stroke-width: 3px; }
-.note { font-size: 11px; fill: #666; text-anchor: end; }
-.barvalue { font-size: 12px; fill: #222; text-anchor: middle; }
-</style>
-</defs>
-<rect width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>
-<text x="12" y="26" class="heading">${escape(input.title)}</text>
-<text x="12" y="46" class="subheading">${escape(input.subtitle)}</text>
-${body.join('\n')}
-</svg>
-`;
+  return svgDocument(input, body, {
+    defs: '<pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#ffffff"/><line x1="0" y1="0" x2="0" y2="6" stroke="#555555" stroke-width="2"/></pattern>',
+    titleSize: 15,
+    subheadingSize: 13,
+    styles: ['.legendtext { font-size: 12px; fill: #222; }', '.barvalue { font-size: 12px; fill: #222; text-anchor: middle; }'],
+  });
 }
 
 /** Where Debian's Chromium is. */
@@ -475,21 +456,30 @@ export function scaleSvg(input: ScalePlotInput): string {
     body.push(`<line x1="${f(x)}" x2="${f(x + 26)}" y1="68" y2="68" stroke="${entry.color}" stroke-width="2.5"${entry.dashed ? ' stroke-dasharray="5 3"' : ''}/>`);
     body.push(`<text x="${f(x + 32)}" y="72" class="legendsmall">${escape(entry.name)}</text>`);
   });
+  return svgDocument(input, body, { titleSize: 14, subheadingSize: 12, styles: ['.legendsmall { font-size: 11px; fill: #222; }'] });
+}
+
+/** The SVG document around a plot's panels: its size, the styles every panel uses, the title and subtitle. */
+function svgDocument(
+  input: { title: string; subtitle: string },
+  body: string[],
+  options: { defs?: string; titleSize: number; subheadingSize: number; styles: string[] },
+): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">
 <defs>
-<style>
-.title { font-size: 14px; font-weight: bold; fill: #222; }
+${options.defs ? `${options.defs}\n` : ''}<style>
+.title { font-size: ${options.titleSize}px; font-weight: bold; fill: #222; }
 .heading { font-size: 19px; font-weight: bold; fill: #111; }
-.subheading { font-size: 12px; fill: #444; }
+.subheading { font-size: ${options.subheadingSize}px; fill: #444; }
 .grid { stroke: #e4e4e4; stroke-width: 1; }
 .frame { fill: none; stroke: #888; stroke-width: 1; }
 .ytick { font-size: 11px; fill: #444; text-anchor: end; dominant-baseline: middle; }
 .xtick { font-size: 11px; fill: #444; text-anchor: middle; }
 .xlabel { font-size: 12px; fill: #444; text-anchor: middle; }
 .legend { fill: #ffffff; fill-opacity: 0.85; stroke: #ccc; }
-.legendsmall { font-size: 11px; fill: #222; }
 .linelabel { font-size: 11px; font-weight: bold; text-anchor: end; paint-order: stroke; stroke: #ffffff; stroke-width: 3px; }
 .note { font-size: 11px; fill: #666; text-anchor: end; }
+${options.styles.join('\n')}
 </style>
 </defs>
 <rect width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>

@@ -164,6 +164,17 @@ function tickBatch<I, O>(send: (inputs: I[]) => Promise<O[]>): (input: I) => Pro
 /** The table of the ceiling target: the cache's two essential columns, nothing else. */
 const CEILING_TABLE = 'bench_ceiling';
 
+/** The ceiling targets' statements: the simplest a plain client would send (named: prepared once per connection). */
+const CEILING = {
+  get: { name: 'ceiling_get', text: `SELECT value FROM ${CEILING_TABLE} WHERE id = $1` },
+  set: { name: 'ceiling_set', text: `INSERT INTO ${CEILING_TABLE} VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value` },
+  incr: {
+    name: 'ceiling_incr',
+    text: `INSERT INTO ${CEILING_TABLE} VALUES ($1, '1') ON CONFLICT (id) DO UPDATE
+  SET value = convert_to((convert_from(${CEILING_TABLE}.value, 'UTF8')::int8 + 1)::text, 'UTF8') RETURNING value`,
+  },
+};
+
 export const BENCH_TABLES = [...PG_STORE_TARGETS.map(([, options]) => options.table), 'bench_ext']
   .flatMap((table) => [table, `${table}_base`])
   .concat('bench_keyv_postgres', CEILING_TABLE);
@@ -214,20 +225,16 @@ export function targets(pgUrl: string, redisUrl: string, Store: PgStoreClass = P
         const payload = new Map<string, Buffer>();
         const bytes = (value: string) => payload.get(value) ?? (payload.set(value, Buffer.from(value)), payload.get(value)!);
         return {
-          get: (key) => pool.query({ name: 'ceiling_get', text: `SELECT value FROM ${CEILING_TABLE} WHERE id = $1`, values: [key] }),
+          get: (key) => pool.query({ ...CEILING.get, values: [key] }),
           set: (key, value) =>
-            pool.query({ name: 'ceiling_set', text: `INSERT INTO ${CEILING_TABLE} VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value`, values: [key, bytes(value)] }),
+            pool.query({ ...CEILING.set, values: [key, bytes(value)] }),
           incr: (key) =>
-            pool.query({
-              name: 'ceiling_incr',
-              text: `INSERT INTO ${CEILING_TABLE} VALUES ($1, '1') ON CONFLICT (id) DO UPDATE SET value = convert_to((convert_from(${CEILING_TABLE}.value, 'UTF8')::int8 + 1)::text, 'UTF8') RETURNING value`,
-              values: [`counter:${key}`],
-            }),
+            pool.query({ ...CEILING.incr, values: [`counter:${key}`] }),
           getOrSet: async (key, factory) => {
-            const { rows } = await pool.query({ name: 'ceiling_get', text: `SELECT value FROM ${CEILING_TABLE} WHERE id = $1`, values: [key] });
+            const { rows } = await pool.query({ ...CEILING.get, values: [key] });
             if (rows.length > 0) return rows[0];
             const value = await factory();
-            await pool.query({ name: 'ceiling_set', text: `INSERT INTO ${CEILING_TABLE} VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value`, values: [key, bytes(value)] });
+            await pool.query({ ...CEILING.set, values: [key, bytes(value)] });
             return value;
           },
           clear: async () => {
@@ -267,11 +274,7 @@ export function targets(pgUrl: string, redisUrl: string, Store: PgStoreClass = P
           get: (key) => gets(key),
           set: (key, value) => sets([key, value]),
           incr: (key) =>
-            client.query({
-              name: 'ceiling_incr',
-              text: `INSERT INTO ${CEILING_TABLE} VALUES ($1, '1') ON CONFLICT (id) DO UPDATE SET value = convert_to((convert_from(${CEILING_TABLE}.value, 'UTF8')::int8 + 1)::text, 'UTF8') RETURNING value`,
-              values: [`counter:${key}`],
-            }),
+            client.query({ ...CEILING.incr, values: [`counter:${key}`] }),
           getOrSet: async (key, factory) => (await gets(key)) ?? (await sets([key, await factory()])),
           clear: async () => {
             await client.query(`TRUNCATE ${CEILING_TABLE}`);
