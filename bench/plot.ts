@@ -134,16 +134,7 @@ function lineChart(box: Box, chart: LineChart): string {
     : (y: number) => plot.y + plot.h - ((Math.min(y, yEnd) - yStart) / (yEnd - yStart)) * plot.h;
   const parts: string[] = [];
   parts.push(`<text x="${box.x + 10}" y="${box.y + 22}" class="title">${escape(chart.title)}</text>`);
-  for (const v of chart.yTicks) {
-    const y = f(sy(v));
-    parts.push(`<line x1="${plot.x}" x2="${plot.x + plot.w}" y1="${y}" y2="${y}" class="grid"/>`);
-    parts.push(`<text x="${plot.x - 6}" y="${y}" class="ytick">${escape(chart.yFormat(v))}</text>`);
-  }
-  for (const v of xTicks) {
-    const x = f(sx(v));
-    parts.push(`<line x1="${x}" x2="${x}" y1="${plot.y}" y2="${plot.y + plot.h}" class="grid"/>`);
-    parts.push(`<text x="${x}" y="${plot.y + plot.h + 16}" class="xtick">${escape(String(v))}</text>`);
-  }
+  parts.push(...gridLines(plot, { ticks: chart.yTicks, at: sy, label: chart.yFormat }, { ticks: xTicks, at: sx, label: String }));
   parts.push(`<rect x="${plot.x}" y="${plot.y}" width="${plot.w}" height="${plot.h}" class="frame"/>`);
   parts.push(`<text x="${plot.x + plot.w / 2}" y="${plot.y + plot.h + 36}" class="xlabel">${escape(chart.xLabel)}</text>`);
   parts.push(`<clipPath id="clip${box.x}_${box.y}"><rect x="${plot.x}" y="${plot.y}" width="${plot.w}" height="${plot.h}"/></clipPath>`);
@@ -398,16 +389,7 @@ function logLogChart(box: Box, panel: ScalePanel, clipId: string): string {
   const [y0, y1] = [Math.log10(yTicks[0]!), Math.log10(yTicks[yTicks.length - 1]!)];
   const sx = (x: number) => plot.x + ((Math.log10(x) - x0) / (x1 - x0 || 1)) * plot.w;
   const sy = (y: number) => plot.y + plot.h - ((Math.log10(y) - y0) / (y1 - y0 || 1)) * plot.h;
-  for (const v of yTicks) {
-    const y = f(sy(v));
-    parts.push(`<line x1="${plot.x}" x2="${plot.x + plot.w}" y1="${y}" y2="${y}" class="grid"/>`);
-    parts.push(`<text x="${plot.x - 6}" y="${y}" class="ytick">${escape(panel.yFormat(v))}</text>`);
-  }
-  for (const v of xTicks) {
-    const x = f(sx(v));
-    parts.push(`<line x1="${x}" x2="${x}" y1="${plot.y}" y2="${plot.y + plot.h}" class="grid"/>`);
-    parts.push(`<text x="${x}" y="${plot.y + plot.h + 16}" class="xtick">${escape(panel.xFormat(v))}</text>`);
-  }
+  parts.push(...gridLines(plot, { ticks: yTicks, at: sy, label: panel.yFormat }, { ticks: xTicks, at: sx, label: panel.xFormat }));
   parts.push(`<rect x="${plot.x}" y="${plot.y}" width="${plot.w}" height="${plot.h}" class="frame"/>`);
   parts.push(`<text x="${plot.x + plot.w / 2}" y="${plot.y + plot.h + 36}" class="xlabel">${escape(panel.xLabel)}</text>`);
   parts.push(`<text x="${box.x + 14}" y="${plot.y + plot.h / 2}" class="xlabel" transform="rotate(-90 ${box.x + 14} ${plot.y + plot.h / 2})">${escape(panel.yLabel)}</text>`);
@@ -488,4 +470,27 @@ ${options.styles.join('\n')}
 ${body.join('\n')}
 </svg>
 `;
+}
+
+/** One axis of a chart: its ticks, where each falls, and its label. */
+interface Axis {
+  ticks: readonly number[];
+  at: (value: number) => number;
+  label: (value: number) => string;
+}
+
+/** The grid lines and tick labels of a plot area, both axes. */
+function gridLines(plot: { x: number; y: number; w: number; h: number }, yAxis: Axis, xAxis: Axis): string[] {
+  const parts: string[] = [];
+  for (const v of yAxis.ticks) {
+    const y = f(yAxis.at(v));
+    parts.push(`<line x1="${plot.x}" x2="${plot.x + plot.w}" y1="${y}" y2="${y}" class="grid"/>`);
+    parts.push(`<text x="${plot.x - 6}" y="${y}" class="ytick">${escape(yAxis.label(v))}</text>`);
+  }
+  for (const v of xAxis.ticks) {
+    const x = f(xAxis.at(v));
+    parts.push(`<line x1="${x}" x2="${x}" y1="${plot.y}" y2="${plot.y + plot.h}" class="grid"/>`);
+    parts.push(`<text x="${x}" y="${plot.y + plot.h + 16}" class="xtick">${escape(xAxis.label(v))}</text>`);
+  }
+  return parts;
 }

@@ -62,7 +62,11 @@ export class KeyOrder {
    */
   run<T>(ids: readonly string[], kind: 'read' | 'write', group: string | undefined, op: () => Promise<T>): Promise<T> {
     let waits: Array<Promise<void>> | undefined;
-    for (const barrier of this.#barriers) if (!barrier.covers || ids.some(barrier.covers)) (waits ??= []).push(barrier.settled);
+    const barriers = this.#barriers;
+    for (let b = 0; b < barriers.length; b++) {
+      const barrier = barriers[b]!;
+      if (!barrier.covers || ids.some(barrier.covers)) (waits ??= []).push(barrier.settled);
+    }
     if (this.#keys.size > 0) {
       for (const id of ids) {
         const entries = this.#keys.get(id);
