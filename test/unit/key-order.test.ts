@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { KeyOrder, type Tracker } from '../../src/batching/key_order.js';
+import { KeyOrder, type Tracker, WIDE_CALL } from '../../src/batching/key_order.js';
 
 /** A promise settled by hand, and a log of when ops ran. */
 function deferred() {
@@ -79,5 +79,39 @@ describe('KeyOrder', () => {
     first.resolve();
     await Promise.all([a, barrier, b]);
     expect(log).to.deep.equal(['a', 'barrier', 'b']);
+  });
+
+  it(`a call on ${WIDE_CALL} keys or more (one entry, not one per key) orders the calls on its keys as any call does`, async () => {
+    const order = new KeyOrder();
+    const log: string[] = [];
+    const ids = Array.from({ length: WIDE_CALL }, (_, i) => `w${i}`);
+    const reading = deferred();
+    const wideRead = order.run(ids, 'read', undefined, async () => {
+      await reading.promise;
+      log.push('wide read');
+    });
+    const writing = deferred();
+    const wideWrite = order.run(ids.slice().reverse(), 'write', undefined, async () => {
+      log.push('wide write starts');
+      await writing.promise;
+      log.push('wide write ends');
+    });
+    const readOfOne = order.run([`w${WIDE_CALL - 1}`], 'read', undefined, async () => void log.push('read of one'));
+    const otherKey = order.run(['other'], 'write', undefined, async () => void log.push('other key'));
+    const readAlongside = order.run(['x', 'w5'], 'read', undefined, async () => void log.push('read of x and w5'));
+    await otherKey;
+    expect(log, 'another key runs at once; the wide write waits for the wide read').to.deep.equal(['other key']);
+    expect(order.size, 'two wide entries, one key, two keys').to.equal(2 * WIDE_CALL + 3);
+    reading.resolve();
+    await wideRead;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(log).to.deep.equal(['other key', 'wide read', 'wide write starts']);
+    writing.resolve();
+    await Promise.all([wideWrite, readOfOne, readAlongside]);
+    expect(log.slice(3).sort()).to.deep.equal(['read of x and w5', 'read of one', 'wide write ends'].sort());
+    expect(log[3]).to.equal('wide write ends');
+    const barrier = order.barrier(async () => void log.push('barrier'));
+    await barrier;
+    expect(order.size, 'nothing kept once they settled').to.equal(0);
   });
 });
