@@ -14,9 +14,47 @@ export interface Sendable {
  * the context of the call (or batch) that sends it: the call's span learns the statement's label (tracing.ts).
  */
 export function queryConfig(statement: Statement | string, values: unknown[], prepare: boolean): Sendable {
+  values = withArrayLiterals(values);
   if (typeof statement === 'string') return { text: statement, values };
   noteStatement(statement.label);
   return prepare && statement.prepared ? { name: statement.name, text: statement.text, values } : { text: statement.text, values };
+}
+
+/**
+ * An escape JSON wrote that an array literal would read another way: any but `\"` and `\\` (a control
+ * character as `\n` or `\u0001`, a lone surrogate as `\ud800`). The backslash starts a run of them or
+ * follows an even number (the pairs are escaped backslashes).
+ */
+const OTHER_ESCAPE = /(?<!\\)(?:\\\\)*\\[bfnrtu]/;
+
+/**
+ * `values` with each array of strings, finite numbers, booleans and nulls written as PostgreSQL's array
+ * literal, what node-postgres would send for it, by `JSON.stringify`: the same text (quoted elements, `\"`
+ * and `\\` escaped, unquoted numbers, `null` read as NULL) made natively, where node-postgres escapes
+ * element by element. A 100,000-key call's ids took it about 40 ms of synchronous work. An array JSON would
+ * write another way (a control character or lone surrogate, which JSON escapes as the literal would not,
+ * anything but those types) is left for node-postgres as it was.
+ */
+export function withArrayLiterals(values: unknown[]): unknown[] {
+  let encoded: unknown[] | undefined;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (!Array.isArray(value)) continue;
+    const literal = arrayLiteral(value);
+    if (literal !== undefined) (encoded ??= values.slice())[i] = literal;
+  }
+  return encoded ?? values;
+}
+
+function arrayLiteral(array: readonly unknown[]): string | undefined {
+  for (let i = 0; i < array.length; i++) {
+    const element = array[i];
+    const type = typeof element;
+    if (element !== null && type !== 'string' && type !== 'boolean' && !(type === 'number' && Number.isFinite(element))) return undefined;
+  }
+  const json = JSON.stringify(array);
+  if (json.includes('\\') && OTHER_ESCAPE.test(json)) return undefined;
+  return `{${json.slice(1, -1)}}`;
 }
 
 /**
