@@ -6,7 +6,8 @@ import { encodeInvalidation } from '../notices.js';
 import type { Observer } from '../observer.js';
 import { checkEntrySize, type CounterCreate, entrySizeError, expiresAtOf, type RowWrite, slideOf } from '../row.js';
 import type { Front, Writing } from './front.js';
-import { KeyOrder } from './key_order.js';
+import { KeyOrder, WIDE_CALL } from './key_order.js';
+import { forEachAtOnce, forEachInTurns } from '../in_turns.js';
 import { TickBatches } from './tick_batches.js';
 
 /** Options of {@link Rows}. */
@@ -166,20 +167,19 @@ export class Rows {
         heldIds.add(id);
       } else missing.push(id);
     }
+    const each = unique.length >= WIDE_CALL ? forEachInTurns : forEachAtOnce; // a large read's answer in turns (in_turns.ts)
     if (missing.length > 0) {
       const stamp = front?.stamp() ?? 0;
       const found = await this.#statements.read(missing);
       const after = this.#options.clock();
-      for (const [id, hit] of found) {
+      await each(found, ([id, hit]) => {
         const value = bytesOfFound(hit);
         values.set(id, value);
         front?.keep(id, value, hit.until, stamp, after, hit.slide);
-      }
+      });
     }
-    for (const id of unique) {
-      if (heldIds.has(id)) this.#options.observer.localHit(id);
-      else this.#options.observer.read(id, values.has(id));
-    }
+    const observer = this.#options.observer;
+    await each(unique, (id) => (heldIds.has(id) ? observer.localHit(id) : observer.read(id, values.has(id))));
     return values;
   }
 

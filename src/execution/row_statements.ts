@@ -2,7 +2,7 @@ import { CachePostgresError, QueryError } from '../errors.js';
 import type { CounterCreate, RowWrite } from '../row.js';
 import type { Sql, Statement } from '../sql/index.js';
 import type { Executor } from './executor.js';
-import { type BytesRow, type EscapedRow, type Found, foundById } from './found.js';
+import { type BytesRow, type EscapedRow, type Found, foundById, foundByIdInTurns } from './found.js';
 import { incrValues, rowArrays } from './row_params.js';
 import type { ListenHandlers, Subscription } from './listener.js';
 import type { PipelinePart } from './types.js';
@@ -118,7 +118,7 @@ export class RowStatements {
       const rows = readError ? [] : (results.slice(0, reads.length).flat() as SelectedRow[]);
       readError ??= await this.#slideDue(rows, now, alone);
       return {
-        found: readError ? new Map() : foundById(rows),
+        found: readError ? new Map() : alone ? await foundByIdInTurns(rows) : foundById(rows),
         ...(readError ? { readError } : {}),
         written: lockedOut(upserted)
           ? outcomeOf(this.#writeLater(writes))

@@ -49,6 +49,21 @@ describe('auto-batching of concurrent single-key calls', () => {
     expect(await big).to.equal(20_000);
   });
 
+  it('a large getMany builds its answer in turns: the event loop runs between slices of its rows', async () => {
+    const store = fx.make();
+    const keys = Array.from({ length: 5_000 }, (_, i) => `turns:${i}`);
+    await store.ext.setMany(keys.map((key) => [key, 'v'] as const));
+    let hits = 0;
+    const seen: number[] = [];
+    store.on('hit', () => {
+      if (hits++ === 0) setImmediate(() => seen.push(hits));
+    });
+    expect((await store.ext.getMany(keys)).size).to.equal(5_000);
+    expect(hits).to.equal(5_000);
+    // Before: the answer was one synchronous block, so the event loop next ran after the 5,000th hit.
+    expect(seen[0], 'hits counted when the event loop first ran after the first one').to.be.below(5_000);
+  });
+
   it('sends the gets of one tick as one statement without pipelining', async () => {
     const store = fx.make({ pipelining: false });
     await store.setMany(Array.from({ length: 30 }, (_, i) => ({ key: `k${i}`, value: `v${i}` })));
