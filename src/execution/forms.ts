@@ -5,6 +5,11 @@ const REFUSED = '0A000';
 /** deadlock_detected and serialization_failure: the statement was rolled back and may simply run again. */
 const RETRYABLE = new Set(['40P01', '40001']);
 
+/** True for a deadlock victim or a serialization failure: rolled back as a whole, it may simply run again. */
+export function retryable(code: string | undefined): boolean {
+  return RETRYABLE.has(code ?? '');
+}
+
 /**
  * Which form of each statement the table runs: the common one, or its `citus` form once the table is
  * known to be distributed (see {@link Statement.citus}). Chosen in the executor, where every statement
@@ -39,7 +44,7 @@ export class Forms {
    * ({@link Forms.switched}).
    */
   async again(statement: Statement, sent: Statement, code: string | undefined): Promise<boolean> {
-    return RETRYABLE.has(code ?? '') || (await this.switched(statement, sent, code));
+    return retryable(code) || (await this.switched(statement, sent, code));
   }
 
   /**

@@ -1,6 +1,8 @@
 import { CachePostgresError, QueryError } from '../errors.js';
 import type { CounterCreate, RowWrite } from '../row.js';
 import type { Sql, Statement } from '../sql/index.js';
+import { forEachInTurns } from '../in_turns.js';
+import { chunksOf, inOneTransaction } from './chunked.js';
 import type { Executor } from './executor.js';
 import { type BytesRow, type EscapedRow, type Found, foundById, foundByIdInTurns } from './found.js';
 import { incrValues, rowArrays } from './row_params.js';
@@ -18,6 +20,10 @@ const LARGE_READ = 1000;
 
 /** SQLSTATE lock_not_available: a fail-fast statement met a row lock held elsewhere, and wrote nothing. */
 const LOCK_NOT_AVAILABLE = '55P03';
+
+function liveOf(rows: ReadonlyArray<{ id: string; live: boolean }>): Set<string> {
+  return new Set(rows.filter((row) => row.live).map((row) => row.id));
+}
 
 function lockedOut(result: unknown): boolean {
   return result instanceof QueryError && result.sqlState === LOCK_NOT_AVAILABLE;
@@ -147,16 +153,33 @@ export class RowStatements {
     }
   }
 
-  /** Upserts `rows` (all columns replaced) in one statement. */
+  /** Upserts `rows` (all columns replaced): one statement, or for many rows several in one transaction (chunked.ts). */
   async write(rows: readonly RowWrite[]): Promise<void> {
-    const { statement, values } = this.#upsertOf(rows, this.#sql.upsertRows);
-    await this.#exec.query(statement, values);
+    const chunks = chunksOf(rows, (row) => row.value.length);
+    if (chunks.length === 1) {
+      const { statement, values } = this.#upsertOf(rows, this.#sql.upsertRows);
+      await this.#exec.query(statement, values);
+      return;
+    }
+    await inOneTransaction(this.#exec, async (query) => {
+      for (const chunk of chunks) {
+        const { statement, values } = this.#upsertOf(chunk, this.#sql.upsertRows);
+        await query(statement, values);
+      }
+    });
   }
 
-  /** Deletes `ids` (distinct) in one statement; resolves to those that were live. */
+  /** Deletes `ids` (distinct) as {@link RowStatements.write} writes; resolves to those that were live. */
   async deleteMany(ids: string[]): Promise<Set<string>> {
-    const rows = await this.#exec.query<{ id: string; live: boolean }>(this.#sql.deleteMany, [ids, this.#now()]);
-    return new Set(rows.filter((row) => row.live).map((row) => row.id));
+    const now = this.#now();
+    const chunks = chunksOf(ids);
+    type Deleted = { id: string; live: boolean };
+    if (chunks.length === 1) return liveOf(await this.#exec.query<Deleted>(this.#sql.deleteMany, [ids, now]));
+    return inOneTransaction(this.#exec, async (query) => {
+      const live = new Set<string>();
+      for (const chunk of chunks) await forEachInTurns(await query<Deleted>(this.#sql.deleteMany, [chunk, now]), (row) => row.live && live.add(row.id));
+      return live;
+    });
   }
 
   /** Deletes `id`; true when it was live. */
