@@ -207,13 +207,15 @@ export class Rows {
     }
   }
 
-  /** Writes many rows in one statement; a later duplicate id wins. */
-  async setMany(rows: readonly RowWrite[]): Promise<void> {
-    const byId = new Map<string, RowWrite>();
+  /**
+   * Writes many rows at once (all or none: RowStatements.write); a later duplicate id wins. `distinct`: the
+   * caller's rows have no duplicate id (a Map of 100,000 ids costs about 40 ms).
+   */
+  async setMany(rows: readonly RowWrite[], distinct = false): Promise<void> {
     for (const row of rows) checkEntrySize(row.id, row.value, this.#options.maxEntryBytes);
-    for (const row of rows) byId.set(row.id, row);
-    if (byId.size === 0) return;
-    await this.#writeInOrder([...byId.keys()], () => this.#statements.write([...byId.values()]));
+    const unique = distinct ? rows : [...new Map(rows.map((row) => [row.id, row])).values()];
+    if (unique.length === 0) return;
+    await this.#writeInOrder(unique.map((row) => row.id), () => this.#statements.write(unique));
   }
 
   /** Deletes every id in one statement; resolves to the ids of the live entries deleted. */

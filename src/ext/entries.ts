@@ -117,7 +117,7 @@ export async function setEntries(
   if (rows.length === 0) return;
   const preparing = context.prepare('ext.setMany');
   if (preparing) rows = (await preparing, retimed(context, rows, options));
-  await context.rows.setMany(rows);
+  await context.rows.setMany(rows, true);
 }
 
 /** The rows a set call writes, checked: one, or (setMany) one per distinct key, a later duplicate winning. */
@@ -131,10 +131,12 @@ export function entryRows(
   const byKey = new Map<string, Buffer>();
   for (const [key, value] of pairs) {
     validateKey(key);
-    byKey.set(key, toBytes(value, `value of ${show(key)}`));
+    byKey.set(key, toBytes(value, () => `value of ${show(key)}`));
   }
-  const row = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
-  return [...byKey].map(([id, value]) => ({ id, value, ...row }));
+  const { expires, sliding, absolute, tags } = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
+  const rows: RowWrite[] = [];
+  for (const [id, value] of byKey) rows.push({ id, value, expires, sliding, absolute, tags });
+  return rows;
 }
 
 export async function deleteEntries(context: StoreContext, keys: Iterable<string>): Promise<number> {
