@@ -100,7 +100,11 @@ export class CacheExt {
     return getEntries(this.#context, keys);
   }
 
-  /** Writes many entries with the same options in one statement (a later duplicate key wins). */
+  /**
+   * Writes many entries with the same options, all or none: one statement, or over 5,000 entries (or 1 MiB of
+   * values) several in one transaction, so that a large call does not hold the process's other calls while it is
+   * sent (a later duplicate key wins).
+   */
   setMany(
     entries: Map<string, EntryValue> | Record<string, EntryValue> | Iterable<readonly [string, EntryValue]>,
     options?: EntryOptions,
@@ -108,7 +112,7 @@ export class CacheExt {
     return setEntries(this.#context, entries, options);
   }
 
-  /** Deletes many entries in one statement; resolves to the number of live entries deleted. */
+  /** Deletes many entries, all or none (over 5,000 keys: several statements in one transaction); resolves to the number of live entries deleted. */
   deleteMany(keys: Iterable<string>): Promise<number> {
     return deleteEntries(this.#context, keys);
   }

@@ -138,7 +138,8 @@ export class PgStore extends KeyvAdapter {
   }
 
   /**
-   * Stores many entries in one statement (a later duplicate key wins). Resolves to one `true` per entry.
+   * Stores many entries in one statement, or over 5,000 entries (or 1 MiB of values) several in one transaction:
+   * all or none either way (a later duplicate key wins). Resolves to one `true` per entry.
    * (Keyv 5 types this method as `Promise<void>` yet returns its result from `keyv.setMany()`, where it
    * documents a `boolean[]`: the intersection satisfies both.)
    */
