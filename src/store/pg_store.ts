@@ -9,6 +9,8 @@ import { databaseOf, describe, expiry, logKeyvFailures, toBytes } from './keyv_v
 import { Reporter } from './reporter.js';
 import { traceAs, traceMethods } from '../tracing.js';
 import type { EventEmitter } from 'node:events';
+import { WIDE_CALL } from '../batching/key_order.js';
+import { forEachAtOnce, forEachInTurns } from '../in_turns.js';
 import type { TableStats } from '../execution/table_statements.js';
 
 /** `stats().capacity`: the table's cap as stored in it, what it holds (exact), and what its sweepers evicted. */
@@ -117,7 +119,10 @@ export class PgStore extends KeyvAdapter {
     if (ids.length === 0) return [];
     if (!this.#core.usable()) await this.#core.prepare('getMany');
     const found = await this.#core.rows.getMany(ids);
-    return ids.map((id) => found.get(id)?.toString('utf8') as Value | undefined);
+    const values: Array<Value | undefined> = [];
+    // Decoded in turns for a large read (in_turns.ts), as its rows were.
+    await (ids.length >= WIDE_CALL ? forEachInTurns : forEachAtOnce)(ids, (id) => void values.push(found.get(id)?.toString('utf8') as Value | undefined));
+    return values;
   }
 
   /**
