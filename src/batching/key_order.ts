@@ -42,9 +42,15 @@ const ignore = (): void => {};
  */
 export const WIDE_CALL = 1000;
 
+/** A call's keys, looked up: a Set of them, or a Map by them (what the caller built anyway, not built again). */
+export interface KeyLookup {
+  has(id: string): boolean;
+  readonly size: number;
+}
+
 /** A call on {@link WIDE_CALL} keys or more. */
 interface WideEntry extends Entry {
-  readonly ids: ReadonlySet<string>;
+  readonly ids: KeyLookup;
 }
 
 /** A barrier in flight: when it settles, and the keys it may touch (undefined: any). */
@@ -73,8 +79,9 @@ export class KeyOrder {
    * unless both go through the same batcher (`group`) and the earlier one is already in it: a batcher
    * keeps the order of its own calls (a batch's reads see the writes issued before them in it, and
    * batches on one key never overtake each other). `op` must hand the call to that batcher at once.
+   * `known`: `ids` (distinct) looked up, when the caller has built that already (a wide call keeps it).
    */
-  run<T>(ids: readonly string[], kind: 'read' | 'write', group: string | undefined, op: () => Promise<T>): Promise<T> {
+  run<T>(ids: readonly string[], kind: 'read' | 'write', group: string | undefined, op: () => Promise<T>, known?: KeyLookup): Promise<T> {
     let waits: Array<Promise<void>> | undefined;
     const barriers = this.#barriers;
     for (let b = 0; b < barriers.length; b++) {
@@ -108,7 +115,7 @@ export class KeyOrder {
     const result = waits === undefined ? op() : Promise.all(waits).then(op);
     if (ids.length >= WIDE_CALL) {
       const settleWide = () => void (this.#wide = this.#wide.filter((other) => other !== wideEntry));
-      const wideEntry: WideEntry = { kind, ids: new Set(ids), settled: result.then(settleWide, settleWide) };
+      const wideEntry: WideEntry = { kind, ids: known ?? new Set(ids), settled: result.then(settleWide, settleWide) };
       this.#wide.push(wideEntry);
       return result;
     }

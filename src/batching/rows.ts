@@ -6,7 +6,7 @@ import { encodeInvalidation } from '../notices.js';
 import type { Observer } from '../observer.js';
 import { checkEntrySize, type CounterCreate, entrySizeError, expiresAtOf, type RowWrite, slideOf } from '../row.js';
 import type { Front, Writing } from './front.js';
-import { KeyOrder, WIDE_CALL } from './key_order.js';
+import { type KeyLookup, KeyOrder, WIDE_CALL } from './key_order.js';
 import { forEachAtOnce, forEachInTurns } from '../in_turns.js';
 import { TickBatches } from './tick_batches.js';
 
@@ -148,10 +148,10 @@ export class Rows {
   }
 
   /** The live values among `ids` (one round trip, sliding rows extended), by id. */
-  async getMany(ids: readonly string[]): Promise<Map<string, Buffer>> {
-    const unique = [...new Set(ids)];
+  async getMany(ids: readonly string[], known?: ReadonlySet<string>): Promise<Map<string, Buffer>> {
+    const unique = known ? (ids as string[]) : [...new Set(ids)];
     if (unique.length === 0) return new Map();
-    return this.#order.run(unique, 'read', undefined, () => this.#getMany(unique));
+    return this.#order.run(unique, 'read', undefined, () => this.#getMany(unique), known);
   }
 
   async #getMany(unique: string[]): Promise<Map<string, Buffer>> {
@@ -207,19 +207,19 @@ export class Rows {
     }
   }
 
-  /** Writes many rows, all or none (RowStatements.write); a later duplicate id wins. `distinct`: none (saves a Map). */
-  async setMany(rows: readonly RowWrite[], distinct = false): Promise<void> {
+  /** Writes many rows, all or none (RowStatements.write); a later duplicate id wins. `known`: their ids, distinct. */
+  async setMany(rows: readonly RowWrite[], known?: KeyLookup): Promise<void> {
     for (const row of rows) checkEntrySize(row.id, row.value, this.#options.maxEntryBytes);
-    const unique = distinct ? rows : [...new Map(rows.map((row) => [row.id, row])).values()];
+    const unique = known ? rows : [...new Map(rows.map((row) => [row.id, row])).values()];
     if (unique.length === 0) return;
-    await this.#writeInOrder(unique.map((row) => row.id), () => this.#statements.write(unique));
+    await this.#writeInOrder(unique.map((row) => row.id), () => this.#statements.write(unique), undefined, known);
   }
 
   /** Deletes every id in one statement; resolves to the ids of the live entries deleted. */
-  async deleteMany(ids: readonly string[]): Promise<Set<string>> {
-    const unique = [...new Set(ids)];
+  async deleteMany(ids: readonly string[], known?: ReadonlySet<string>): Promise<Set<string>> {
+    const unique = known ? (ids as string[]) : [...new Set(ids)];
     if (unique.length === 0) return new Set();
-    return this.#writeInOrder(unique, () => this.#statements.deleteMany(unique));
+    return this.#writeInOrder(unique, () => this.#statements.deleteMany(unique), undefined, known);
   }
 
   /** Deletes `id`; true when a live entry was deleted. */
@@ -278,15 +278,16 @@ export class Rows {
    * A write of this class that is not a `set`, in issue order: a read issued after it is not answered with
    * the value of a `set` issued before it (see #readWritten), and the rows are announced once it settled.
    */
-  #writeInOrder<T>(ids: string[], op: () => Promise<T>, group?: string): Promise<T> {
+  #writeInOrder<T>(ids: string[], op: () => Promise<T>, group?: string, known?: KeyLookup): Promise<T> {
     this.#front?.otherWrite(ids);
-    return this.#order.run(ids, 'write', group && this.#batchedAs(group), async () => {
+    const ordered = async () => {
       try {
         return await op();
       } finally {
         this.written(ids);
       }
-    });
+    };
+    return this.#order.run(ids, 'write', group && this.#batchedAs(group), ordered, known);
   }
 
   /** The batcher a call goes through (see {@link KeyOrder.run}), or none with batching off. */

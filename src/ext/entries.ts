@@ -100,11 +100,11 @@ export async function entryInfo(context: StoreContext, key: string): Promise<Ent
 }
 
 export async function getEntries(context: StoreContext, keys: Iterable<string>): Promise<Map<string, Buffer>> {
-  const unique = uniqueKeys(keys);
+  const { unique, set } = distinctKeys(keys);
   if (unique.length === 0) return new Map();
   const preparing = context.prepare('ext.getMany');
   if (preparing) await preparing;
-  return context.rows.getMany(unique);
+  return context.rows.getMany(unique, set);
 }
 
 /** Accepts a Map, an object or [key, value] pairs; a later duplicate key wins. Same options for all. */
@@ -113,11 +113,12 @@ export async function setEntries(
   entries: Map<string, EntryValue> | Record<string, EntryValue> | Iterable<readonly [string, EntryValue]>,
   options?: EntryOptions,
 ): Promise<void> {
-  let rows = entryRows(context, entries, options);
+  const byKey = entryValues(entries);
+  let rows = rowsOf(context, byKey, options);
   if (rows.length === 0) return;
   const preparing = context.prepare('ext.setMany');
   if (preparing) rows = (await preparing, retimed(context, rows, options));
-  await context.rows.setMany(rows, true);
+  await context.rows.setMany(rows, byKey);
 }
 
 /** The rows a set call writes, checked: one, or (setMany) one per distinct key, a later duplicate winning. */
@@ -126,6 +127,11 @@ export function entryRows(
   entries: Map<string, EntryValue> | Record<string, EntryValue> | Iterable<readonly [string, EntryValue]>,
   options: EntryOptions | undefined,
 ): RowWrite[] {
+  return rowsOf(context, entryValues(entries), options);
+}
+
+/** The checked bytes of each distinct key, a later duplicate winning. */
+function entryValues(entries: Map<string, EntryValue> | Record<string, EntryValue> | Iterable<readonly [string, EntryValue]>): Map<string, Buffer> {
   const pairs: Iterable<readonly [string, EntryValue]> =
     entries instanceof Map || isIterable(entries) ? (entries as Iterable<readonly [string, EntryValue]>) : Object.entries(entries);
   const byKey = new Map<string, Buffer>();
@@ -133,6 +139,10 @@ export function entryRows(
     validateKey(key);
     byKey.set(key, toBytes(value, () => `value of ${show(key)}`));
   }
+  return byKey;
+}
+
+function rowsOf(context: StoreContext, byKey: ReadonlyMap<string, Buffer>, options: EntryOptions | undefined): RowWrite[] {
   const { expires, sliding, absolute, tags } = resolveEntryOptions(options, context.options.clock(), context.options.defaultSlidingExpirationMs);
   const rows: RowWrite[] = [];
   for (const [id, value] of byKey) rows.push({ id, value, expires, sliding, absolute, tags });
@@ -140,20 +150,26 @@ export function entryRows(
 }
 
 export async function deleteEntries(context: StoreContext, keys: Iterable<string>): Promise<number> {
-  const unique = uniqueKeys(keys);
+  const { unique, set } = distinctKeys(keys);
   if (unique.length === 0) return 0;
   const preparing = context.prepare('ext.deleteMany');
   if (preparing) await preparing;
-  return (await context.rows.deleteMany(unique)).size;
+  return (await context.rows.deleteMany(unique, set)).size;
 }
 
 export function uniqueKeys(keys: Iterable<string>): string[] {
+  return distinctKeys(keys).unique;
+}
+
+/** The distinct keys, checked, and their Set (which the store's issue order keeps for a large call). */
+function distinctKeys(keys: Iterable<string>): { unique: string[]; set: Set<string> } {
   if (typeof keys === 'string' || !isIterable(keys)) {
     throw new InvalidValueError('Expected an array (or other iterable) of keys, not a single string.');
   }
-  const unique = [...new Set(keys)];
+  const set = new Set(keys);
+  const unique = [...set];
   unique.forEach((key) => validateKey(key));
-  return unique;
+  return { unique, set };
 }
 
 function isIterable(value: unknown): value is Iterable<unknown> {

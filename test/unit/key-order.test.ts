@@ -114,4 +114,23 @@ describe('KeyOrder', () => {
     await barrier;
     expect(order.size, 'nothing kept once they settled').to.equal(0);
   });
+
+  it('a wide call can hand its own lookup of its keys (a Map by them), kept instead of a Set built again', async () => {
+    const order = new KeyOrder();
+    const ids = Array.from({ length: WIDE_CALL }, (_, i) => `m${i}`);
+    const byId = new Map(ids.map((id) => [id, Buffer.alloc(1)]));
+    const writing = deferred();
+    const log: string[] = [];
+    const write = order.run(ids, 'write', undefined, async () => {
+      await writing.promise;
+      log.push('wide write');
+    }, byId);
+    const read = order.run(['m7'], 'read', undefined, async () => void log.push('read of one of its keys'));
+    await order.run(['m-other'], 'read', undefined, async () => void log.push('another key'));
+    expect(log).to.deep.equal(['another key']);
+    expect(order.size).to.equal(WIDE_CALL + 1);
+    writing.resolve();
+    await Promise.all([write, read]);
+    expect(log).to.deep.equal(['another key', 'wide write', 'read of one of its keys']);
+  });
 });
