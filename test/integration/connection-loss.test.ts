@@ -90,6 +90,30 @@ describe('connection loss (a private PostgreSQL)', function () {
     expect((await store.ext.getOrSet('slow', () => 'again')).toString()).to.equal('again');
   });
 
+  it('a large setMany whose connection is terminated between its statements writes nothing, fails typed, and the store goes on', async () => {
+    const store = make();
+    await store.ext.set('warm', 'x');
+    const keys = Array.from({ length: 40_000 }, (_, i) => `big:${i}`);
+    const value = Buffer.alloc(1024, 7); // 40 MB: about 40 statements in one transaction (chunked.ts)
+    const before = store.roundTrips;
+    const call = store.ext.setMany(keys.map((key) => [key, value] as const));
+    const failed = rejection(call, 20_000, 'the setMany'); // handled from the start: it may fail while terminate() runs
+    await waitFor(() => store.roundTrips >= before + 4, 20_000, 'BEGIN and a few statements of the setMany');
+    expect(await server.terminate()).to.be.greaterThan(0);
+    const error = await failed;
+    expect(error).to.be.instanceOf(ConnectionError);
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.loss WHERE id LIKE 'big:%'`);
+      expect(rows[0]!.n, 'rows of the cut setMany').to.equal(0);
+    } finally {
+      await admin.end();
+    }
+    await store.ext.setMany(keys.slice(0, 6000).map((key) => [key, value] as const));
+    expect((await store.ext.getMany(keys.slice(0, 6000))).size).to.equal(6000);
+  });
+
   for (const pipelining of [true, false]) {
     it(`ext.get/ext.set loops while backends are terminated again and again (pipelining ${pipelining})`, async () => {
       const store = make({ pipelining });
