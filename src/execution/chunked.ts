@@ -47,12 +47,16 @@ export async function inOneTransaction<T>(exec: Executor, fn: (query: Transactio
   for (let attempt = 1; ; attempt++) {
     let last: { statement: Statement; sent: Statement } | undefined;
     try {
-      return await exec.transaction((query) =>
-        fn((statement, values, timeoutMs) => {
+      return await exec.transaction(async (query) => {
+        // Each statement sees what is committed when it starts, as one statement outside a transaction did,
+        // whatever default_transaction_isolation the role or database sets: under REPEATABLE READ the later
+        // statements would keep the first one's snapshot and fail on rows changed meanwhile.
+        await query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+        return fn((statement, values, timeoutMs) => {
           if (typeof statement !== 'string') last = { statement, sent: exec.forms.of(statement) };
           return query(statement, values, timeoutMs);
-        }),
-      );
+        });
+      });
     } catch (error) {
       const code = error instanceof QueryError ? error.sqlState : undefined;
       const again = retryable(code) || (last !== undefined && (await exec.forms.switched(last.statement, last.sent, code)));

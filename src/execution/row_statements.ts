@@ -156,7 +156,7 @@ export class RowStatements {
   /** Upserts `rows` (all columns replaced): one statement, or for many rows several in one transaction (chunked.ts). */
   async write(rows: readonly RowWrite[]): Promise<void> {
     const chunks = chunksOf(rows, (row) => row.value.length);
-    if (chunks.length === 1) {
+    if (chunks.length <= 1) {
       const { statement, values } = this.#upsertOf(rows, this.#sql.upsertRows);
       await this.#exec.query(statement, values);
       return;
@@ -174,7 +174,7 @@ export class RowStatements {
     const now = this.#now();
     const chunks = chunksOf(ids);
     type Deleted = { id: string; live: boolean };
-    if (chunks.length === 1) return liveOf(await this.#exec.query<Deleted>(this.#sql.deleteMany, [ids, now]));
+    if (chunks.length <= 1) return liveOf(await this.#exec.query<Deleted>(this.#sql.deleteMany, [ids, now]));
     return inOneTransaction(this.#exec, async (query) => {
       const live = new Set<string>();
       for (const chunk of chunks) await forEachInTurns(await query<Deleted>(this.#sql.deleteMany, [chunk, now]), (row) => row.live && live.add(row.id));

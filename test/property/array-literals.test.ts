@@ -22,6 +22,8 @@ describe('array parameters written as literals', function () {
     ['text[]', fc.option(text, { nil: null })],
     ['float8[]', fc.option(fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true })), { nil: null })],
     ['bool[]', fc.option(fc.boolean(), { nil: null })],
+    ['bigint[]', fc.option(fc.maxSafeInteger(), { nil: null })],
+    ['timestamptz[]', fc.option(fc.date({ min: new Date(0), max: new Date('9999-12-31T00:00:00Z'), noInvalidDate: true }).map((date) => date.toISOString()), { nil: null })],
   ] as const) {
     it(`a ${type} parameter reads back as node-postgres's own encoding does`, async () => {
       const pool = adminPool();
