@@ -314,12 +314,28 @@ export class Foreground {
   readonly #starts: number[] = [];
   readonly #ends: number[] = [];
   readonly #windows = new Map<string, Array<[number, number]>>();
+  /** Blocks of this process's event loop over {@link Foreground.BLOCK_MS}: when each began, and how long it lasted. */
+  readonly #blockAt: number[] = [];
+  readonly #blockMs: number[] = [];
+  #ticker: NodeJS.Timeout | undefined;
   #stopped = false;
   #running: Promise<void> | undefined;
   failures = 0;
 
+  /** A timer due every 5 ms that fires this much later saw the event loop blocked (by the bulk call's own work, or GC). */
+  static readonly BLOCK_MS = 20;
+
   /** `workers` loops of `op` (a single-key get), each pausing `pauseMs` after a call: steady traffic, not a flood. */
   start(workers: number, pauseMs: number, op: () => Promise<unknown>): void {
+    let last = performance.now();
+    this.#ticker = setInterval(() => {
+      const now = performance.now();
+      if (now - last > Foreground.BLOCK_MS) {
+        this.#blockAt.push(last);
+        this.#blockMs.push(now - last);
+      }
+      last = now;
+    }, 5);
     this.#running = Promise.all(
       Array.from({ length: workers }, async () => {
         while (!this.#stopped) {
@@ -349,11 +365,24 @@ export class Foreground {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    clearInterval(this.#ticker);
     await this.#running;
   }
 
+  /** The longest block of the event loop that overlapped a window of `name` (0: none over {@link Foreground.BLOCK_MS}). */
+  longestBlock(name: string): number {
+    let longest = 0;
+    for (const [a, b] of this.#windows.get(name) ?? []) {
+      for (let i = 0; i < this.#blockAt.length; i++) {
+        const at = this.#blockAt[i]!;
+        if (at < b && at + this.#blockMs[i]! > a) longest = Math.max(longest, this.#blockMs[i]!);
+      }
+    }
+    return longest;
+  }
+
   /** The calls that overlapped any window of `name` (each once): count, p50, p99, max, how many took over `limitMs`. */
-  summary(name: string, limitMs: number): { calls: number; p50Ms: number; p99Ms: number; maxMs: number; over: number } {
+  summary(name: string, limitMs: number): { calls: number; p50Ms: number; p99Ms: number; maxMs: number; over: number; loopBlockMs: number } {
     const n = this.#starts.length;
     const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => this.#starts[a]! - this.#starts[b]!);
     let longest = 0;
@@ -373,6 +402,13 @@ export class Foreground {
     const sorted = Float64Array.from([...picked].map((i) => this.#ends[i]! - this.#starts[i]!)).sort();
     let over = 0;
     for (const v of sorted) if (v > limitMs) over++;
-    return { calls: sorted.length, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted.length ? sorted[sorted.length - 1]! : Number.NaN, over };
+    return {
+      calls: sorted.length,
+      p50Ms: percentile(sorted, 50),
+      p99Ms: percentile(sorted, 99),
+      maxMs: sorted.length ? sorted[sorted.length - 1]! : Number.NaN,
+      over,
+      loopBlockMs: this.longestBlock(name),
+    };
   }
 }
