@@ -106,12 +106,14 @@ export class RowStatements {
    */
   async readAndWrite(byteIds: string[], textIds: string[], writes: RowWrite[], alone = false): Promise<ReadWriteOutcome> {
     const now = this.#now();
-    const asBytes = new Set(byteIds);
-    const asText = textIds.filter((id) => !asBytes.has(id));
-    const ids = [...asBytes, ...asText];
+    // `byteIds` are distinct (a tick's Set, a getMany's distinct keys); a text read of one of them is answered
+    // by the byte read. Without text reads (every getMany) no Set is built: 100,000 ids cost one 40 ms block.
+    const asBytes = textIds.length === 0 ? undefined : new Set(byteIds);
+    const asText = asBytes ? textIds.filter((id) => !asBytes.has(id)) : textIds;
+    const ids = asText.length === 0 ? byteIds : [...byteIds, ...asText];
     if (this.#exec.splitReads) {
       const reads = [
-        ...(asBytes.size > 0 ? [{ statement: this.#sql.selectMany, values: [[...asBytes], now] }] : []),
+        ...(byteIds.length > 0 ? [{ statement: this.#sql.selectMany, values: [byteIds, now] }] : []),
         ...(asText.length > 0 ? [{ statement: this.#sql.selectManyText, values: [asText, now] }] : []),
       ];
       // The upsert waits only briefly for a row lock held elsewhere (see LANE_LOCK_TIMEOUT): the
