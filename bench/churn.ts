@@ -60,7 +60,7 @@ import { PgStore } from '../src/index.js';
 import { startTestDatabase } from '../src/testing/index.js';
 import { serverCpuSeconds } from './cpu.js';
 import { churnSvg, renderPng, type PlotInput } from './plot.js';
-import { seededRandom } from './random.js';
+import { rankOf, seededRandom } from './random.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -181,17 +181,7 @@ class Trace {
     const u = this.#random();
     let id: number;
     if (overwrite) id = Math.min(KEYS - 1, Math.floor(u * KEYS));
-    else {
-      const cdf = this.#space.cdf;
-      let lo = 0;
-      let hi = KEYS - 1;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (cdf[mid]! < u) lo = mid + 1;
-        else hi = mid;
-      }
-      id = this.#space.idOfRank[lo]!;
-    }
+    else id = this.#space.idOfRank[rankOf(this.#space.cdf, u)]!;
     return { index: this.#index++, id, overwrite };
   }
 }

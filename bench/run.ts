@@ -38,7 +38,7 @@ import pg from 'pg';
 import { startTestDatabase } from '../src/testing/index.js';
 import { BASELINE, BENCH_TABLES, type BenchOps, baselineTargets, builtPgStore, type Target, targets } from './targets.js';
 import { serverCpuSeconds } from './cpu.js';
-import { seededRandom } from './random.js';
+import { rankOf, seededRandom } from './random.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -108,16 +108,7 @@ function plan(seed: number, count: number, readFraction: number): Plan {
     const u = next();
     let index: number;
     if (!ZIPF) index = Math.floor(u * KEYS);
-    else {
-      let lo = 0;
-      let hi = KEYS - 1;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (ZIPF[mid]! < u) lo = mid + 1;
-        else hi = mid;
-      }
-      index = lo;
-    }
+    else index = rankOf(ZIPF, u);
     keys[i] = index;
   }
   return { reads, keys };

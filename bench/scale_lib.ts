@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type pg from 'pg';
 import { serverCpuSeconds } from './cpu.js';
-import { seededRandom } from './random.js';
+import { rankOf, seededRandom } from './random.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Numbers and text
@@ -81,14 +81,7 @@ export function zipfDraw(n: number, s: number, seed: number): KeyDraw {
     n,
     name: 'zipf',
     at(u) {
-      let lo = 0;
-      let hi = n - 1;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (cdf[mid]! < u) lo = mid + 1;
-        else hi = mid;
-      }
-      return (lo * a + b) % n; // < n^2 <= 2^53 for n up to ~9e7
+      return (rankOf(cdf, u) * a + b) % n; // < n^2 <= 2^53 for n up to ~9e7
     },
   };
 }

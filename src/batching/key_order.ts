@@ -17,6 +17,8 @@
  * per key, see {@link Tracker}), not here; only the rest (calls that wait, calls outside the batchers)
  * get an entry and a promise here. Nothing is held for keys without calls in flight.
  */
+import { LARGE_CALL } from '../in_turns.js';
+
 type Settled = Promise<void>;
 
 /** What a batcher tells of the calls it holds (loaded and not settled yet), per key. */
@@ -36,11 +38,10 @@ interface Entry {
 const ignore = (): void => {};
 
 /**
- * From this many keys, a call is tracked by one entry holding a Set of its keys, not by an entry per key:
- * registering and settling a 100,000-key call key by key cost about 115 ms of synchronous work, during which
- * every other call of the process waited.
+ * A large call ({@link LARGE_CALL} keys or more) is tracked by one entry holding a lookup of its keys, not by an
+ * entry per key: registering and settling a 100,000-key call key by key cost about 115 ms of synchronous work,
+ * during which every other call of the process waited.
  */
-export const WIDE_CALL = 1000;
 
 /** A call's keys, looked up: a Set of them, or a Map by them (what the caller built anyway, not built again). */
 export interface KeyLookup {
@@ -48,7 +49,7 @@ export interface KeyLookup {
   readonly size: number;
 }
 
-/** A call on {@link WIDE_CALL} keys or more. */
+/** A call on {@link LARGE_CALL} keys or more. */
 interface WideEntry extends Entry {
   readonly ids: KeyLookup;
 }
@@ -65,7 +66,7 @@ export class KeyOrder {
   readonly #trackers: ReadonlyArray<readonly [string, Tracker]>;
   /** Barriers in flight, oldest first (usually none). */
   #barriers: Barrier[] = [];
-  /** Calls on {@link WIDE_CALL} keys or more in flight, oldest first (usually none). */
+  /** Calls on {@link LARGE_CALL} keys or more in flight, oldest first (usually none). */
   #wide: WideEntry[] = [];
 
   /** @param trackers the batchers, by the group name their calls give to {@link KeyOrder.run} */
@@ -113,7 +114,7 @@ export class KeyOrder {
     // Nothing to wait for and a batcher that tracks it: nothing to do here.
     if (waits === undefined && group !== undefined) return op();
     const result = waits === undefined ? op() : Promise.all(waits).then(op);
-    if (ids.length >= WIDE_CALL) {
+    if (ids.length >= LARGE_CALL) {
       const settleWide = () => void (this.#wide = this.#wide.filter((other) => other !== wideEntry));
       const wideEntry: WideEntry = { kind, ids: known ?? new Set(ids), settled: result.then(settleWide, settleWide) };
       this.#wide.push(wideEntry);

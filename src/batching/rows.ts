@@ -6,8 +6,8 @@ import { encodeInvalidation } from '../notices.js';
 import type { Observer } from '../observer.js';
 import { checkEntrySize, type CounterCreate, entrySizeError, expiresAtOf, type RowWrite, slideOf } from '../row.js';
 import type { Front, Writing } from './front.js';
-import { type KeyLookup, KeyOrder, WIDE_CALL } from './key_order.js';
-import { forEachAtOnce, forEachInTurns } from '../in_turns.js';
+import { type KeyLookup, KeyOrder } from './key_order.js';
+import { forEachFor } from '../in_turns.js';
 import { TickBatches } from './tick_batches.js';
 
 /** Options of {@link Rows}. */
@@ -167,7 +167,7 @@ export class Rows {
         heldIds.add(id);
       } else missing.push(id);
     }
-    const each = unique.length >= WIDE_CALL ? forEachInTurns : forEachAtOnce; // a large read's answer in turns (in_turns.ts)
+    const each = forEachFor(unique.length); // a large read's answer in turns (in_turns.ts)
     if (missing.length > 0) {
       const stamp = front?.stamp() ?? 0;
       const found = await this.#statements.read(missing);

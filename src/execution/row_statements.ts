@@ -1,7 +1,7 @@
 import { CachePostgresError, QueryError } from '../errors.js';
 import type { CounterCreate, RowWrite } from '../row.js';
 import type { Sql, Statement } from '../sql/index.js';
-import { forEachInTurns } from '../in_turns.js';
+import { forEachInTurns, LARGE_CALL } from '../in_turns.js';
 import { chunksOf, inOneTransaction } from './chunked.js';
 import type { Executor } from './executor.js';
 import { type BytesRow, type EscapedRow, type Found, foundById, foundByIdInTurns } from './found.js';
@@ -11,12 +11,6 @@ import type { PipelinePart } from './types.js';
 
 /** A row of the pipelined reads: `slide` tells that it is due a slide (see selectMany in sql/rows.ts). */
 type SelectedRow = (BytesRow | EscapedRow) & { slide?: boolean };
-
-/**
- * Keys from which a bulk read (getMany) goes on a connection of its own: a pipelined batch written behind
- * it would wait for its whole answer (100,000 keys: 0.6 s), where its own round trip takes a few ms.
- */
-const LARGE_READ = 1000;
 
 /** SQLSTATE lock_not_available: a fail-fast statement met a row lock held elsewhere, and wrote nothing. */
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -91,10 +85,13 @@ export class RowStatements {
     return this.#exec.pipelining;
   }
 
-  /** The live rows among `ids`, sliding rows extended, in one round trip. */
+  /**
+   * The live rows among `ids`, sliding rows extended, in one round trip. A large read goes on a connection of its
+   * own: a pipelined batch written behind it would wait for its whole answer (100,000 keys: 0.6 s).
+   */
   async read(ids: string[]): Promise<Map<string, Found>> {
     if (!this.#exec.splitReads) return foundById(await this.#exec.query<BytesRow>(this.#sql.getMany, [ids, this.#now()]));
-    const { found, readError } = await this.readAndWrite(ids, [], [], ids.length >= LARGE_READ);
+    const { found, readError } = await this.readAndWrite(ids, [], [], ids.length >= LARGE_CALL);
     if (readError) throw readError;
     return found;
   }

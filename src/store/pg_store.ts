@@ -9,8 +9,7 @@ import { databaseOf, describe, expiry, logKeyvFailures, toBytes } from './keyv_v
 import { Reporter } from './reporter.js';
 import { traceAs, traceMethods } from '../tracing.js';
 import type { EventEmitter } from 'node:events';
-import { WIDE_CALL } from '../batching/key_order.js';
-import { forEachAtOnce, forEachInTurns } from '../in_turns.js';
+import { forEachFor } from '../in_turns.js';
 import type { TableStats } from '../execution/table_statements.js';
 
 /** `stats().capacity`: the table's cap as stored in it, what it holds (exact), and what its sweepers evicted. */
@@ -121,7 +120,7 @@ export class PgStore extends KeyvAdapter {
     const found = await this.#core.rows.getMany(ids);
     const values: Array<Value | undefined> = [];
     // Decoded in turns for a large read (in_turns.ts), as its rows were.
-    await (ids.length >= WIDE_CALL ? forEachInTurns : forEachAtOnce)(ids, (id) => void values.push(found.get(id)?.toString('utf8') as Value | undefined));
+    await forEachFor(ids.length)(ids, (id) => void values.push(found.get(id)?.toString('utf8') as Value | undefined));
     return values;
   }
 

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { KeyOrder, type Tracker, WIDE_CALL } from '../../src/batching/key_order.js';
+import { KeyOrder, type Tracker } from '../../src/batching/key_order.js';
+import { LARGE_CALL } from '../../src/in_turns.js';
 
 /** A promise settled by hand, and a log of when ops ran. */
 function deferred() {
@@ -81,10 +82,10 @@ describe('KeyOrder', () => {
     expect(log).to.deep.equal(['a', 'barrier', 'b']);
   });
 
-  it(`a call on ${WIDE_CALL} keys or more (one entry, not one per key) orders the calls on its keys as any call does`, async () => {
+  it(`a call on ${LARGE_CALL} keys or more (one entry, not one per key) orders the calls on its keys as any call does`, async () => {
     const order = new KeyOrder();
     const log: string[] = [];
-    const ids = Array.from({ length: WIDE_CALL }, (_, i) => `w${i}`);
+    const ids = Array.from({ length: LARGE_CALL }, (_, i) => `w${i}`);
     const reading = deferred();
     const wideRead = order.run(ids, 'read', undefined, async () => {
       await reading.promise;
@@ -96,12 +97,12 @@ describe('KeyOrder', () => {
       await writing.promise;
       log.push('wide write ends');
     });
-    const readOfOne = order.run([`w${WIDE_CALL - 1}`], 'read', undefined, async () => void log.push('read of one'));
+    const readOfOne = order.run([`w${LARGE_CALL - 1}`], 'read', undefined, async () => void log.push('read of one'));
     const otherKey = order.run(['other'], 'write', undefined, async () => void log.push('other key'));
     const readAlongside = order.run(['x', 'w5'], 'read', undefined, async () => void log.push('read of x and w5'));
     await otherKey;
     expect(log, 'another key runs at once; the wide write waits for the wide read').to.deep.equal(['other key']);
-    expect(order.size, 'two wide entries, one key, two keys').to.equal(2 * WIDE_CALL + 3);
+    expect(order.size, 'two wide entries, one key, two keys').to.equal(2 * LARGE_CALL + 3);
     reading.resolve();
     await wideRead;
     await new Promise((resolve) => setImmediate(resolve));
@@ -117,7 +118,7 @@ describe('KeyOrder', () => {
 
   it('a wide call can hand its own lookup of its keys (a Map by them), kept instead of a Set built again', async () => {
     const order = new KeyOrder();
-    const ids = Array.from({ length: WIDE_CALL }, (_, i) => `m${i}`);
+    const ids = Array.from({ length: LARGE_CALL }, (_, i) => `m${i}`);
     const byId = new Map(ids.map((id) => [id, Buffer.alloc(1)]));
     const writing = deferred();
     const log: string[] = [];
@@ -128,7 +129,7 @@ describe('KeyOrder', () => {
     const read = order.run(['m7'], 'read', undefined, async () => void log.push('read of one of its keys'));
     await order.run(['m-other'], 'read', undefined, async () => void log.push('another key'));
     expect(log).to.deep.equal(['another key']);
-    expect(order.size).to.equal(WIDE_CALL + 1);
+    expect(order.size).to.equal(LARGE_CALL + 1);
     writing.resolve();
     await Promise.all([write, read]);
     expect(log).to.deep.equal(['another key', 'wide write', 'read of one of its keys']);
