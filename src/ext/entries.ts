@@ -132,14 +132,23 @@ export function entryRows(
 
 /** The checked bytes of each distinct key, a later duplicate winning. */
 function entryValues(entries: Map<string, EntryValue> | Record<string, EntryValue> | Iterable<readonly [string, EntryValue]>): Map<string, Buffer> {
+  if (entries === null || typeof entries !== 'object') throw notEntries(`got ${String(entries)}`);
   const pairs: Iterable<readonly [string, EntryValue]> =
     entries instanceof Map || isIterable(entries) ? (entries as Iterable<readonly [string, EntryValue]>) : Object.entries(entries);
   const byKey = new Map<string, Buffer>();
-  for (const [key, value] of pairs) {
+  let at = 0;
+  for (const pair of pairs) {
+    if (!Array.isArray(pair)) throw notEntries(`entry ${at} is ${show(pair).slice(0, 80)}, not a [key, value] pair`);
+    at++;
+    const [key, value] = pair as readonly [string, EntryValue];
     validateKey(key);
     byKey.set(key, toBytes(value, () => `value of ${show(key)}`));
   }
   return byKey;
+}
+
+function notEntries(what: string): InvalidValueError {
+  return new InvalidValueError(`setMany takes a Map, an object of key → value, or an iterable of [key, value] pairs (entry options go in its second argument): ${what}. Nothing was written.`);
 }
 
 function rowsOf(context: StoreContext, byKey: ReadonlyMap<string, Buffer>, options: EntryOptions | undefined): RowWrite[] {

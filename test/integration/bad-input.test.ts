@@ -47,6 +47,10 @@ describe('Bad input', function () {
       ['a tag given as a BigInt', (s) => s.ext.set('k', 'v', { tags: [1n as never] }), InvalidOptionError, 'tags'],
       ['an onLockTimeout given as a BigInt', (s) => s.ext.getOrSet('k', async () => 'v', { onLockTimeout: 1n as never }), InvalidOptionError, 'onLockTimeout'],
       ['a deleteTags match given as a Symbol', (s) => s.ext.deleteTags(['t'], { match: Symbol('any') as never }), InvalidOptionError, 'match'],
+      // The shape one writes by analogy with other caches' bulk APIs: refused with what setMany takes, not a TypeError.
+      ['setMany given entry objects, not [key, value] pairs', (s) => s.ext.setMany([{ key: 'a', value: 'v' }] as never), InvalidValueError, undefined],
+      ['setMany given a good pair, then a bare key', (s) => s.ext.setMany([['a', 'v'], 'b'] as never), InvalidValueError, undefined],
+      ['setMany given null', (s) => s.ext.setMany(null as never), InvalidValueError, undefined],
       ['a pattern given as a BigInt', (s) => s.ext.deletePattern(1n as never), InvalidValueError, undefined],
       [
         'a decorator on something that is not a method',
