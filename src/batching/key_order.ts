@@ -54,10 +54,22 @@ interface WideEntry extends Entry {
   readonly ids: KeyLookup;
 }
 
-/** A barrier in flight: when it settles, and the keys it may touch (undefined: any). */
+/** The keys a barrier may touch: true for each of them. */
+export type Covers = (id: string) => boolean;
+
+/**
+ * Told by a barrier's `op` once it knows the keys it may still touch (a tag delete, once it has read which
+ * rows carry the tags): from then on it holds only the calls on those keys, and the calls it was holding on
+ * others go on at once.
+ */
+export type Narrow = (covers: Covers) => void;
+
+/** A barrier in flight: when it settles, and the keys it may touch (undefined: any, or not known yet). */
 interface Barrier {
   readonly settled: Settled;
-  readonly covers: ((id: string) => boolean) | undefined;
+  readonly covers: Covers | undefined;
+  /** Settles when `covers` is known for good: at once for a pattern, when narrowed, or with `settled`. */
+  readonly known: Settled;
 }
 
 export class KeyOrder {
@@ -87,7 +99,13 @@ export class KeyOrder {
     const barriers = this.#barriers;
     for (let b = 0; b < barriers.length; b++) {
       const barrier = barriers[b]!;
-      if (!barrier.covers || ids.some(barrier.covers)) (waits ??= []).push(barrier.settled);
+      const covers = barrier.covers;
+      if (covers) {
+        if (ids.some(covers)) (waits ??= []).push(barrier.settled);
+      } else {
+        // Not narrowed (yet): held until it is, then only if it still may touch one of `ids`.
+        (waits ??= []).push(barrier.known.then(() => (barrier.covers && !ids.some(barrier.covers) ? undefined : barrier.settled)));
+      }
     }
     const wide = this.#wide;
     for (let w = 0; w < wide.length; w++) {
@@ -134,8 +152,10 @@ export class KeyOrder {
    * Runs `op` after every call in flight, and holds every call issued meanwhile until it settles: with
    * `covers`, only the calls on a key it covers (a pattern's matches), so a long pattern delete does not
    * stall calls on other keys. A call it lets pass cannot be affected by it: it never touches that key.
+   * Without `covers`, `op` may narrow the barrier once it knows its keys (see {@link Narrow}); it must
+   * then touch no other key.
    */
-  barrier<T>(op: () => Promise<T>, covers?: (id: string) => boolean): Promise<T> {
+  barrier<T>(op: (narrow: Narrow) => Promise<T>, covers?: Covers): Promise<T> {
     const waits: Array<Promise<void>> = this.#barriers.map((barrier) => barrier.settled);
     for (const entry of this.#wide) waits.push(entry.settled);
     for (const entries of this.#keys.values()) for (const entry of entries) waits.push(entry.settled);
@@ -143,8 +163,18 @@ export class KeyOrder {
       const empty = tracker.whenEmpty();
       if (empty) waits.push(empty);
     }
-    const result = waits.length === 0 ? op() : Promise.all(waits).then(op);
-    const barrier: Barrier = { settled: result.then(ignore, ignore), covers };
+    let decide = ignore;
+    const known = covers ? Promise.resolve() : new Promise<void>((resolve) => (decide = resolve));
+    const state: { covers: Covers | undefined } = { covers };
+    const narrow: Narrow = (keys) => {
+      if (state.covers) return;
+      state.covers = keys;
+      decide();
+    };
+    const result = waits.length === 0 ? op(narrow) : Promise.all(waits).then(() => op(narrow));
+    const settled = result.then(ignore, ignore);
+    void settled.then(() => decide());
+    const barrier: Barrier = { settled, known, get covers() { return state.covers; } };
     this.#barriers.push(barrier);
     void barrier.settled.then(() => {
       this.#barriers = this.#barriers.filter((other) => other !== barrier);

@@ -6,7 +6,7 @@ import { encodeInvalidation } from '../notices.js';
 import type { Observer } from '../observer.js';
 import { checkEntrySize, type CounterCreate, entrySizeError, expiresAtOf, type RowWrite, slideOf } from '../row.js';
 import type { Front, Writing } from './front.js';
-import { type KeyLookup, KeyOrder } from './key_order.js';
+import { type Covers, type KeyLookup, KeyOrder, type Narrow } from './key_order.js';
 import { forEachFor } from '../in_turns.js';
 import { TickBatches } from './tick_batches.js';
 
@@ -267,9 +267,9 @@ export class Rows {
 
   /**
    * Runs `op`, which touches keys not known in advance (a pattern, tags, every key), after every call in
-   * flight; calls issued meanwhile wait for it (only those on keys it `covers`, when given: key_order.ts).
+   * flight; calls issued meanwhile wait for it (only those on keys it `covers`, when given, or once `op` narrows it: key_order.ts).
    */
-  barrier<T>(op: () => Promise<T>, covers?: (id: string) => boolean): Promise<T> {
+  barrier<T>(op: (narrow: Narrow) => Promise<T>, covers?: Covers): Promise<T> {
     this.#front?.otherWrite(); // a barrier may write any key
     return this.#order.barrier(op, covers);
   }

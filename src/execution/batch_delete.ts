@@ -51,17 +51,7 @@ export async function deleteInBatches(
   const shape = batchShape(batchSize);
   let deleted = 0;
   for (let batch = 1; batch <= MAX_DELETE_BATCHES; batch++) {
-    // A caller's client checks its answer against the shape; the store's pool is checked here.
-    const read = readRows(await run(statement, values(), shape), shape);
-    if ('problem' in read) {
-      throw new UnreadableResultError(
-        statement.label,
-        true,
-        `Statement "${statement.label}" answered in a form the batch delete cannot go on from: ${read.problem} (node-postgres returns ` +
-          `its counts as numbers unless its type parser for int4 was replaced). ${deleted} live entries were deleted by the batches before it.`,
-      );
-    }
-    const row = read.rows[0] as { selected: number; deleted: number };
+    const row = await oneBatch(run, statement, values(), shape, deleted);
     deleted += row.deleted;
     if (row.selected < batchSize) return deleted;
     if (batch % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
@@ -73,6 +63,40 @@ export async function deleteInBatches(
       `without end. ${deleted} live entries were deleted (with ext.in(), in your transaction: roll it back if its client does not pass on ` +
       'what PostgreSQL answers). If that many rows really match, call again to go on, or raise deleteBatchSize.',
   );
+}
+
+/**
+ * Runs a batch-delete statement over `ids`, `batchSize` of them at a time (`values(chunk)` gives each batch's
+ * values). Resolves to the live entries deleted.
+ * @throws {UnreadableResultError} for an answer that is not a batch's; the batches before it ran
+ */
+export async function deleteListedInBatches(
+  run: RunStatement,
+  statement: Statement,
+  ids: readonly string[],
+  batchSize: number,
+  values: (chunk: readonly string[]) => unknown[],
+): Promise<number> {
+  const shape = batchShape(batchSize);
+  let deleted = 0;
+  for (let at = 0; at < ids.length; at += batchSize) {
+    deleted += (await oneBatch(run, statement, values(ids.slice(at, at + batchSize)), shape, deleted)).deleted;
+  }
+  return deleted;
+}
+
+async function oneBatch(run: RunStatement, statement: Statement, values: unknown[], shape: RowShape, deleted: number): Promise<{ selected: number; deleted: number }> {
+  // A caller's client checks its answer against the shape; the store's pool is checked here.
+  const read = readRows(await run(statement, values, shape), shape);
+  if ('problem' in read) {
+    throw new UnreadableResultError(
+      statement.label,
+      true,
+      `Statement "${statement.label}" answered in a form the batch delete cannot go on from: ${read.problem} (node-postgres returns ` +
+        `its counts as numbers unless its type parser for int4 was replaced). ${deleted} live entries were deleted by the batches before it.`,
+    );
+  }
+  return read.rows[0] as { selected: number; deleted: number };
 }
 
 function thousands(n: number): string {

@@ -10,6 +10,10 @@ export interface BulkSql {
   readonly deletePatternBatch: Statement;
   readonly deleteTagsAnyBatch: Statement;
   readonly deleteTagsAllBatch: Statement;
+  readonly taggedAny: Statement;
+  readonly taggedAll: Statement;
+  readonly deleteTaggedAnyListed: Statement;
+  readonly deleteTaggedAllListed: Statement;
   readonly deleteExpiredBatch: Statement;
 }
 
@@ -89,6 +93,16 @@ SELECT id, ${VALUE} FROM ${t} WHERE id IN (SELECT id FROM hit) ORDER BY id`,
     // write invalidating the same entries cannot deadlock (the plan for the actual tags sorts the index's few hits).
     deleteTagsAnyBatch: batchDelete('delete_tags_any_batch', 'tags && $1::text[]', '$2', '$3', ' ORDER BY id COLLATE "C"', false),
     deleteTagsAllBatch: batchDelete('delete_tags_all_batch', 'tags @> $1::text[]', '$2', '$3', ' ORDER BY id COLLATE "C"', false),
+
+    // A tag delete's first step: the keys carrying the tags (expired or not), so that the calls issued after
+    // it wait only if they are on one of them ($2 is one more than it takes: past it, the batches above).
+    // Planned per call, for the GIN index, as above.
+    taggedAny: named('tagged_any', `SELECT id FROM ${t} WHERE tags && $1::text[] LIMIT $2`, false),
+    taggedAll: named('tagged_all', `SELECT id FROM ${t} WHERE tags @> $1::text[] LIMIT $2`, false),
+    // Then a batch of those keys ($4) at a time, each still carrying the tags: a key rewritten since without
+    // them is kept, and a key tagged since is not among them. Planned per call: the key index, not the tags'.
+    deleteTaggedAnyListed: batchDelete('delete_tagged_any_listed', 'id = ANY($4::text[]) AND tags && $1::text[]', '$2', '$3', ' ORDER BY id COLLATE "C"', false),
+    deleteTaggedAllListed: batchDelete('delete_tagged_all_listed', 'id = ANY($4::text[]) AND tags @> $1::text[]', '$2', '$3', ' ORDER BY id COLLATE "C"', false),
 
     // A try-lock per batch: one instance deletes at a time across processes, the others skip, and the
     // lock lives only as long as the statement (safe behind PgBouncer in transaction mode).

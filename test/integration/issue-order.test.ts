@@ -5,7 +5,8 @@
 import { expect } from 'chai';
 import Keyv from 'keyv';
 import type { PgStore } from '../../src/index.js';
-import { adminPool } from '../helpers/db.js';
+import { TAGGED_KEYS_READ } from '../../src/ext/tags.js';
+import { adminPool, sql } from '../helpers/db.js';
 import { useCacheTable } from '../helpers/fixture.js';
 
 const RUNS = 30;
@@ -113,6 +114,31 @@ describe('Issue order on one key', function () {
         }
       });
 
+      it('deleteTags holds the calls issued after it only until it knows its keys: others run while it deletes', async () => {
+        // 4,000 tagged rows in batches of 40: a hundred statements one after the other. A call on a key the tag
+        // does not hold, issued in the same tick, answers long before; one on a tagged key waits for the end.
+        const store = t.make({ batching, deleteBatchSize: 40 });
+        const ids = Array.from({ length: 4000 }, (_, i) => `many:${i}`);
+        await store.ext.setMany(ids.map((key) => [key, 'v'] as const), { tags: ['many'] });
+        await store.ext.set('plain', 'p');
+        const order: string[] = [];
+        const deleting = store.ext.deleteTags(['many']).then((n) => (order.push('deleteTags'), n));
+        const other = store.ext.getString('plain').then((v) => (order.push('other get'), v));
+        const written = store.ext.set('fresh', 'f', { tags: ['many'] }).then(() => order.push('untagged key set'));
+        const tagged = store.ext.getString('many:3999').then((v) => (order.push('tagged get'), v));
+        const rewritten = store.ext.set('many:0', 'again', { tags: ['many'] }).then(() => order.push('tagged key set'));
+        expect(await deleting).to.equal(4000);
+        await Promise.all([other, written, tagged, rewritten]);
+        expect(order.indexOf('other get')).to.be.below(order.indexOf('deleteTags'), order.join(', '));
+        expect(order.indexOf('untagged key set')).to.be.below(order.indexOf('deleteTags'), order.join(', '));
+        expect(await tagged).to.equal(undefined);
+        expect(await other).to.equal('p');
+        // Issued after the deleteTags: both survive it, the key it did not hold and the one it did.
+        expect(await store.ext.getString('fresh')).to.equal('f');
+        expect(await store.ext.getString('many:0')).to.equal('again');
+        expect(await store.ext.getString('many:1')).to.equal(undefined);
+      });
+
       it('incr, then get, in one tick: the get sees the increment', async () => {
         const store = make();
         for (let i = 1; i <= 10; i++) {
@@ -136,4 +162,19 @@ describe('Issue order on one key', function () {
       });
     });
   }
+
+  it(`deleteTags on more than ${TAGGED_KEYS_READ.toLocaleString('en')} entries holds every call issued after it until it ends (it does not keep that many keys)`, async function () {
+    this.timeout(120_000);
+    await sql(`INSERT INTO public.${t.table} (id, value, expiresattime, tags)
+      SELECT 'big:' || g, '\\x00', 'infinity', ARRAY['big'] FROM generate_series(1, ${TAGGED_KEYS_READ + 1}) g`);
+    await sql(`INSERT INTO public.${t.table} (id, value, expiresattime) VALUES ('plain', '\\x70', 'infinity')`);
+    const store = t.make({ deleteBatchSize: 20_000 });
+    const order: string[] = [];
+    const deleting = store.ext.deleteTags(['big']).then((n) => (order.push('deleteTags'), n));
+    const other = store.ext.getString('plain').then((v) => (order.push('other get'), v));
+    expect(await deleting).to.equal(TAGGED_KEYS_READ + 1);
+    expect(await other).to.equal('p');
+    expect(order).to.deep.equal(['deleteTags', 'other get']);
+    expect(await t.count()).to.equal(1);
+  });
 });

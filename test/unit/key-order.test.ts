@@ -82,6 +82,43 @@ describe('KeyOrder', () => {
     expect(log).to.deep.equal(['a', 'barrier', 'b']);
   });
 
+  it('a barrier narrowed by its op lets the calls it held on other keys go, and keeps holding those on its keys', async () => {
+    const order = new KeyOrder();
+    const log: string[] = [];
+    const finding = deferred();
+    const deleting = deferred();
+    const barrier = order.barrier(async (narrow) => {
+      await finding.promise;
+      narrow((id) => id === 'tagged');
+      narrow(() => true); // only the first narrowing counts
+      log.push('barrier narrowed');
+      await deleting.promise;
+      log.push('barrier ends');
+    });
+    const heldBefore = order.run(['other'], 'read', undefined, async () => void log.push('other (issued before narrowing)'));
+    const tagged = order.run(['tagged'], 'write', undefined, async () => void log.push('tagged'));
+    const both = order.run(['other2', 'tagged'], 'read', undefined, async () => void log.push('other2 and tagged'));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(log, 'nothing passes before the barrier knows its keys').to.deep.equal([]);
+    finding.resolve();
+    await heldBefore;
+    await order.run(['after'], 'write', undefined, async () => void log.push('after (issued after narrowing)'));
+    expect(log).to.deep.equal(['barrier narrowed', 'other (issued before narrowing)', 'after (issued after narrowing)']);
+    deleting.resolve();
+    await Promise.all([barrier, tagged, both]);
+    expect(log.slice(3)).to.deep.equal(['barrier ends', 'tagged', 'other2 and tagged']);
+    expect(order.size).to.equal(0);
+  });
+
+  it('a barrier that fails before it narrows releases every call it held', async () => {
+    const order = new KeyOrder();
+    const barrier = order.barrier(async () => Promise.reject(new Error('no keys')));
+    const after = order.run(['k'], 'write', undefined, async () => 'ran');
+    const failed = await barrier.then(() => undefined, (error: Error) => error.message);
+    expect(failed).to.equal('no keys');
+    expect(await after).to.equal('ran');
+  });
+
   it(`a call on ${LARGE_CALL} keys or more (one entry, not one per key) orders the calls on its keys as any call does`, async () => {
     const order = new KeyOrder();
     const log: string[] = [];
