@@ -16,8 +16,16 @@ export interface RunningDemo {
   readonly exited: Promise<number | string>;
 }
 
-export async function startDemo(options: { args?: string[]; env?: NodeJS.ProcessEnv; detached?: boolean; timeoutMs?: number } = {}): Promise<RunningDemo> {
-  const child = spawn(process.execPath, ['--import', 'tsx', DEMO_MAIN, '--port', '0', ...(options.args ?? [])], {
+/**
+ * `viaNpm`: as a user types it, `npm run demo -- --port 0` (npm is then the child; the dashboard runs under it),
+ * from the project's directory.
+ */
+export async function startDemo(options: { args?: string[]; env?: NodeJS.ProcessEnv; detached?: boolean; timeoutMs?: number; viaNpm?: boolean } = {}): Promise<RunningDemo> {
+  const [file, argv] = options.viaNpm
+    ? ['npm', ['run', '--silent', 'demo', '--', '--port', '0', ...(options.args ?? [])]]
+    : [process.execPath, ['--import', 'tsx', DEMO_MAIN, '--port', '0', ...(options.args ?? [])]];
+  const child = spawn(file, argv, {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
     env: options.env ?? process.env,
     detached: options.detached ?? false,
     stdio: ['ignore', 'pipe', 'pipe'],

