@@ -10,6 +10,8 @@ export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** Headers the answer carries (a 405's `Allow`). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -78,9 +80,9 @@ export function stringList(body: Body, name: string, maxItems: number, maxLength
   return items;
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
   res.end(text);
 }
 
@@ -90,8 +92,8 @@ const INPUT_ERRORS = [InvalidKeyError, InvalidValueError, InvalidOptionError, In
 export const isInputError = (error: unknown): boolean => INPUT_ERRORS.some((type) => error instanceof type);
 
 /** What a failure becomes on the wire: 4xx for bad input, 503 for the database, 500 otherwise; never a stack. */
-export function errorResponse(error: unknown): { status: number; body: { error: string; code?: string } } {
-  if (error instanceof HttpError) return { status: error.status, body: { error: error.message } };
+export function errorResponse(error: unknown): { status: number; body: { error: string; code?: string }; headers?: Record<string, string> } {
+  if (error instanceof HttpError) return { status: error.status, body: { error: error.message }, headers: error.headers };
   if (isInputError(error)) {
     const { message, code } = error as CachePostgresError;
     return { status: 400, body: { error: message, code } };

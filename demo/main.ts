@@ -102,7 +102,7 @@ async function serve(port: number, host: string, table: string, resultsFile: str
     ...statsRoutes,
     ...bench.routes,
   };
-  const server = createDashboardServer(ctx, routes);
+  const server = createDashboardServer(ctx, routes, host);
 
   const stopping = stopOnSignals({
     log: (line) => console.log(line),

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DemoContext, Routes } from './context.js';
+import { checkRequest } from './guard.js';
 import { errorResponse, HttpError, readJson, sendJson } from './http.js';
 
 const PUBLIC = fileURLToPath(new URL('./public/', import.meta.url));
@@ -21,12 +22,20 @@ const STATIC: Record<string, { file: string; type: string }> = {
   '/vendor/chart.umd.min.js': { file: CHART_JS, type: 'text/javascript; charset=utf-8' },
 };
 
-export function createDashboardServer(ctx: DemoContext, routes: Routes, log: (line: string) => void = console.error): Server {
+/** The media type of a request's body, lower-cased, without its parameters (`charset`). */
+const mediaType = (req: IncomingMessage) => String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+/** True when the request has a body, whatever its framing (a length, or chunks). */
+const hasBody = (req: IncomingMessage) => Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+
+/** `host`: the address it is told to listen on (`--host`), for the Host check (guard.ts). */
+export function createDashboardServer(ctx: DemoContext, routes: Routes, host: string, log: (line: string) => void = console.error): Server {
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const address = server.address();
+    const url = checkRequest(req, host, typeof address === 'object' && address ? address.port : 0);
     const method = req.method ?? 'GET';
     const asset = STATIC[url.pathname];
-    if (asset && (method === 'GET' || method === 'HEAD')) {
+    if (asset) {
+      if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} is not allowed on ${url.pathname}.`, { allow: 'GET, HEAD' });
       const { size } = await stat(asset.file);
       res.writeHead(200, { 'content-type': asset.type, 'content-length': size, 'cache-control': 'no-cache' });
       if (method === 'HEAD') res.end();
@@ -35,26 +44,32 @@ export function createDashboardServer(ctx: DemoContext, routes: Routes, log: (li
     }
     const route = routes[`${method} ${url.pathname}`];
     if (!route) {
-      const known = Object.keys(routes).some((r) => r.endsWith(` ${url.pathname}`));
-      throw new HttpError(known ? 405 : 404, known ? `${method} is not allowed on ${url.pathname}.` : `No such page: ${url.pathname}`);
+      const allowed = Object.keys(routes)
+        .filter((r) => r.endsWith(` ${url.pathname}`))
+        .map((r) => r.slice(0, r.indexOf(' ')));
+      if (allowed.length > 0) throw new HttpError(405, `${method} is not allowed on ${url.pathname}.`, { allow: allowed.join(', ') });
+      throw new HttpError(404, `No such page: ${url.pathname}`);
     }
-    if (method === 'POST' && !String(req.headers['content-type'] ?? '').startsWith('application/json') && Number(req.headers['content-length'] ?? 0) > 0) {
+    if (method === 'POST' && hasBody(req) && mediaType(req) !== 'application/json') {
       throw new HttpError(415, 'Send the request body as application/json.');
     }
     const body = method === 'POST' ? await readJson(req) : {};
     sendJson(res, 200, await route(body, ctx, url.searchParams));
   };
 
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
-      const { status, body } = errorResponse(error);
+      // The client hung up (mid-body, or before the answer): no one to answer, and not the server's failure.
+      if (req.socket.destroyed || (error as { code?: string }).code === 'ECONNRESET') return void res.destroy();
+      const { status, body, headers } = errorResponse(error);
       if (status >= 500) log(`${req.method} ${req.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
       if (res.headersSent) res.destroy();
       else {
         // A body refused before it was read is left unread: close the connection rather than read it.
-        if (status === 413) res.setHeader('connection', 'close');
-        sendJson(res, status, body);
+        if (status === 413 || status === 415) res.setHeader('connection', 'close');
+        sendJson(res, status, body, headers);
       }
     });
   });
+  return server;
 }

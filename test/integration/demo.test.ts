@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -59,6 +60,69 @@ describe('npm run demo (the dashboard server)', function () {
         expect(String(response.body['error'])).to.match(message);
       });
     }
+
+    /** One raw HTTP/1.1 request (fetch would fix what these tests send wrong); resolves with the status line's code. */
+    const raw = (text: string, closeAfterMs?: number) =>
+      new Promise<number>((resolve, reject) => {
+        const { hostname, port } = new URL(demo.url);
+        const socket = connect(Number(port), hostname, () => {
+          socket.write(text);
+          if (closeAfterMs !== undefined) setTimeout(() => (socket.destroy(), resolve(0)), closeAfterMs);
+        });
+        let answer = '';
+        socket.on('data', (chunk: Buffer) => {
+          answer += chunk.toString('latin1');
+          const status = /^HTTP\/1\.1 (\d{3})/.exec(answer);
+          if (status) {
+            socket.destroy();
+            resolve(Number(status[1]));
+          }
+        });
+        socket.on('error', reject);
+      });
+    const host = () => new URL(demo.url).host;
+
+    it('answers a request target it cannot parse with 400, not 500', async () => {
+      expect(await raw(`GET //[ HTTP/1.1\r\nHost: ${host()}\r\nConnection: close\r\n\r\n`)).to.equal(400);
+    });
+
+    it('does not log a client that hangs up mid-request as a server error', async () => {
+      const before = demo.output().length;
+      await raw(`POST /api/counters HTTP/1.1\r\nHost: ${host()}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"cou`, 100);
+      // An answer after it proves the server went on, and that the hang-up was handled before this.
+      expect((await fetch(`${demo.url}/api/stats`)).status).to.equal(200);
+      expect(demo.output().slice(before)).not.to.match(/aborted|ECONNRESET|\n\s+at /);
+    });
+
+    it('answers a method a page does not take with 405 and the methods it takes', async () => {
+      const response = await fetch(`${demo.url}/`, { method: 'DELETE' });
+      expect(response.status).to.equal(405);
+      expect(response.headers.get('allow')).to.equal('GET, HEAD');
+      const post = await fetch(`${demo.url}/api/stats`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      expect(post.status).to.equal(405);
+      expect(post.headers.get('allow')).to.equal('GET');
+    });
+
+    it('takes a body as application/json only, whatever its framing', async () => {
+      const refused = await fetch(`${demo.url}/api/counters`, { method: 'POST', headers: { 'content-type': 'application/jsonx' }, body: '{"count":1}' });
+      expect(refused.status).to.equal(415);
+      const chunked = `POST /api/counters HTTP/1.1\r\nHost: ${host()}\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nb\r\n{"count":1}\r\n0\r\n\r\n`;
+      expect(await raw(chunked)).to.equal(415);
+      const withCharset = await fetch(`${demo.url}/api/counters`, { method: 'POST', headers: { 'content-type': 'Application/JSON; charset=utf-8' }, body: '{"count":1}' });
+      expect(withCharset.status).to.equal(200);
+    });
+
+    it('refuses a request from another origin, or for another host name (DNS rebinding), with 403', async () => {
+      const evil = await fetch(`${demo.url}/api/counters`, { method: 'POST', headers: { 'content-type': 'application/json', origin: 'http://evil.example' }, body: '{"count":1}' });
+      expect(evil.status).to.equal(403);
+      expect(String(((await evil.json()) as { error: string }).error)).to.match(/origin/i);
+      const same = await fetch(`${demo.url}/api/counters`, { method: 'POST', headers: { 'content-type': 'application/json', origin: demo.url }, body: '{"count":1}' });
+      expect(same.status).to.equal(200);
+      const { port } = new URL(demo.url);
+      expect(await raw(`GET /api/stats HTTP/1.1\r\nHost: rebound.example:${port}\r\nConnection: close\r\n\r\n`)).to.equal(403);
+      expect(await raw(`GET / HTTP/1.1\r\nHost: localhost:${port}\r\nConnection: close\r\n\r\n`)).to.equal(200);
+      expect(await raw(`GET / HTTP/1.1\r\nConnection: close\r\n\r\n`), 'no Host at all').to.equal(400);
+    });
 
     it('refuses a body that is not JSON, or not sent as JSON, or too large', async () => {
       expect((await post('/api/counters', '{count: 1')).status).to.equal(400);
