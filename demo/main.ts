@@ -99,7 +99,7 @@ async function serve(port: number, host: string, table: string, resultsFile: str
     ...countersRoutes,
     ...locksRoutes(),
     ...localRoutes,
-    ...statsRoutes,
+    ...statsRoutes(),
     ...bench.routes,
   };
   const server = createDashboardServer(ctx, routes, host);

@@ -113,21 +113,20 @@ export class WorkerPool {
   }
 
   /**
-   * Kills worker `index` with SIGKILL (no cleanup, as a crash) and starts a fresh one in its place.
-   * `onKilled` runs as soon as the old process is gone, before the fresh one is ready (which takes seconds on a
-   * busy machine): what follows from the crash (a lease running out) is not held up behind the restart.
+   * Kills worker `index` with SIGKILL (no cleanup, as a crash) and starts a fresh one in its place. Resolves as
+   * soon as the old process is gone, with `started`: the fresh one's pid once it is ready (which takes seconds on
+   * a busy machine; calls to the worker wait for it). What follows from the crash (a lease running out) is not
+   * held up behind the restart.
    */
-  async crash(index: number, onKilled?: (pid: number) => void): Promise<{ killed: number; started: number }> {
+  async crash(index: number): Promise<{ killed: number; started: Promise<number> }> {
     const old = this.#workers[index]!;
     const killed = old.process.pid ?? 0;
     const exited = new Promise<void>((resolve) => old.process.once('exit', () => resolve()));
     old.process.kill('SIGKILL');
     await exited;
-    onKilled?.(killed);
     const fresh = new Worker(index, this.#env, this.#onEvent);
     this.#workers[index] = fresh;
-    await fresh.ready;
-    return { killed, started: fresh.process.pid ?? 0 };
+    return { killed, started: fresh.ready.then(() => fresh.process.pid ?? 0) };
   }
 
   async stop(): Promise<void> {

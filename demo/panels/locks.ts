@@ -52,18 +52,20 @@ export function locksRoutes(): Routes {
     },
     async 'POST /api/locks/crash'(body, ctx) {
       const index = worker(body);
-      // Noted the moment the process is gone: on a busy machine its replacement takes longer to start than the
-      // lease takes to run out, and a waiter's takeover must find the holder already marked as crashed.
-      const { killed, started } = await ctx.workers.crash(index, (pid) => {
-        note(`worker ${index + 1} crashed (pid ${pid} killed, no release)`);
-        if (holder?.worker === index) {
-          note(`its lease runs out within ${TTL_MS / 1000} s of its last renewal`);
-          holder = { ...holder, worker: -1 };
-        }
-        waiting.delete(index);
-      });
-      note(`pid ${started} replaces worker ${index + 1}`);
-      return { killed, started };
+      // Answered the moment the process is gone: its replacement takes longer to start on a busy machine than the
+      // lease takes to run out, and what the page shows meanwhile must be the crash, not a holder still alive.
+      const { killed, started } = await ctx.workers.crash(index);
+      note(`worker ${index + 1} crashed (pid ${killed} killed, no release)`);
+      if (holder?.worker === index) {
+        note(`its lease runs out within ${TTL_MS / 1000} s of its last renewal`);
+        holder = { ...holder, worker: -1 };
+      }
+      waiting.delete(index);
+      started.then(
+        (pid) => note(`pid ${pid} replaces worker ${index + 1}`),
+        (error: unknown) => note(`worker ${index + 1} could not be started again: ${(error as Error).message}`),
+      );
+      return { killed };
     },
     async 'GET /api/locks'(_body, ctx) {
       const locked = await ctx.store.ext.isLocked(LOCK_NAME);

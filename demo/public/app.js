@@ -72,7 +72,10 @@ $('stampede-form').addEventListener('submit', (event) => {
       if (!done && typeof factoryCalls === 'number') $('stampede-live').textContent = factoryCalls;
     }, 50);
     try {
-      const r = await api('POST', '/api/stampede', { count: numberOf($('stampede-count')), mode, run });
+      const r = await api('POST', '/api/stampede', { count: numberOf($('stampede-count')), mode, run }).catch((error) => {
+        $('stampede-live').textContent = '- (refused: nothing ran)';
+        throw error;
+      });
       $('stampede-live').textContent = r.factoryCalls;
       const tr = row($('stampede-results'), [LABELS[mode], r.count, r.factoryCalls, r.distinctValues, r.ms]);
       tr.dataset.mode = mode;
@@ -153,8 +156,9 @@ for (const button of document.querySelectorAll('#locks-panel button')) {
 }
 async function refreshLocks() {
   const s = await api('GET', '/api/locks');
-  const holder = s.holder ? `held by worker ${s.holder.worker}, fencing token ${s.holder.token}` : 'free';
-  const lease = s.leaseEndsInMs === null ? '' : `, lease ends in ${(s.leaseEndsInMs / 1000).toFixed(1)} s`;
+  const crashed = s.holder?.worker === 'crashed';
+  const holder = !s.holder ? 'free' : `${crashed ? 'held by a crashed process' : `held by worker ${s.holder.worker}`}, fencing token ${s.holder.token}`;
+  const lease = s.leaseEndsInMs === null ? '' : `, lease ${crashed ? 'runs out' : 'ends'} in ${(s.leaseEndsInMs / 1000).toFixed(1)} s`;
   const waiting = s.waiting.length ? `; waiting: worker ${s.waiting.join(', ')}` : '';
   $('locks-state').textContent = `${s.locked ? 'locked' : 'unlocked'}: ${holder}${lease}${waiting}`;
   const log = $('locks-log');

@@ -65,6 +65,34 @@ describe('the dashboard in Chromium', function () {
     expect(await text('#stampede-live')).to.equal(naive[2]);
   });
 
+  it('stampede: a refused request shows no factory count, the next run its own', async () => {
+    await page.fill('#stampede-count', '-5');
+    await page.click('#stampede-getOrSet');
+    await page.locator('#message', { hasText: '400: "count" must be a whole number from 2 to 200' }).waitFor();
+    await page.locator('#stampede-getOrSet:enabled').waitFor();
+    expect(await text('#stampede-live')).to.equal('- (refused: nothing ran)');
+    await page.fill('#stampede-count', '20');
+    const rows = await page.locator('#stampede-results tr[data-mode="getOrSet"]').count();
+    await page.click('#stampede-getOrSet');
+    await page.waitForFunction((n) => document.querySelectorAll('#stampede-results tr[data-mode="getOrSet"]').length > n, rows);
+    expect(await text('#stampede-live')).to.equal('1');
+  });
+
+  it("live stats: a crashed worker's counts stay in the totals", async () => {
+    const misses = async () => Number((await text('#stat-misses')).replace(/,/g, ''));
+    await page.fill('#stampede-count', '20');
+    await page.click('#stampede-naive'); // every caller misses, in both workers
+    await page.locator('#stampede-naive:enabled').waitFor();
+    const made = await page.evaluate(async () => (await (await fetch('/api/stats')).json()).misses as number);
+    await page.waitForFunction((n) => Number(document.getElementById('stat-misses')!.textContent!.replace(/,/g, '')) >= n, made);
+    await page.click('#locks-crash-2');
+    await page.locator('#locks-log', { hasText: 'worker 2 crashed' }).waitFor();
+    await page.locator('#locks-log', { hasText: 'replaces worker 2' }).waitFor({ timeout: 60_000 });
+    // Two refreshes after the replacement is up: the totals still hold what the crashed process counted.
+    for (let i = 0; i < 2; i++) await page.waitForResponse((r) => r.url().endsWith('/api/stats'));
+    expect(await misses()).to.be.at.least(made);
+  });
+
   it('counters: the exact total with ext.incr, lost updates with get-then-set', async () => {
     await page.fill('#counters-count', '1000');
     await page.click('#counters-atomic');
@@ -125,10 +153,17 @@ describe('the dashboard in Chromium', function () {
     await page.locator('#locks-state', { hasText: 'waiting: worker 2' }).waitFor();
     await page.click('#locks-crash-1');
     await page.locator('#locks-log', { hasText: 'worker 1 crashed' }).waitFor();
+    // Until the lease runs out the state says whose it is: a crashed process's, not worker 1's any more.
+    await page.locator('#locks-state', { hasText: /held by a crashed process, fencing token \d+, lease runs out in|held by worker 2/ }).waitFor();
     await page.locator('#locks-state', { hasText: 'held by worker 2' }).waitFor({ timeout: 15_000 });
     const second = Number(/fencing token (\d+)/.exec(await text('#locks-state'))?.[1]);
     expect(second).to.be.greaterThan(first);
-    expect(await text('#locks-log')).to.match(/the crashed holder's lease ran out/);
+    // In the order it happened (the log shows the newest first): the crash, the lease running out, the takeover.
+    const events = (await page.locator('#locks-log li').allInnerTexts()).reverse();
+    const at = (pattern: RegExp) => events.findIndex((line) => pattern.test(line));
+    expect(at(/worker 1 crashed/), events.join('\n')).to.be.at.least(0);
+    expect(at(/worker 1 crashed/), events.join('\n')).to.be.below(at(/the crashed holder's lease ran out/));
+    expect(at(/the crashed holder's lease ran out/), events.join('\n')).to.be.below(at(new RegExp(`worker 2 holds the lock, fencing token ${second}`)));
     await page.click('#locks-release-2');
     await page.locator('#locks-state', { hasText: 'unlocked: free' }).waitFor();
   });
