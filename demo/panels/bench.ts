@@ -1,5 +1,6 @@
 /**
- * Benchmark: `npm run bench` in quick mode (one round) in a child process of its own, against the demo's
+ * Benchmark: `npm run bench` in quick mode (1 to 5 rounds, 3 by default, each figure the median and the spread
+ * of the rounds shown) in a child process of its own, against the demo's
  * database: PgStore through Keyv (unlogged, logged, pool 1, local tier) beside @keyv/postgres, and
  * @keyv/redis when a Redis answers (the bench reports it skipped otherwise). Progress comes from its
  * `PROGRESS` lines; its results file is kept, so a reload (or a restart) shows the last run.
@@ -47,11 +48,12 @@ export function benchPanel(databaseUrl: string, resultsFile = `${RESULTS_DIR}das
     async 'POST /api/bench/start'(body) {
       if (child) throw new HttpError(409, 'A benchmark is already running.');
       const ops = intField(body, 'ops', 100, 20_000, 2000);
+      const rounds = intField(body, 'rounds', 1, 5, 3);
       mkdirSync(path.dirname(resultsFile), { recursive: true });
       state = { running: true, done: 0, total: 0, current: 'starting', lines: [] };
       const run = spawn(
         process.execPath,
-        ['--expose-gc', '--import', import.meta.resolve('tsx'), BENCH, '--quick', '--progress', '--ops', String(ops), '--url', databaseUrl, '--only', TARGETS, '--out', resultsFile],
+        ['--expose-gc', '--import', import.meta.resolve('tsx'), BENCH, '--quick', '--progress', '--ops', String(ops), '--rounds', String(rounds), '--url', databaseUrl, '--only', TARGETS, '--out', resultsFile],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       child = run;
@@ -76,7 +78,7 @@ export function benchPanel(databaseUrl: string, resultsFile = `${RESULTS_DIR}das
         state.current = '';
         if (code !== 0) state.error = `the benchmark stopped (${signal ?? `exit code ${code}`}): ${stderr.trim().split('\n').slice(-3).join(' ')}`;
       });
-      return { started: true, ops };
+      return { started: true, ops, rounds };
     },
     async 'GET /api/bench'() {
       return { ...state, last: last() };

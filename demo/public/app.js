@@ -205,6 +205,13 @@ function chart(id, title, labels, datasets) {
   });
 }
 const COLORS = ['#1d3557', '#457b9d', '#a8dadc', '#2a9d8f', '#e9c46a', '#e63946', '#8d99ae'];
+/** The rounds' lowest and highest ops/s, and how far apart they are; one round has no spread to show. */
+function spread(rounds) {
+  if (!Array.isArray(rounds) || rounds.length < 2) return 'one round: unknown';
+  const low = Math.min(...rounds);
+  const high = Math.max(...rounds);
+  return `${fmt(low)} to ${fmt(high)} (${fmt(high / Math.max(low, 1))}x)`;
+}
 function drawBench(last) {
   if (!last) return;
   const measured = last.results.filter((r) => !r.scenario.startsWith('stampede'));
@@ -216,13 +223,14 @@ function drawBench(last) {
       backgroundColor: COLORS[i % COLORS.length],
       data: scenarios.map((s) => measured.find((r) => r.target === target && r.scenario === s)?.[field] ?? null),
     }));
-  chart('bench-ops-chart', 'ops/s (higher is better)', scenarios, dataset('opsPerSec'));
-  chart('bench-latency-chart', 'p50 latency, ms (lower is better)', scenarios, dataset('p50Ms'));
+  const of = `${last.rounds ?? 1} round${last.rounds === 1 || !last.rounds ? ': no spread known' : 's'}`;
+  chart('bench-ops-chart', `ops/s, median of ${of} (higher is better; spread in the table)`, scenarios, dataset('opsPerSec'));
+  chart('bench-latency-chart', `p50 latency, ms, of the median round (lower is better)`, scenarios, dataset('p50Ms'));
   const tbody = $('bench-results');
   tbody.replaceChildren();
-  for (const r of last.results) row(tbody, [r.target, r.scenario, fmt(r.opsPerSec), fmt(r.p50Ms), fmt(r.p99Ms), r.factoryCalls ?? '', r.note ?? ''], false);
+  for (const r of last.results) row(tbody, [r.target, r.scenario, fmt(r.opsPerSec), spread(r.rounds), fmt(r.p50Ms), fmt(r.p99Ms), r.factoryCalls ?? '', r.note ?? ''], false);
   const skipped = Object.entries(last.skipped ?? {}).map(([t, why]) => `${t} ${why}`);
-  $('bench-status').textContent = `last run ${last.finishedAt ?? ''}: ${fmt(last.ops)} operations per scenario, PostgreSQL ${last.postgres}, seed ${last.seed}${skipped.length ? `; ${skipped.join('; ')}` : ''}`;
+  $('bench-status').textContent = `last run ${last.finishedAt ?? ''}: ${fmt(last.ops)} operations per scenario, ${last.rounds ?? 1} round${last.rounds > 1 ? 's' : ''}, PostgreSQL ${last.postgres}, seed ${last.seed}${skipped.length ? `; ${skipped.join('; ')}` : ''}`;
   $('bench-panel').dataset.finishedAt = last.finishedAt ?? '';
 }
 let benchTimer;
@@ -247,7 +255,7 @@ async function refreshBench() {
 $('bench-form').addEventListener('submit', (event) => {
   event.preventDefault();
   busy(event.submitter, async () => {
-    await api('POST', '/api/bench/start', { ops: numberOf($('bench-ops')) });
+    await api('POST', '/api/bench/start', { ops: numberOf($('bench-ops')), rounds: numberOf($('bench-rounds')) });
     await refreshBench();
   });
 });

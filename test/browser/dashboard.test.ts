@@ -208,6 +208,7 @@ describe('the dashboard in Chromium', function () {
 
   it('benchmark: progress while it runs, then charts and a table that a reload still shows', async () => {
     await page.fill('#bench-ops', '200');
+    await page.fill('#bench-rounds', '2');
     await page.click('#bench-start');
     await page.locator('#bench-progress:visible').waitFor();
     await page.locator('#bench-status', { hasText: /running: \d+ of \d+ measurements/ }).waitFor();
@@ -219,6 +220,11 @@ describe('the dashboard in Chromium', function () {
     const charted = await page.evaluate(() => ['bench-ops-chart', 'bench-latency-chart'].map((id) => (window as unknown as { Chart: { getChart(id: string): { data: { datasets: unknown[] } } | undefined } }).Chart.getChart(id)?.data.datasets.length ?? 0));
     expect(charted[0]).to.be.at.least(5);
     expect(charted[1]).to.be.at.least(5);
+    // Two rounds: each figure with the spread of its rounds, and the page says what a quick run cannot show.
+    const spreads = await page.locator('#bench-results tr td:nth-child(4)').allInnerTexts();
+    expect(spreads.filter((cell) => /^[\d,.]+ to [\d,.]+ \([\d.]+x\)$/.test(cell)).length, spreads.join(' | ')).to.be.at.least(5);
+    expect(await text('#bench-status')).to.match(/2 rounds/);
+    expect(await text('#bench-caveat')).to.match(/cannot: a ranking of targets within 2x/);
     const rows = await page.locator('#bench-results tr').count();
     await page.reload();
     await page.locator('#bench-panel[data-finished-at]:not([data-finished-at=""])').waitFor();
