@@ -1,5 +1,6 @@
 /** What every panel of the dashboard works with: the server's stores, the worker processes, live counts. */
 import type Keyv from 'keyv';
+import type pg from 'pg';
 import type { PgStore } from 'cache-postgres';
 import type { WorkerPool } from './workers.js';
 import type { Body } from './http.js';
@@ -11,6 +12,10 @@ export interface DemoContext {
   /** Two stores with `localCache`, standing for two processes (the local tier panel). */
   readonly localA: PgStore;
   readonly localB: PgStore;
+  /** A store with `localCache: { notifyTrigger: true }` on `<table>_xlang`: its tier hears every writer, plain SQL included. */
+  readonly localTriggered: PgStore;
+  /** Plain connections to the demo's database, for what another service would send (SQL of its own). */
+  readonly pool: pg.Pool;
   readonly workers: WorkerPool;
   readonly databaseUrl: string;
   readonly table: string;

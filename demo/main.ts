@@ -13,6 +13,7 @@
  */
 import { parseArgs } from 'node:util';
 import Keyv from 'keyv';
+import pg from 'pg';
 import { PgStore } from 'cache-postgres';
 import { startTestDatabase } from 'cache-postgres/testing';
 import type { DemoContext } from './context.js';
@@ -20,6 +21,7 @@ import { benchPanel } from './panels/bench.js';
 import { countersRoutes } from './panels/counters.js';
 import { failoverRoutes } from './panels/failover.js';
 import { localRoutes } from './panels/local.js';
+import { postgresRoutes } from './panels/postgres.js';
 import { locksRoutes } from './panels/locks.js';
 import { stampedeRoutes } from './panels/stampede.js';
 import { statsRoutes } from './panels/stats.js';
@@ -77,11 +79,18 @@ async function serve(port: number, host: string, table: string, resultsFile: str
   const store = new PgStore({ uri: database.url, table, retainExpiredFor: '1h', logger, maxSize });
   const keyv = new Keyv({ store, namespace: 'demo' });
   keyv.on('error', () => {}); // the logger prints them
+  // What another service would send, on connections of its own. An idle connection's failure (the database
+  // restarted) is that connection's: the next query opens another.
+  const appPool = new pg.Pool({ connectionString: database.url, max: 3 });
+  appPool.on('error', () => {});
   const ctx: DemoContext = {
     store,
     keyv,
     localA: new PgStore({ uri: database.url, table, localCache: true, logger, maxSize }),
     localB: new PgStore({ uri: database.url, table, localCache: true, logger, maxSize }),
+    // On a cache table of its own: the trigger would make the other tiers drop their own written-through copies.
+    localTriggered: new PgStore({ uri: database.url, table: `${table}_xlang`, localCache: { notifyTrigger: true }, logger }),
+    pool: appPool,
     workers: new WorkerPool(2, env, (index, event) => {
       if (event.event === 'factory') ctx.factoryCalls.set(event.run, (ctx.factoryCalls.get(event.run) ?? 0) + 1);
       if (event.event === 'extended') ctx.leases.set(event.name, { token: event.token, worker: index, extendedAt: Date.now() });
@@ -99,6 +108,7 @@ async function serve(port: number, host: string, table: string, resultsFile: str
     ...countersRoutes,
     ...locksRoutes(),
     ...localRoutes,
+    ...postgresRoutes(),
     ...statsRoutes(),
     ...bench.routes,
   };
@@ -116,14 +126,14 @@ async function serve(port: number, host: string, table: string, resultsFile: str
       server.close();
       server.closeAllConnections();
       await Promise.all([bench.stop(), ctx.workers.stop()]);
-      await Promise.allSettled([ctx.keyv.disconnect(), ctx.localA.disconnect(), ctx.localB.disconnect()]);
+      await Promise.allSettled([ctx.keyv.disconnect(), ctx.localA.disconnect(), ctx.localB.disconnect(), ctx.localTriggered.disconnect(), ctx.pool.end()]);
       await database.stop();
       console.log('stopped: workers, stores and database are gone.');
     },
   });
 
   try {
-    await Promise.all([ctx.workers.ready(), ctx.store.ready(), ctx.localA.ready(), ctx.localB.ready()]);
+    await Promise.all([ctx.workers.ready(), ctx.store.ready(), ctx.localA.ready(), ctx.localB.ready(), ctx.localTriggered.ready()]);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve());

@@ -19,6 +19,7 @@ const STATIC: Record<string, { file: string; type: string }> = {
   '/': { file: path.join(PUBLIC, 'index.html'), type: 'text/html; charset=utf-8' },
   '/app.js': { file: path.join(PUBLIC, 'app.js'), type: 'text/javascript; charset=utf-8' },
   '/style.css': { file: path.join(PUBLIC, 'style.css'), type: 'text/css; charset=utf-8' },
+  '/favicon.svg': { file: path.join(PUBLIC, 'favicon.svg'), type: 'image/svg+xml' },
   '/vendor/chart.umd.min.js': { file: CHART_JS, type: 'text/javascript; charset=utf-8' },
 };
 

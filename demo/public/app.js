@@ -88,12 +88,19 @@ $('stampede-form').addEventListener('submit', (event) => {
 });
 
 // Tags
+/** '59 min 58 s', '2 h 5 min', '12 s': what a person reads, not 3598 s. */
+function duration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
 async function refreshTags() {
   const { entries } = await api('GET', '/api/tags');
   const tbody = $('tags-list');
   tbody.replaceChildren();
   for (const e of entries) {
-    const tr = row(tbody, [e.key, e.tags.join(', '), e.ttlMs === null ? 'never' : `${Math.round(e.ttlMs / 1000)} s`], false);
+    const tr = row(tbody, [e.key, e.tags.join(', '), e.ttlMs === null ? 'never' : duration(e.ttlMs)], false);
     tr.dataset.key = e.key;
   }
 }
@@ -178,12 +185,51 @@ $('local-run').addEventListener('click', (event) => {
   });
 });
 
+// Atomic with your data (PostgreSQL only)
+const shown = (value) => (value === null ? 'nothing' : `"${value}"`);
+for (const button of document.querySelectorAll('#atomic-panel button')) {
+  button.addEventListener('click', () => {
+    const { outcome } = button.dataset;
+    const invalidate = button.id.startsWith('atomic-invalidate');
+    busy(button, async () => {
+      if (invalidate) {
+        const r = await api('POST', '/api/pg/invalidate', { outcome });
+        const out = $('atomic-invalidate-result');
+        out.dataset.outcome = outcome;
+        out.dataset.after = r.after === null ? 'gone' : 'cached';
+        out.textContent = `${r.key} cached: ${shown(r.before)}. ${r.sql.join('; ')}. Before the writer ended, others still read ${shown(r.during)}; after ${outcome.toUpperCase()}, ${r.after === null ? `${r.key} is gone: the trigger deleted it in the writer's transaction` : `${r.key} is still cached: the trigger's delete rolled back with the UPDATE`}.`;
+      } else {
+        const r = await api('POST', '/api/pg/transaction', { outcome });
+        const out = $('atomic-in-result');
+        out.dataset.outcome = outcome;
+        out.dataset.after = r.after === null ? 'gone' : 'visible';
+        out.textContent = `ext.in(client).set('${r.key}') in a transaction: others read ${shown(r.during)} before it ended; after ${outcome.toUpperCase()}, ${r.after === null ? 'nothing: the write vanished with the transaction' : `${shown(r.after)}: committed with it`}.`;
+      }
+    });
+  });
+}
+
+// Every writer reaches the local tier (PostgreSQL only)
+$('foreign-run').addEventListener('click', (event) => {
+  busy(event.target, async () => {
+    const r = await api('POST', '/api/pg/foreign-write');
+    const out = $('foreign-result');
+    out.dataset.droppedAfterMs = r.droppedAfterMs ?? '';
+    out.textContent =
+      r.droppedAfterMs === null
+        ? `The tier still answered "${r.first}" 5 s after the SQL write: its copy was not dropped`
+        : `The tier answered "${r.first}"${r.fromMemory ? ' from memory' : ''}; plain SQL wrote "12"; the tier read "${r.after}" ${r.droppedAfterMs} ms later.`;
+    $('foreign-sql').textContent = r.sql;
+  });
+});
+
 // Live stats
 async function refreshStats() {
   const s = await fetch('/api/stats').then((r) => r.json());
   if (s.error) return;
   for (const field of ['hits', 'misses', 'localHits', 'staleServed', 'factoryCalls', 'expiredDeleted']) $(`stat-${field}`).textContent = fmt(s[field]);
-  $('stat-rows').textContent = `${fmt(s.rows)} (${fmt(s.liveRows)})`;
+  $('stat-rows').textContent = fmt(s.rows);
+  $('stat-liveRows').textContent = fmt(s.liveRows);
   $('stat-bytes').textContent = `${fmt(s.bytes / 1024)} KiB`;
   $('stat-indexBytes').textContent = `${fmt(s.indexBytes / 1024)} KiB`;
   $('stat-deadRows').textContent = s.deadRows === null ? 'n/a' : fmt(s.deadRows);

@@ -25,7 +25,7 @@ describe('npm run demo (the dashboard server)', function () {
     after(async () => {
       demo?.child.kill('SIGTERM');
       await demo?.exited;
-      await dropTables(table, `${table}_locks`);
+      await dropTables(table, `${table}_locks`, `${table}_products`, `${table}_xlang`, `${table}_xlang_locks`);
     });
 
     const post = async (path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) => {
