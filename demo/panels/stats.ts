@@ -1,5 +1,6 @@
 /** Live stats: the counters of every store of the demo (server and workers) and the table's size. */
 import type { DemoContext, Routes } from '../context.js';
+import { intField } from '../http.js';
 
 interface WorkerStats {
   hits: number;
@@ -9,6 +10,8 @@ interface WorkerStats {
   expiredDeleted: number;
 }
 
+/** The size of each value the fill button writes. */
+const FILL_VALUE_BYTES = 64 * 1024;
 /** How long a worker's stats are waited for before its last ones are counted (a worker starting again after a crash). */
 const WORKER_STATS_MS = 500;
 
@@ -19,6 +22,7 @@ const WORKER_STATS_MS = 500;
  */
 export function statsRoutes(): Routes {
   const lastRead = new Map<number, WorkerStats>();
+  let fills = 0;
   const readWorkers = (ctx: DemoContext) =>
     Promise.all(
       ctx.workers.pids().map(async (pid, index) => {
@@ -37,6 +41,18 @@ export function statsRoutes(): Routes {
       }),
     );
   return {
+    /**
+     * Writes `mb` MiB of 64 KiB values (keys `fill:<n>:<i>`, an hour each) through the server's store, to watch the
+     * size cap evict: what the table holds climbs past it, and the sweeper (every second) evicts the oldest entries.
+     */
+    async 'POST /api/cap/fill'(body, ctx) {
+      const mb = intField(body, 'mb', 1, 64, 16);
+      const run = ++fills;
+      const value = 'x'.repeat(FILL_VALUE_BYTES); // counted as its bytes; PostgreSQL compresses it on disk
+      const entries = Array.from({ length: (mb * 1024 * 1024) / FILL_VALUE_BYTES }, (_, i) => [`fill:${run}:${i}`, value] as const);
+      await ctx.store.ext.setMany(entries, { absoluteExpirationRelative: '1h' });
+      return { entries: entries.length, bytes: entries.length * FILL_VALUE_BYTES, capacity: (await ctx.store.stats()).capacity };
+    },
     async 'GET /api/stats'(_body, ctx) {
       const [server, a, b] = await Promise.all([ctx.store.stats(), ctx.localA.stats(), ctx.localB.stats(), readWorkers(ctx)]);
       const workers = [...lastRead.values()];

@@ -240,6 +240,15 @@ async function refreshStats() {
     : '-';
 }
 
+$('cap-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  busy(event.submitter, async () => {
+    const r = await api('POST', '/api/cap/fill', { mb: numberOf($('cap-mb')) });
+    const cap = r.capacity;
+    $('cap-result').textContent = `wrote ${fmt(r.entries)} entries (${fmt(r.bytes / 1048576)} MB)${cap ? `; the table holds ${fmt(cap.usedBytes / 1048576)} MB of its ${fmt(cap.maxSize / 1048576)} MB cap: past it, the sweeper evicts the least recently used within a second` : ''}`;
+  });
+});
+
 // Benchmark
 const charts = {};
 function chart(id, title, labels, datasets) {

@@ -276,6 +276,23 @@ describe('the dashboard in Chromium', function () {
     expect(expires).not.to.match(/^\d{3,} s$/);
   });
 
+  it('size cap: filling past the 64 MB cap shows the evictions live, and what the table holds back under it', async () => {
+    const evicted = async () => Number((await text('#stat-evicted')).split(' ')[0]!.replace(/,/g, ''));
+    const before = await evicted();
+    for (let i = 0; i < 3; i++) {
+      await page.fill('#cap-mb', '32');
+      await page.click('#cap-fill');
+      await page.locator('#cap-fill:enabled').waitFor({ timeout: 60_000 });
+    }
+    expect(await text('#cap-result')).to.match(/^wrote 512 entries \(32 MB\); the table holds [\d.,]+ MB of its 64 MB cap/);
+    await page.waitForFunction((n) => Number(document.getElementById('stat-evicted')!.textContent!.split(' ')[0]!.replace(/,/g, '')) > n, before, { timeout: 30_000 });
+    // Back under the cap within a few of the sweeper's passes (a second each).
+    await page.waitForFunction(() => {
+      const m = /^([\d,.]+) KiB of ([\d,.]+) KiB/.exec(document.getElementById('stat-cap')!.textContent!);
+      return m !== null && Number(m[1]!.replace(/,/g, '')) <= Number(m[2]!.replace(/,/g, ''));
+    }, undefined, { timeout: 30_000 });
+  });
+
   it('raised no error in the page', () => {
     expect(pageErrors).to.deep.equal([]);
   });

@@ -47,6 +47,7 @@ describe('npm run demo (the dashboard server)', function () {
       ['worker 3', '/api/locks/acquire', { worker: 3 }, 400, /"worker" must be a whole number from 1 to 2, got 3/],
       ['an outage that is not a boolean', '/api/failover/outage', { down: 'yes' }, 400, /"down" must be true or false/],
       ['a benchmark of 10 operations', '/api/bench/start', { ops: 10 }, 400, /"ops" must be a whole number from 100 to 20000/],
+      ['a fill of 0 MB', '/api/cap/fill', { mb: 0 }, 400, /"mb" must be a whole number from 1 to 64, got 0/],
       ['a benchmark of 9 rounds', '/api/bench/start', { ops: 100, rounds: 9 }, 400, /"rounds" must be a whole number from 1 to 5, got 9/],
       ['a NUL in a key (the library refuses it)', '/api/tags/set', { key: 'a\u0000b', tags: 'a' }, 400, /must not contain the NUL character/],
       ['a NUL in a city (failover key)', '/api/failover/fetch', { city: 'a\u0000b' }, 400, /must not contain the NUL character/],
