@@ -43,6 +43,13 @@ try {
   await page.locator('#locks-state', { hasText: 'held by worker 1' }).waitFor();
   await page.click('#local-run');
   await page.locator('#local-result[data-invalidated-after-ms]').waitFor();
+  await page.click('#atomic-invalidate-commit');
+  await page.locator('#atomic-invalidate-result[data-outcome]').waitFor();
+  await page.click('#atomic-in-rollback');
+  await page.locator('#atomic-in-result[data-outcome]').waitFor();
+  await page.click('#foreign-run');
+  await page.locator('#foreign-result[data-dropped-after-ms]').waitFor();
+  await page.fill('#bench-ops', '1000');
   await page.click('#bench-start');
   await page.locator('#bench-panel[data-finished-at]:not([data-finished-at=""])').waitFor({ timeout: 300_000 });
   mkdirSync(path.dirname(OUT), { recursive: true });

@@ -224,6 +224,8 @@ $('foreign-run').addEventListener('click', (event) => {
 });
 
 // Live stats
+/** 512 B, 0.6 KiB, 63.2 MB: the unit that keeps the number short. */
+const bytes = (n) => (n < 1024 ? `${n} B` : n < 1048576 ? `${fmt(n / 1024)} KiB` : `${fmt(n / 1048576)} MB`);
 async function refreshStats() {
   const s = await fetch('/api/stats').then((r) => r.json());
   if (s.error) return;
@@ -234,7 +236,7 @@ async function refreshStats() {
   $('stat-indexBytes').textContent = `${fmt(s.indexBytes / 1024)} KiB`;
   $('stat-deadRows').textContent = s.deadRows === null ? 'n/a' : fmt(s.deadRows);
   const cap = s.capacity;
-  $('stat-cap').textContent = cap ? `${fmt(cap.usedBytes / 1024)} KiB of ${fmt(cap.maxSize / 1024)} KiB, ${fmt(cap.usedEntries)} entries (${cap.eviction})` : 'no cap';
+  $('stat-cap').textContent = cap ? `${bytes(cap.usedBytes)} of ${bytes(cap.maxSize)}, ${fmt(cap.usedEntries)} entries (${cap.eviction})` : 'no cap';
   $('stat-evicted').textContent = cap
     ? `${fmt(cap.evictedRows)}${cap.lastEviction ? ` (last: ${fmt(cap.lastEviction.rows)} at ${new Date(cap.lastEviction.at).toLocaleTimeString()})` : ''}`
     : '-';
@@ -262,7 +264,7 @@ function chart(id, title, labels, datasets) {
 const COLORS = ['#1d3557', '#457b9d', '#a8dadc', '#2a9d8f', '#e9c46a', '#e63946', '#8d99ae'];
 /** The rounds' lowest and highest ops/s, and how far apart they are; one round has no spread to show. */
 function spread(rounds) {
-  if (!Array.isArray(rounds) || rounds.length < 2) return 'one round: unknown';
+  if (!Array.isArray(rounds) || rounds.length < 2) return 'measured once: unknown';
   const low = Math.min(...rounds);
   const high = Math.max(...rounds);
   return `${fmt(low)} to ${fmt(high)} (${fmt(high / Math.max(low, 1))}x)`;
