@@ -272,6 +272,19 @@ describe('npm run demo (the dashboard server)', function () {
     [['--port', '-1'], /Option '--port' argument is ambiguous[\s\S]*usage: npm run demo/],
     [['--bogus'], /Unknown option '--bogus'[\s\S]*usage: npm run demo/],
   ];
+  it('on a database it cannot reach, says so, stops its workers and exits 1, without a stack', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', DEMO_MAIN, '--port', '0'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, PG_URL: '', DATABASE_URL: 'postgres://root@127.0.0.1:1/test' },
+    });
+    const output = result.stdout + result.stderr;
+    expect(result.status, output).to.equal(1);
+    expect(output).to.match(/The dashboard could not start: .*ECONNREFUSED/);
+    expect(output).to.match(/stopped: workers, stores and database are gone/);
+    expect(output).not.to.match(/ERR_IPC_CHANNEL_CLOSED|\n\s+at /);
+  });
+
   it('refuses a PORT variable that is not a port', () => {
     const result = spawnSync(process.execPath, ['--import', 'tsx', DEMO_MAIN], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, PORT: '80a' } });
     expect(result.status, result.stderr).to.equal(2);
