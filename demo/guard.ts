@@ -13,14 +13,14 @@ const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1']);
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
 
 /**
- * `host`: what the server was told to listen on (`--host`); `port`: the port it listens on. A Host header must
- * name that address, or loopback when it listens there or on every address (`0.0.0.0`: any IP address is taken
- * then, not a name, which is what DNS rebinding needs).
+ * `host`: what the server was told to listen on (`--host`); `port`: the port it listens on (for the message). A
+ * Host header must name that address, or loopback when it listens there or on every address (`0.0.0.0`: any IP
+ * address is taken then, not a name, which is what DNS rebinding needs), on any port.
  */
 export function checkRequest(req: IncomingMessage, host: string, port: number): URL {
   const hostHeader = req.headers.host;
   if (!hostHeader) throw new HttpError(400, 'The request has no Host header.');
-  const name = hostName(hostHeader, port);
+  const name = hostName(hostHeader);
   const listen = host.replace(/^\[|\]$/g, '').toLowerCase();
   const allowed =
     name !== undefined &&
@@ -37,12 +37,14 @@ export function checkRequest(req: IncomingMessage, host: string, port: number): 
   }
 }
 
-/** The lower-cased host name of a Host header for `port`, brackets removed; undefined when it names another port. */
-function hostName(header: string, port: number): string | undefined {
-  const match = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(header.trim().toLowerCase());
-  if (!match) return undefined;
-  if (Number(match[2] ?? 80) !== port) return undefined;
-  return match[1]!.replace(/^\[|\]$/g, '');
+/**
+ * The lower-cased host name of a Host header, brackets removed; undefined when it is not one. Any port: a tunnel
+ * or a container may forward another port to this one (ssh -L 8080:127.0.0.1:3000), and DNS rebinding needs a
+ * name of the attacker's, which is what is checked.
+ */
+function hostName(header: string): string | undefined {
+  const match = /^(\[[^\]]*\]|[^:]*)(?::\d+)?$/.exec(header.trim().toLowerCase());
+  return match ? match[1]!.replace(/^\[|\]$/g, '') : undefined;
 }
 
 function hostHeaderOf(listen: string, port: number): string {

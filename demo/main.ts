@@ -134,6 +134,7 @@ async function serve(port: number, host: string, table: string, resultsFile: str
 
   try {
     await Promise.all([ctx.workers.ready(), ctx.store.ready(), ctx.localA.ready(), ctx.localB.ready(), ctx.localTriggered.ready()]);
+    if (stopping.stopping()) return; // a signal came while it started: its stop is under way, nothing to serve
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve());
@@ -147,6 +148,7 @@ async function serve(port: number, host: string, table: string, resultsFile: str
     }
     return;
   }
+  if (stopping.stopping()) return;
   const address = server.address();
   const actual = typeof address === 'object' && address ? address.port : port;
   console.log(`cache-postgres dashboard: open http://${host}:${actual}/  (database: ${database.source}; Ctrl-C to stop)`);

@@ -61,7 +61,7 @@ export function createDashboardServer(ctx: DemoContext, routes: Routes, host: st
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
       // The client hung up (mid-body, or before the answer): no one to answer, and not the server's failure.
-      if (req.socket.destroyed || (error as { code?: string }).code === 'ECONNRESET') return void res.destroy();
+      if (req.socket.destroyed || res.destroyed) return void res.destroy();
       const { status, body, headers } = errorResponse(error);
       if (status >= 500) log(`${req.method} ${req.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
       if (res.headersSent) res.destroy();

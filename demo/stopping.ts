@@ -1,3 +1,5 @@
+import { constants } from 'node:os';
+
 /**
  * How the dashboard stops, however it is stopped: SIGINT, SIGTERM or SIGHUP (the terminal closing) to the server,
  * to its process group, or to npm above it (npm passes SIGINT and SIGTERM on; when npm itself ends, this process
@@ -15,6 +17,8 @@ export const STOP_DEADLINE_MS = 20_000;
 export const SAME_STROKE_MS = 1000;
 /** How often the parent process is looked at. */
 const PARENT_POLL_MS = 500;
+/** The parent at start: read when this module loads, before the database starts (npm may be killed meanwhile). */
+const PARENT = process.ppid;
 
 export interface Stopping {
   /** Stops everything in order; resolves when done. Called once. */
@@ -50,14 +54,15 @@ export function stopOnSignals({ stop, now, log }: Stopping): { stopping(): boole
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
       if (first === undefined) request(signal);
-      else if (Date.now() - first >= SAME_STROKE_MS) atOnce(`${signal} again`, 130);
+      else if (Date.now() - first >= SAME_STROKE_MS) atOnce(`${signal} again`, 128 + constants.signals[signal]);
     });
   }
   // npm ended (SIGTERM to npm alone, or SIGKILL): this process now has another parent.
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) request(`the parent process (${parent}) ended`);
-  }, PARENT_POLL_MS).unref();
+  const check = () => {
+    if (process.ppid !== PARENT) request(`the parent process (${PARENT}) ended`);
+  };
+  check();
+  setInterval(check, PARENT_POLL_MS).unref();
   // A closed terminal: writing to it fails (EIO, EPIPE); the stop goes on without the messages.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   return { stopping: () => first !== undefined, request };

@@ -54,6 +54,9 @@ class Worker {
       });
     });
     this.ready.catch(() => {}); // awaited by callers; an early exit must not be an unhandled rejection
+    // A send to a worker that died (killed from outside, out of memory) fails its call, below; the process
+    // object's 'error' event must not end the server.
+    this.process.on('error', () => {});
     this.process.on('exit', () => {
       for (const waiter of this.#pending.values()) waiter.reject(new Error('the worker process ended'));
       this.#pending.clear();
@@ -62,16 +65,26 @@ class Worker {
 
   async call<T>(cmd: string, args: Record<string, unknown>): Promise<T> {
     await this.ready;
+    if (!this.process.connected) throw new Error(`the worker process (pid ${this.process.pid}) is not running`);
     const id = this.#next++;
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      this.process.send({ id, cmd, args } satisfies WorkerRequest);
+      this.process.send({ id, cmd, args } satisfies WorkerRequest, undefined, undefined, (error) => {
+        if (!error) return;
+        this.#pending.delete(id);
+        reject(new Error(`the worker process (pid ${this.process.pid}) could not be asked: ${error.message}`));
+      });
     });
+  }
+
+  /** True once the process has exited. */
+  get exited(): boolean {
+    return this.process.exitCode !== null || this.process.signalCode !== null;
   }
 
   /** Closes the IPC channel (the worker cleans up and exits) and waits for the exit; kills it after `graceMs`. */
   async stop(graceMs = 5000): Promise<void> {
-    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+    if (this.exited) return;
     const exited = new Promise<void>((resolve) => this.process.once('exit', () => resolve()));
     if (this.process.connected) this.process.disconnect();
     const timer = setTimeout(() => this.process.kill('SIGKILL'), graceMs);
@@ -84,6 +97,7 @@ export class WorkerPool {
   readonly #env: NodeJS.ProcessEnv;
   readonly #onEvent: (index: number, event: WorkerEvent) => void;
   readonly #workers: Worker[];
+  readonly #crashing: Array<Promise<void> | undefined> = [];
 
   constructor(size: number, env: NodeJS.ProcessEnv, onEvent: (index: number, event: WorkerEvent) => void) {
     this.#env = env;
@@ -118,15 +132,25 @@ export class WorkerPool {
    * a busy machine; calls to the worker wait for it). What follows from the crash (a lease running out) is not
    * held up behind the restart.
    */
-  async crash(index: number): Promise<{ killed: number; started: Promise<number> }> {
-    const old = this.#workers[index]!;
-    const killed = old.process.pid ?? 0;
-    const exited = new Promise<void>((resolve) => old.process.once('exit', () => resolve()));
-    old.process.kill('SIGKILL');
-    await exited;
-    const fresh = new Worker(index, this.#env, this.#onEvent);
-    this.#workers[index] = fresh;
-    return { killed, started: fresh.ready.then(() => fresh.process.pid ?? 0) };
+  crash(index: number): Promise<{ killed: number; started: Promise<number> }> {
+    // One at a time per worker: two crashes at once would each start a replacement, and one would be lost.
+    const crash = (this.#crashing[index] ?? Promise.resolve()).then(async () => {
+      const old = this.#workers[index]!;
+      const killed = old.process.pid ?? 0;
+      if (!old.exited) {
+        const exited = new Promise<void>((resolve) => old.process.once('exit', () => resolve()));
+        old.process.kill('SIGKILL');
+        await exited;
+      }
+      const fresh = new Worker(index, this.#env, this.#onEvent);
+      this.#workers[index] = fresh;
+      return { killed, started: fresh.ready.then(() => fresh.process.pid ?? 0) };
+    });
+    this.#crashing[index] = crash.then(
+      () => undefined,
+      () => undefined,
+    );
+    return crash;
   }
 
   async stop(): Promise<void> {

@@ -151,6 +151,25 @@ describe('npm run demo (the dashboard server)', function () {
       }
     });
 
+    it('lives on when a worker is killed from outside (kill -9): its calls fail with a message, "crash" starts it again', async () => {
+      const workers = descendants(demo.child.pid!).filter((pid) => /demo\/worker\.ts/.test(spawnSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).stdout));
+      expect(workers).to.have.length(2);
+      for (const pid of workers) process.kill(pid, 'SIGKILL');
+      await waitFor(() => workers.every((pid) => !alive(pid)), 10_000, 'the workers to die');
+      for (let i = 0; i < 3; i++) expect((await fetch(`${demo.url}/api/stats`)).status, 'stats, with its workers gone').to.equal(200);
+      const refused = await post('/api/locks/acquire', { worker: 1 });
+      expect(refused.status).to.equal(409);
+      expect(String(refused.body['error'])).to.match(/Worker 1 did not get the lock: the worker process \(pid \d+\) is not running/);
+      // Crashing a worker that is already gone starts it again, twice at once included (one replacement each).
+      const crashes = await Promise.all([post('/api/locks/crash', { worker: 1 }), post('/api/locks/crash', { worker: 1 }), post('/api/locks/crash', { worker: 2 })]);
+      expect(crashes.map((c) => c.status)).to.deep.equal([200, 200, 200]);
+      const acquired = await post('/api/locks/acquire', { worker: 1 });
+      expect(acquired.status, JSON.stringify(acquired.body)).to.equal(200);
+      expect((await post('/api/locks/release', { worker: 1 })).status).to.equal(200);
+      const running = descendants(demo.child.pid!).filter((pid) => /demo\/worker\.ts/.test(spawnSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).stdout));
+      await waitFor(() => running.filter(alive).length === 2, 10_000, 'two workers, no replacement left over');
+    });
+
     it('printed no stack trace for any of it', () => {
       expect(demo.output()).not.to.match(/\n\s+at /);
     });
