@@ -12,6 +12,7 @@ import type pg from 'pg';
 import type { PgStore } from 'cache-postgres';
 import { oneOf } from '../http.js';
 import type { DemoContext, Routes } from '../context.js';
+import { readUntil, uniqueKey } from './read_until.js';
 
 const OUTCOMES = ['commit', 'rollback'] as const;
 const WAIT_LIMIT_MS = 5000;
@@ -72,7 +73,7 @@ export function postgresRoutes(): Routes {
 
     async 'POST /api/pg/transaction'(body, ctx) {
       const outcome = oneOf(body, 'outcome', OUTCOMES);
-      const key = `order:${Date.now()}`;
+      const key = uniqueKey('order');
       const value = `written in a transaction that ends in ${outcome.toUpperCase()}`;
       const during = await inTransaction(ctx.pool, outcome, async (client) => {
         await ctx.store.ext.in(client).set(key, value, { absoluteExpirationRelative: '10m' });
@@ -85,33 +86,30 @@ export function postgresRoutes(): Routes {
 
     async 'POST /api/pg/foreign-write'(_body, ctx) {
       const tier = ctx.localTriggered;
-      const key = `price:${Date.now()}`;
+      const key = uniqueKey('price');
       await tier.ext.set(key, '10', { absoluteExpirationRelative: '10m' });
       // With the trigger, the store's own write comes back as a notice and drops its written-through copy: read
       // until the tier answers from memory (the next read after that notice asks PostgreSQL once, then keeps it).
-      let first: string | null = null;
-      let fromMemory = false;
-      for (const started = performance.now(); !fromMemory && performance.now() - started < WAIT_LIMIT_MS; ) {
-        const before = (await tier.stats()).localHits;
-        first = await cached(tier, key);
-        fromMemory = (await tier.stats()).localHits > before;
-        if (!fromMemory) await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      const held = await readUntil(
+        async () => {
+          const before = (await tier.stats()).localHits;
+          const value = await cached(tier, key);
+          return { value, fromMemory: (await tier.stats()).localHits > before };
+        },
+        (read) => read.fromMemory,
+        WAIT_LIMIT_MS,
+        () => new Promise((resolve) => setTimeout(resolve, 5)),
+      );
+      const { value: first, fromMemory } = held.value;
       // What .NET's and Python's clients send for a set: an upsert of the row, no cache library involved.
       const sql = `INSERT INTO ${quoted(ctx).xlang} (id, value, expiresattime, slidingexpirationinseconds, absoluteexpiration)
 VALUES ($1, convert_to('12', 'UTF8'), now() + interval '10 minutes', NULL, now() + interval '10 minutes')
 ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value, expiresattime = EXCLUDED.expiresattime,
   slidingexpirationinseconds = EXCLUDED.slidingexpirationinseconds, absoluteexpiration = EXCLUDED.absoluteexpiration`;
       await ctx.pool.query(sql, [key]);
-      const written = performance.now();
-      let seen: string | null = first;
-      while (seen === first && performance.now() - written < WAIT_LIMIT_MS) {
-        await new Promise((resolve) => setImmediate(resolve));
-        seen = await cached(tier, key);
-      }
-      const droppedAfterMs = seen === first ? null : Math.round((performance.now() - written) * 10) / 10;
+      const seen = await readUntil(() => cached(tier, key), (value) => value !== first, WAIT_LIMIT_MS);
       await tier.ext.delete(key);
-      return { key, first, fromMemory, sql, after: seen, droppedAfterMs };
+      return { key, first, fromMemory, sql, after: seen.value, droppedAfterMs: seen.ms };
     },
   };
 }
